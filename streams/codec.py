@@ -1,0 +1,132 @@
+"""Compact field encoding of events in stream entries.
+
+Every entry has the same six short fields, so Redis stores the field names once per
+stream node (listpack "same fields" entries) and a token costs ~40 bytes plus content:
+
+====  =========================================================================
+ t    type
+ s    seq (assigned in Redis by the append script)
+ a    attempt (assigned in Redis by the append script)
+ m    timestamp as integer microseconds since the epoch (UTC)
+ g    agent_id, ``""`` when absent
+ d    payload: for ``token``/``thinking_token`` the raw ``content``; otherwise a JSON
+      object of every field that is not part of the envelope (``loop_scope`` included)
+ x    only when needed: JSON object of the extra fields of a raw-payload event
+====  =========================================================================
+
+The task id is not stored (it is in the key) and the cursor is the entry id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import orjson
+
+from streams.errors import InvalidEvent
+
+__all__ = ["ENVELOPE", "RAW_TYPES", "EncodedEvent", "decode", "encode", "format_us", "parse_us"]
+
+#: fields stored in fixed slots (or not at all) rather than in the payload
+ENVELOPE: frozenset[str] = frozenset({"type", "task_id", "seq", "attempt", "timestamp", "agent_id", "id"})
+#: types whose payload is the bare ``content`` string (the hot path of a stream)
+RAW_TYPES: frozenset[str] = frozenset({"token", "thinking_token"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TYPE_LEN = 64
+
+
+class EncodedEvent(NamedTuple):
+    """Arguments of one event for the append script (``s``/``a`` are added in Redis)."""
+
+    type: str
+    ts_us: int
+    agent_id: str
+    payload: str | bytes
+    extra: str | bytes
+
+
+def parse_us(timestamp: Any) -> int:
+    """Microseconds since the epoch of an ISO 8601 string or datetime (naive means UTC)."""
+    if isinstance(timestamp, str):
+        try:
+            moment = datetime.fromisoformat(timestamp)
+        except ValueError:
+            raise InvalidEvent(f"timestamp {timestamp!r} is not ISO 8601") from None
+    elif isinstance(timestamp, datetime):
+        moment = timestamp
+    else:
+        raise InvalidEvent(f"timestamp must be an ISO 8601 string, not {type(timestamp).__name__}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def format_us(ts_us: int) -> str:
+    """``2026-11-21T13:08:00.123456+00:00`` for microseconds since the epoch."""
+    global _second_cache
+    seconds, micros = divmod(ts_us, 1_000_000)
+    cached_second, prefix = _second_cache
+    if seconds != cached_second:
+        # Formatting the date part once per second keeps decoding a token cheap.
+        prefix = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (seconds, prefix)
+    return f"{prefix}.{micros:06d}+00:00"
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise InvalidEvent(f"event field is not JSON-serialisable: {exc}") from None
+
+
+def encode(event: Mapping[str, Any]) -> EncodedEvent:
+    """Encode a protocol dict for the append script; :class:`InvalidEvent` if it can't be."""
+    kind = event.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > _MAX_TYPE_LEN:
+        raise InvalidEvent(f"event type must be a non-empty string of <= 64 chars, got {kind!r}")
+    stamp = event.get("timestamp")
+    ts_us = time.time_ns() // 1000 if stamp is None else parse_us(stamp)
+    agent = event.get("agent_id") or ""
+    if not isinstance(agent, str):
+        raise InvalidEvent(f"agent_id must be a string, got {type(agent).__name__}")
+    if kind in RAW_TYPES:
+        content = event.get("content")
+        if not isinstance(content, str):
+            raise InvalidEvent(f"{kind} event needs a string 'content'")
+        rest = {k: v for k, v in event.items() if k not in ENVELOPE and k != "content"}
+        return EncodedEvent(kind, ts_us, agent, content, _dumps(rest) if rest else "")
+    payload = {k: v for k, v in event.items() if k not in ENVELOPE}
+    return EncodedEvent(kind, ts_us, agent, _dumps(payload), "")
+
+
+def decode(cursor: str, fields: Mapping[str, str], task_id: str) -> dict[str, Any]:
+    """The protocol dict of a stored entry, with ``id`` set to its cursor."""
+    kind = fields["t"]
+    event: dict[str, Any] = {
+        "type": kind,
+        "task_id": task_id,
+        "seq": int(fields["s"]),
+        "attempt": int(fields["a"]),
+        "timestamp": format_us(int(fields["m"])),
+    }
+    agent = fields.get("g")
+    if agent:
+        event["agent_id"] = agent
+    payload = fields.get("d", "")
+    if kind in RAW_TYPES:
+        event["content"] = payload
+    elif payload:
+        event.update(orjson.loads(payload))
+    extra = fields.get("x")
+    if extra:
+        event.update(orjson.loads(extra))
+    event["id"] = cursor
+    return event

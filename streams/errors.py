@@ -1,0 +1,119 @@
+"""The exceptions of the streams layer.
+
+Every exception raised on purpose by ``streams`` derives from :class:`StreamsError`::
+
+    StreamsError
+    ├── UsageError                  misuse: fix the calling code
+    │   ├── InvalidTaskId           task id outside ``^[A-Za-z0-9_-]{1,64}$``
+    │   ├── InvalidCursor           a cursor that is not ``<ms>-<seq>``, ``<ms>``, ``0`` or ``$``
+    │   ├── InvalidFilter           an unknown streaming mode or scope
+    │   ├── InvalidEvent            an event that cannot be encoded (no type, bad field)
+    │   └── ClosedError             the writer/reader/consumer was used after it was closed
+    └── StreamStateError            the task's state in Redis forbids the operation
+        ├── TaskNotFound            no such task (or it expired)
+        ├── FencedError             a newer attempt owns the task: this writer wrote nothing
+        └── TaskCompleted           the stream already ended with ``completed``
+
+Redis connection failures and timeouts are not wrapped: they surface as redis-py's
+``redis.exceptions.ConnectionError`` / ``TimeoutError`` so that callers keep one retry
+policy for the network.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClosedError",
+    "FencedError",
+    "InvalidCursor",
+    "InvalidEvent",
+    "InvalidFilter",
+    "InvalidTaskId",
+    "StreamStateError",
+    "StreamsError",
+    "TaskCompleted",
+    "TaskNotFound",
+    "UsageError",
+    "from_script_reply",
+]
+
+
+class StreamsError(Exception):
+    """Base of every error the streams layer raises on purpose."""
+
+
+class UsageError(StreamsError, ValueError):
+    """The caller passed something the streams layer cannot accept."""
+
+
+class InvalidTaskId(UsageError):
+    """A task id must match ``^[A-Za-z0-9_-]{1,64}$``."""
+
+
+class InvalidCursor(UsageError):
+    """A cursor must be a stream entry id (``<ms>-<seq>``), ``<ms>``, ``0`` or ``$``."""
+
+
+class InvalidFilter(UsageError):
+    """An unknown streaming mode, scope or type list."""
+
+
+class InvalidEvent(UsageError):
+    """An event that cannot be stored: missing ``type`` or a field of the wrong kind."""
+
+
+class ClosedError(StreamsError, RuntimeError):
+    """An object was used after ``aclose()``."""
+
+
+class StreamStateError(StreamsError):
+    """The task's state in Redis forbids the operation."""
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class TaskNotFound(StreamStateError):
+    """No task with this id exists (never created, or expired after retention)."""
+
+
+class FencedError(StreamStateError):
+    """A newer attempt took the task over; this writer's batch was not written."""
+
+    def __init__(self, message: str, *, task_id: str, attempt: int, current: int) -> None:
+        super().__init__(message, task_id=task_id)
+        self.attempt = attempt
+        self.current = current
+
+
+class TaskCompleted(StreamStateError):
+    """The stream already ended with ``completed``; nothing may follow it."""
+
+
+def from_script_reply(message: str, *, task_id: str, attempt: int = 0) -> StreamsError:
+    """The exception for an error reply of one of :mod:`streams.scripts`."""
+    code, _, detail = message.partition(" ")
+    if code == "NOTASK":
+        return TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
+    if code == "FENCED":
+        current = int(detail) if detail.isdigit() else -1
+        return FencedError(
+            f"task {task_id!r}: attempt {attempt} was fenced off by attempt {current}; "
+            "nothing of this batch was written",
+            task_id=task_id,
+            attempt=attempt,
+            current=current,
+        )
+    if code == "COMPLETED":
+        return TaskCompleted(f"task {task_id!r} already ended with 'completed'", task_id=task_id)
+    if code == "AFTERCOMPLETED":
+        return InvalidEvent(f"task {task_id!r}: no event may follow 'completed' in a batch")
+    if code == "SEQMISMATCH":
+        return FencedError(
+            f"task {task_id!r}: another writer appended under attempt {attempt} ({detail}); "
+            "use one writer per attempt",
+            task_id=task_id,
+            attempt=attempt,
+            current=attempt,
+        )
+    return StreamsError(f"task {task_id!r}: unexpected script reply {message!r}")

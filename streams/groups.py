@@ -1,0 +1,408 @@
+"""Consumer groups on task streams (PROTOCOL section 7) and the cross-task feed.
+
+A group is created at the start of the stream, so a group that joins late still sees
+every event. Within one group each event goes to one consumer (load balancing); groups
+are independent (fan-out). Delivery is at-least-once: an entry stays pending until acked;
+entries of a consumer that died are claimed by another after ``min_idle_ms`` (XAUTOCLAIM);
+an entry delivered more than ``max_deliveries`` times is copied to the task's dead-letter
+stream with the reason and acked, atomically, so one poison event cannot stall a group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from streams.codec import decode
+from streams.connection import RedisClient
+from streams.errors import ClosedError, TaskNotFound
+from streams.events import EventFilter
+from streams.keys import validate_group_name, validate_task_id
+from streams.reader import parse_cursor
+from streams.scripts import DEAD_LETTER
+from streams.settings import StreamsSettings
+
+__all__ = ["DeadLetter", "FeedConsumer", "GroupConsumer", "GroupInfo", "group_info"]
+
+Item = tuple[str, dict[str, Any]]
+_ALL = EventFilter.parse("all")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One consumer group of a stream."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered: str
+    #: events not yet delivered to the group (exact: seqs are dense)
+    lag: int | None
+    consumer_pending: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An entry a group gave up on."""
+
+    cursor: str
+    reason: str
+    deliveries: int
+    consumer: str
+
+
+async def group_info(redis: RedisClient, settings: StreamsSettings, task_id: str) -> list[GroupInfo]:
+    """Every group of the task's stream: consumers, pending, lag and last delivered cursor."""
+    key = settings.keys.events(task_id)
+    try:
+        groups = await redis.xinfo_groups(key)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id) from None
+        raise
+    last_seq_raw = await redis.hget(settings.keys.meta(task_id), "seq")
+    last_seq = int(last_seq_raw or 0)
+    infos = []
+    for group in groups:
+        name = str(group["name"])
+        last = str(group["last-delivered-id"])
+        lag: int | None = None
+        if last in ("0-0", "0"):
+            lag = last_seq
+        else:
+            entry = await redis.xrange(key, min=last, max=last)
+            if entry:
+                lag = max(last_seq - int(entry[0][1]["s"]), 0)
+            elif group.get("lag") is not None:
+                lag = int(group["lag"])
+        consumers = await redis.xinfo_consumers(key, name)
+        infos.append(
+            GroupInfo(
+                name=name,
+                consumers=int(group["consumers"]),
+                pending=int(group["pending"]),
+                last_delivered=last,
+                lag=lag,
+                consumer_pending={str(c["name"]): int(c["pending"]) for c in consumers},
+            )
+        )
+    return infos
+
+
+class GroupConsumer:
+    """One consumer of one group on one task's stream.
+
+    ::
+
+        async with GroupConsumer(redis, settings, task_id, "billing", "worker-1") as c:
+            async for cursor, event in c:
+                handle(event)
+                await c.ack(cursor)
+
+    Iteration first re-delivers this consumer's own pending entries (after a restart),
+    then new ones; between blocking reads it claims entries idle for ``min_idle_ms`` in
+    other consumers. It ends after handing out ``completed``, or once the task has ended
+    and the group has nothing left to deliver or ack. Entries the filter rejects are
+    acked on the spot: this consumer has nothing to do for them.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        settings: StreamsSettings,
+        task_id: str,
+        group: str,
+        consumer: str,
+        *,
+        filter: EventFilter | None = None,
+        max_deliveries: int = 5,
+        min_idle_ms: int = 30_000,
+        count: int = 100,
+        block_ms: int | None = None,
+    ) -> None:
+        if max_deliveries < 1 or min_idle_ms < 0 or count < 1:
+            raise ValueError("max_deliveries and count must be >= 1, min_idle_ms >= 0")
+        self.task_id = validate_task_id(task_id)
+        self.group = validate_group_name(group)
+        self.consumer = validate_group_name(consumer, "consumer")
+        self.redis = redis
+        self.settings = settings
+        self.filter = filter or _ALL
+        self.max_deliveries = max_deliveries
+        self.min_idle_ms = min_idle_ms
+        self.count = count
+        self.block_ms = settings.block_ms if block_ms is None else block_ms
+        self.key = settings.keys.events(task_id)
+        self.dead_key = settings.keys.dead(task_id)
+        self._dead_letter = redis.register_script(DEAD_LETTER)
+        self._history_cursor: str | None = "0-0"  # own pending entries still to re-read
+        self._last_claim = 0.0
+        self._claim_cursor = "0-0"
+        self._open = False
+        self._closed = False
+        self.dead_lettered: list[DeadLetter] = []
+
+    async def __aenter__(self) -> GroupConsumer:
+        await self.ensure_group()
+        self._open = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading. Pending entries stay pending for this or another consumer."""
+        self._closed = True
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("cannot read from a closed group consumer")
+        if not self._open:
+            raise ClosedError("use the group consumer as 'async with' before reading")
+
+    async def ensure_group(self) -> None:
+        """Create the group at the start of the stream; an existing group is kept."""
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id="0")
+        except ResponseError as exc:
+            message = str(exc)
+            if "BUSYGROUP" in message:
+                return
+            if "requires the key to exist" in message:
+                raise TaskNotFound(
+                    f"task {self.task_id!r} does not exist (or expired)", task_id=self.task_id
+                ) from None
+            raise
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def read(self, count: int | None = None, block_ms: int | None = None) -> list[Item]:
+        """One delivery: own pending first, then stale entries of others, then new ones.
+
+        Returns ``[]`` when nothing arrived within ``block_ms``.
+        """
+        self._check()
+        count = count or self.count
+        if self._history_cursor is not None:
+            items = await self._read_history(count)
+            if items or self._history_cursor is not None:
+                return items
+        if self.min_idle_ms and time.monotonic() - self._last_claim >= self.min_idle_ms / 2000:
+            claimed = await self.claim_stale(count=count)
+            if claimed:
+                return claimed
+        block = self.block_ms if block_ms is None else block_ms
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.key: ">"}, count=count, block=block or None
+        )
+        return await self._accept(_entries(reply), redelivered=False)
+
+    async def _read_history(self, count: int) -> list[Item]:
+        assert self._history_cursor is not None
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.key: self._history_cursor}, count=count
+        )
+        entries = _entries(reply)
+        if not entries:
+            self._history_cursor = None
+            return []
+        self._history_cursor = entries[-1][0]
+        return await self._accept(entries, redelivered=True)
+
+    async def claim_stale(self, min_idle_ms: int | None = None, count: int | None = None) -> list[Item]:
+        """Take over entries idle for ``min_idle_ms`` in any consumer (XAUTOCLAIM)."""
+        self._check()
+        self._last_claim = time.monotonic()
+        idle = self.min_idle_ms if min_idle_ms is None else min_idle_ms
+        reply = await self.redis.xautoclaim(
+            self.key, self.group, self.consumer, idle, start_id=self._claim_cursor, count=count or self.count
+        )
+        self._claim_cursor = str(reply[0])
+        claimed = [(str(c), f) for c, f in reply[1]]
+        return await self._accept(claimed, redelivered=True)
+
+    async def _accept(self, entries: list[tuple[str, Any]], *, redelivered: bool) -> list[Item]:
+        """Decode, dead-letter the over-delivered, ack what the filter rejects."""
+        if not entries:
+            return []
+        counts: dict[str, int] = {}
+        if redelivered:
+            pending = await self.redis.xpending_range(
+                self.key, self.group, min=entries[0][0], max=entries[-1][0],
+                count=len(entries) + 16, consumername=self.consumer,
+            )  # fmt: skip
+            counts = {str(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        items: list[Item] = []
+        to_ack: list[str] = []
+        for cursor, fields in entries:
+            if fields is None:
+                to_ack.append(cursor)  # trimmed away while pending: nothing left to process
+                continue
+            deliveries = counts.get(cursor, 1)
+            if deliveries > self.max_deliveries:
+                await self.dead_letter(cursor, f"delivered {deliveries} times", deliveries)
+                continue
+            event = decode(cursor, fields, self.task_id)
+            if self.filter.matches(event):
+                items.append((cursor, event))
+            else:
+                to_ack.append(cursor)
+        if to_ack:
+            await self.redis.xack(self.key, self.group, *to_ack)
+        return items
+
+    async def dead_letter(self, cursor: str, reason: str, deliveries: int = 0) -> None:
+        """Move one entry to the task's dead-letter stream and ack it, atomically."""
+        await self._dead_letter(
+            keys=[self.key, self.dead_key],
+            args=[self.group, cursor, reason, self.consumer, deliveries],
+        )
+        self.dead_lettered.append(DeadLetter(cursor, reason, deliveries, self.consumer))
+
+    async def ack(self, *cursors: str) -> int:
+        """Acknowledge processed entries; returns how many were pending."""
+        if not cursors:
+            return 0
+        return int(await self.redis.xack(self.key, self.group, *[parse_cursor(c) for c in cursors]))
+
+    async def ack_through(self, cursor: str) -> int:
+        """Ack every pending entry of this consumer up to and including ``cursor``
+        (what an SSE reconnect with ``Last-Event-ID`` means), and re-deliver the rest."""
+        cursor = parse_cursor(cursor)
+        pending = await self.redis.xpending_range(
+            self.key, self.group, min="-", max=cursor, count=10_000, consumername=self.consumer
+        )
+        ids = [str(p["message_id"]) for p in pending]
+        acked = int(await self.redis.xack(self.key, self.group, *ids)) if ids else 0
+        self._history_cursor = "0-0"
+        return acked
+
+    async def finished(self) -> bool:
+        """The task ended and the group has nothing left to deliver or to be acked."""
+        done = await self.redis.hget(self.settings.keys.meta(self.task_id), "done")
+        if done != "1":
+            return False
+        infos = await group_info(self.redis, self.settings, self.task_id)
+        mine = next((g for g in infos if g.name == self.group), None)
+        return mine is not None and mine.lag == 0 and mine.pending == 0
+
+    def __aiter__(self) -> AsyncIterator[Item]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Item]:
+        while not self._closed:
+            items = await self.read()
+            if not items:
+                if await self.finished():
+                    return
+                if self._history_cursor is None:
+                    await asyncio.sleep(0)  # a non-blocking read (block_ms=0) must still yield
+                continue
+            for cursor, event in items:
+                yield cursor, event
+                if event["type"] == "completed":
+                    return
+
+    async def dead_letters(self) -> list[Item]:
+        """The task's dead-lettered entries, decoded, each with its ``dl_*`` reasons."""
+        raw = await self.redis.xrange(self.dead_key)
+        out = []
+        for cursor, fields in raw:
+            event = decode(str(fields.get("dl_entry", cursor)), fields, self.task_id)
+            event.update({k: v for k, v in fields.items() if k.startswith("dl_")})
+            out.append((str(cursor), event))
+        return out
+
+
+def _entries(reply: Any) -> list[tuple[str, Any]]:
+    if not reply:
+        return []
+    items = reply.items() if isinstance(reply, dict) else reply
+    out: list[tuple[str, Any]] = []
+    for _key, entries in items:
+        if isinstance(entries, list) and entries and isinstance(entries[0], list):
+            entries = entries[0]  # RESP3 shape
+        out.extend((str(c), f) for c, f in entries)
+    return out
+
+
+class FeedConsumer:
+    """Follow the task feed (one ``created`` and one ``ended`` entry per task) for services
+    that watch all tasks. Without ``group``, every follower sees every entry from its own
+    cursor; with ``group`` + ``consumer``, the group's consumers share them, acked by
+    :meth:`ack`."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        settings: StreamsSettings,
+        *,
+        after: str = "$",
+        group: str | None = None,
+        consumer: str | None = None,
+        block_ms: int | None = None,
+    ) -> None:
+        if (group is None) != (consumer is None):
+            raise ValueError("give both group and consumer, or neither")
+        self.redis = redis
+        self.settings = settings
+        self.key = settings.keys.tasks
+        self.cursor = parse_cursor(after)
+        self.group = validate_group_name(group) if group else None
+        self.consumer = validate_group_name(consumer, "consumer") if consumer else None
+        self.block_ms = settings.block_ms if block_ms is None else block_ms
+        self._pending_first = True
+
+    async def read(self, count: int = 100) -> list[Item]:
+        """The next entries (``[]`` after ``block_ms`` without any)."""
+        if self.group is None:
+            if self.cursor == "$":
+                newest = await self.redis.xrevrange(self.key, count=1)
+                self.cursor = str(newest[0][0]) if newest else "0-0"
+            reply = await self.redis.xread({self.key: self.cursor}, count=count, block=self.block_ms)
+            entries = _entries(reply)
+            if entries:
+                self.cursor = entries[-1][0]
+            return [(c, dict(f)) for c, f in entries]
+        assert self.consumer is not None
+        if self._pending_first:
+            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.key: "0-0"}, count=count)
+            entries = [(c, f) for c, f in _entries(reply) if f is not None]
+            if entries:
+                return [(c, dict(f)) for c, f in entries]
+            self._pending_first = False
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.key: ">"}, count=count, block=self.block_ms
+        )
+        return [(c, dict(f)) for c, f in _entries(reply) if f is not None]
+
+    async def ensure_group(self, start: str = "0") -> None:
+        """Create the feed group (``start="$"``: only tasks from now on)."""
+        if self.group is None:
+            raise ValueError("ensure_group needs a group")
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id=start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def ack(self, *cursors: str) -> int:
+        """Acknowledge feed entries of the group."""
+        if self.group is None or not cursors:
+            return 0
+        return int(await self.redis.xack(self.key, self.group, *cursors))
+
+    def __aiter__(self) -> AsyncIterator[Item]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Item]:
+        if self.group is not None:
+            await self.ensure_group()
+        while True:
+            for item in await self.read():
+                yield item

@@ -1,0 +1,282 @@
+"""The reader hub: many live tails share a few blocking XREAD connections.
+
+Streams are grouped into shards (on a single node, up to ``hub_shard_size`` streams per
+shard; on a Cluster, one shard per hash slot, since a multi-key XREAD must stay in one
+slot). Each shard owns one dedicated connection and one loop that blocks in XREAD on all
+its streams, decodes each new entry once, and hands it to every subscription of that
+stream. A subscription whose queue passes ``reader_queue`` entries is dropped from the hub
+(``overflowed``): its reader falls back to XRANGE catch-up from its own cursor, so a slow
+reader costs the hub no memory and loses nothing.
+
+When a stream joins a shard that is already blocked, the hub wakes it with
+``CLIENT UNBLOCK`` so the next XREAD includes the stream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams.codec import decode
+from streams.connection import RedisClient, dedicated_connection
+from streams.errors import ClosedError
+from streams.settings import StreamsSettings
+
+__all__ = ["ReaderHub", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[str, Any]]
+_WAKE_TRIES = 50
+
+
+def id_tuple(cursor: str) -> tuple[int, int]:
+    """``"12-3"`` → ``(12, 3)``, for ordering cursors."""
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Subscription:
+    """One live reader's queue of decoded entries of one stream."""
+
+    def __init__(self, shard: _Shard, key: str) -> None:
+        self.key = key
+        self._shard = shard
+        self._entries: collections.deque[Entry] = collections.deque()
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+
+    def _push(self, entries: list[Entry], limit: int) -> bool:
+        if len(self._entries) + len(entries) > limit:
+            self.overflowed = True
+            self._entries.clear()
+            self._ready.set()
+            return False
+        self._entries.extend(entries)
+        self._ready.set()
+        return True
+
+    async def get(self, wait_s: float | None = None) -> list[Entry]:
+        """Wait for entries (at most ``wait_s`` seconds; ``[]`` then). After an overflow it
+        returns ``[]`` at once and ``overflowed`` is set: resume by XRANGE."""
+        if not self._entries and not self.overflowed:
+            if self.closed:
+                raise ClosedError("cannot read from a closed subscription")
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), wait_s)
+            except TimeoutError:
+                return []
+        batch = list(self._entries)
+        self._entries.clear()
+        return batch
+
+    def _abandon(self) -> None:
+        # The hub stopped serving this stream: the reader resumes by XRANGE.
+        self.overflowed = True
+        self._ready.set()
+
+    def close(self) -> None:
+        """Leave the hub. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._shard.remove(self)
+
+
+class _Shard:
+    def __init__(self, hub: ReaderHub, shard_id: object, node: tuple[str, int] | None) -> None:
+        self.hub = hub
+        self.shard_id = shard_id
+        self.node = node
+        self.positions: dict[str, str] = {}
+        self.subs: dict[str, set[Subscription]] = {}
+        self.version = 0
+        self.included = 0
+        self.client_id: int | None = None
+        self.conn: RedisClient | None = None
+        self.control: RedisClient | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def add(self, sub: Subscription, after: str) -> int:
+        subs = self.subs.setdefault(sub.key, set())
+        if not subs:
+            self.positions[sub.key] = after
+        elif id_tuple(after) < id_tuple(self.positions[sub.key]):
+            # The reader is behind the shard; its XRANGE catch-up covers the difference.
+            pass
+        subs.add(sub)
+        self.version += 1
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"agentstream-hub-{self.shard_id}"
+            )
+        return self.version
+
+    def remove(self, sub: Subscription) -> None:
+        subs = self.subs.get(sub.key)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self.subs[sub.key]
+            self.positions.pop(sub.key, None)
+
+    async def wake(self, version: int) -> None:
+        """Make sure the loop's next XREAD includes the streams added up to ``version``."""
+        for _ in range(_WAKE_TRIES):
+            if self.included >= version or self.task is None:
+                return
+            if self.client_id is not None and self.control is not None:
+                try:
+                    if await self.control.client_unblock(self.client_id):
+                        return
+                except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                    return  # the loop is reconnecting and will pick the stream up
+            await asyncio.sleep(0.001)
+
+    async def _connect(self) -> RedisClient:
+        if self.conn is None:
+            host, port = self.node or ("", 0)
+            self.conn = dedicated_connection(self.hub.settings, host, port)
+            if self.node is not None:
+                self.control = dedicated_connection(self.hub.settings, host, port)
+            else:
+                assert isinstance(self.hub.redis, Redis)
+                self.control = self.hub.redis
+        self.client_id = int(await self.conn.client_id())
+        return self.conn
+
+    async def _run(self) -> None:
+        settings = self.hub.settings
+        backoff = 0.05
+        try:
+            while self.positions:
+                try:
+                    conn = await self._connect() if self.client_id is None else self.conn
+                    assert conn is not None
+                    self.included = self.version
+                    reply = await conn.xread(
+                        dict(self.positions), count=settings.page_size, block=settings.block_ms
+                    )
+                    backoff = 0.05
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    logger.warning("reader hub shard %s: %r; retrying in %.2fs", self.shard_id, exc, backoff)
+                    self.client_id = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                if reply:
+                    self._deliver(reply)
+        finally:
+            self.task = None
+            await self._close_connections()
+            if self.positions:
+                # Closed while readers still wait: wake them so they resume by XRANGE.
+                for subs in list(self.subs.values()):
+                    for sub in list(subs):
+                        sub._abandon()
+
+    def _deliver(self, reply: list[Any] | dict[str, Any]) -> None:
+        items = reply.items() if isinstance(reply, dict) else reply
+        limit = self.hub.settings.reader_queue
+        keys = self.hub.settings.keys
+        for key, raw_entries in items:
+            if not raw_entries or key not in self.positions:
+                continue
+            task_id = keys.task_id_of(key)
+            entries = [(cursor, decode(cursor, fields, task_id)) for cursor, fields in raw_entries]
+            self.positions[key] = entries[-1][0]
+            for sub in list(self.subs.get(key, ())):
+                if not sub._push(entries, limit):
+                    self.remove(sub)
+
+    async def _close_connections(self) -> None:
+        conn, control = self.conn, self.control
+        self.conn = self.control = None
+        self.client_id = None
+        if conn is not None:
+            await conn.aclose()
+        if control is not None and control is not self.hub.redis:
+            await control.aclose()
+
+
+class ReaderHub:
+    """Shares blocking reads among live readers. An async context manager; one per process.
+
+    ``async with ReaderHub(redis, settings) as hub: sub = await hub.subscribe(key, after)``
+    """
+
+    def __init__(self, redis: RedisClient, settings: StreamsSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._shards: dict[object, _Shard] = {}
+        self._closed = False
+        self._next_shard = 0
+
+    async def __aenter__(self) -> ReaderHub:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def subscriptions(self) -> int:
+        """Live subscriptions across all shards."""
+        return sum(len(subs) for shard in self._shards.values() for subs in shard.subs.values())
+
+    @property
+    def connections(self) -> int:
+        """Blocking connections the hub holds right now."""
+        return sum(1 for shard in self._shards.values() if shard.conn is not None)
+
+    def _shard_for(self, key: str) -> _Shard:
+        if isinstance(self.redis, RedisCluster):
+            slot = key_slot(key.encode())
+            shard = self._shards.get(slot)
+            if shard is None:
+                node = self.redis.get_node_from_key(key)
+                shard = self._shards[slot] = _Shard(self, slot, (node.host, node.port))
+            return shard
+        for shard in self._shards.values():
+            if key in shard.subs:
+                return shard
+        for shard in self._shards.values():
+            if len(shard) < self.settings.hub_shard_size:
+                return shard
+        self._next_shard += 1
+        shard = self._shards[self._next_shard] = _Shard(self, self._next_shard, None)
+        return shard
+
+    async def subscribe(self, key: str, after: str) -> Subscription:
+        """Receive every entry of stream ``key`` stored after cursor ``after`` from now on
+        (entries the shard already passed are not replayed: catch up with XRANGE)."""
+        if self._closed:
+            raise ClosedError("cannot subscribe to a closed reader hub")
+        shard = self._shard_for(key)
+        sub = Subscription(shard, key)
+        version = shard.add(sub, after)
+        await shard.wake(version)
+        return sub
+
+    async def aclose(self) -> None:
+        """Stop every shard loop and close its connections."""
+        self._closed = True
+        tasks = [shard.task for shard in self._shards.values() if shard.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.command_timeout_s)
+        self._shards.clear()

@@ -1,0 +1,185 @@
+"""Readers of a task's event stream: ``replay`` (XRANGE pages) and ``tail`` (replay, then
+live through the :class:`~streams.hub.ReaderHub`, ending after ``completed``).
+
+Both yield ``(cursor, event)`` pairs, event dicts as in PROTOCOL section 3 with ``id`` set,
+filtered per reader. The cursor of each pair is the stream's own, whatever the filter, so a
+reader resumes from the last cursor it saw. A cursor older than what retention kept yields
+a ``gap`` marker first (its cursor is the one asked for; ``first_cursor`` is the oldest
+entry still held).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from streams.codec import decode
+from streams.connection import RedisClient
+from streams.errors import InvalidCursor, TaskNotFound
+from streams.events import EventFilter
+from streams.hub import ReaderHub, id_tuple
+from streams.keys import validate_task_id
+from streams.settings import StreamsSettings
+
+__all__ = ["Reader", "parse_cursor"]
+
+_CURSOR = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
+_MAX_U64 = 2**64 - 1
+_ALL = EventFilter.parse("all")
+
+Item = tuple[str, dict[str, Any]]
+
+
+def parse_cursor(cursor: str | None) -> str:
+    """Normalise a cursor: ``None``/``""``/``"0"`` → ``"0-0"``, ``"<ms>"`` → ``"<ms>-0"``,
+    ``"$"`` stays. Anything else raises :class:`InvalidCursor`."""
+    if cursor is None or cursor in ("", "0"):
+        return "0-0"
+    if cursor == "$":
+        return "$"
+    match = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    if match is None:
+        raise InvalidCursor(f"invalid cursor {cursor!r}: expected '<ms>-<seq>', '0' or '$'")
+    ms, seq = int(match.group(1)), int(match.group(2) or 0)
+    if ms > _MAX_U64 or seq > _MAX_U64:
+        raise InvalidCursor(f"invalid cursor {cursor!r}: out of range")
+    return f"{ms}-{seq}"
+
+
+class Reader:
+    """Reads task streams. Share one per process; live tails share the hub's connections."""
+
+    def __init__(self, redis: RedisClient, settings: StreamsSettings, hub: ReaderHub | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self.hub = hub
+
+    async def last_cursor(self, task_id: str) -> str | None:
+        """Cursor of the newest entry, ``None`` for an empty or missing stream."""
+        newest = await self.redis.xrevrange(self.keys.events(task_id), count=1)
+        return str(newest[0][0]) if newest else None
+
+    async def _start(self, task_id: str, after: str) -> tuple[str, list[Item], bool]:
+        """Resolve ``$``, check the task exists, and read the first page (one round trip).
+
+        Returns ``(after, items of the first page, whether the page was full)``; a gap
+        marker leads the items when history before them was trimmed.
+        """
+        key = self.keys.events(validate_task_id(task_id))
+        after = parse_cursor(after)
+        if after == "$":
+            newest = await self.last_cursor(task_id)
+            if newest is None and not await self.redis.exists(self.keys.meta(task_id)):
+                raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
+            return newest or "0-0", [], False
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
+        pipe.xrange(key, count=1)
+        pipe.exists(self.keys.meta(task_id))
+        page, first, meta_exists = await pipe.execute()
+        if not first and not meta_exists:
+            raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
+        items: list[Item] = []
+        if first:
+            first_cursor, first_fields = first[0]
+            if int(first_fields["s"]) > 1 and id_tuple(after) < id_tuple(first_cursor):
+                gap = {"type": "gap", "task_id": task_id, "first_cursor": first_cursor,
+                       "first_seq": int(first_fields["s"]), "id": after}  # fmt: skip
+                items.append((after, gap))
+        items.extend((c, decode(c, f, task_id)) for c, f in page)
+        return after, items, len(page) >= self.settings.page_size
+
+    async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
+        """Decoded XRANGE pages strictly after ``after`` until the end of the stream."""
+        key = self.keys.events(task_id)
+        size = self.settings.page_size
+        while True:
+            page = await self.redis.xrange(key, min=f"({after}", count=size)
+            if not page:
+                return
+            yield [(c, decode(c, f, task_id)) for c, f in page]
+            after = page[-1][0]
+            if len(page) < size:
+                return
+
+    async def replay(
+        self, task_id: str, after: str = "0", filter: EventFilter | None = None
+    ) -> AsyncIterator[Item]:
+        """Every stored event after ``after`` (``"0"``: from the start), then stop."""
+        flt = filter or _ALL
+        after, items, full = await self._start(task_id, after)
+        for cursor, event in items:
+            if flt.matches(event):
+                yield cursor, event
+            after = cursor if event["type"] != "gap" else after
+        if not full:
+            return
+        async for page in self._pages(task_id, after):
+            for cursor, event in page:
+                if flt.matches(event):
+                    yield cursor, event
+
+    async def tail(
+        self,
+        task_id: str,
+        after: str = "0",
+        filter: EventFilter | None = None,
+        *,
+        idle_timeout_s: float | None = None,
+    ) -> AsyncIterator[Item]:
+        """Replay from ``after`` (``"$"``: only new events), then follow live until
+        ``completed``. With ``idle_timeout_s``, a stream silent for that long ends the
+        iteration (the caller may resume from its last cursor)."""
+        if self.hub is None:
+            raise RuntimeError("tail() needs a Reader built with a ReaderHub")
+        flt = filter or _ALL
+        key = self.keys.events(task_id)
+        last, items, full = await self._start(task_id, after)
+        for cursor, event in items:
+            if event["type"] != "gap":
+                last = cursor
+            if flt.matches(event):
+                yield cursor, event
+            if event["type"] == "completed":
+                return
+        while True:
+            if full:
+                # Catch up by pages without a live subscription, so a long history does
+                # not overflow the hub queue while it is being read.
+                async for page in self._pages(task_id, last):
+                    for cursor, event in page:
+                        last = cursor
+                        if flt.matches(event):
+                            yield cursor, event
+                        if event["type"] == "completed":
+                            return
+            sub = await self.hub.subscribe(key, last)
+            try:
+                # Entries stored between the catch-up and the subscription: read them once
+                # more; duplicates are skipped by cursor below.
+                async for page in self._pages(task_id, last):
+                    for cursor, event in page:
+                        last = cursor
+                        if flt.matches(event):
+                            yield cursor, event
+                        if event["type"] == "completed":
+                            return
+                last_t = id_tuple(last)
+                while not sub.overflowed:
+                    batch = await sub.get(idle_timeout_s)
+                    if not batch and not sub.overflowed:
+                        return  # idle timeout
+                    for cursor, event in batch:
+                        cursor_t = id_tuple(cursor)
+                        if cursor_t <= last_t:
+                            continue
+                        last, last_t = cursor, cursor_t
+                        if flt.matches(event):
+                            yield cursor, event
+                        if event["type"] == "completed":
+                            return
+            finally:
+                sub.close()
+            full = True  # overflowed: catch up by XRANGE from ``last``, then resubscribe

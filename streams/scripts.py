@@ -1,0 +1,137 @@
+"""Lua scripts: every state change of a task is checked and made atomically in Redis.
+
+Each script touches only one task's keys (one hash tag, one Cluster slot). Errors are
+returned as ``<CODE> detail`` replies that :mod:`streams.tasks` turns into exceptions.
+Numbers that may exceed 14 digits (microsecond timestamps) are passed through as strings,
+never converted in Lua, whose number formatting would round them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPEND", "CREATE", "DEAD_LETTER", "OPEN_ATTEMPT", "REQUEST_CANCEL"]
+
+# KEYS: events, meta
+# ARGV: owner, created_at, request, maxlen, ttl_s, t, m, g, d, x, agent
+# -> {1, id} when created; {0, owner, status} when the task already existed
+CREATE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local m = redis.call('HMGET', KEYS[2], 'owner', 'status')
+  return {0, m[1] or '', m[2] or ''}
+end
+local id
+if ARGV[10] == '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+    't', ARGV[6], 's', 1, 'a', 1, 'm', ARGV[7], 'g', ARGV[8], 'd', ARGV[9])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+    't', ARGV[6], 's', 1, 'a', 1, 'm', ARGV[7], 'g', ARGV[8], 'd', ARGV[9], 'x', ARGV[10])
+end
+redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'status', 'queued', 'attempt', 0, 'seq', 1,
+  'done', 0, 'created_at', ARGV[2], 'request', ARGV[3], 'agent', ARGV[11])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return {1, id}
+"""
+
+# KEYS: events, meta
+# ARGV: started_at, ttl_s
+# -> {attempt, last_seq}
+OPEN_ATTEMPT = """
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'done', 'seq')
+if not cur[1] then return redis.error_reply('NOTASK') end
+if cur[2] == '1' then return redis.error_reply('COMPLETED') end
+local attempt = redis.call('HINCRBY', KEYS[2], 'attempt', 1)
+redis.call('HSET', KEYS[2], 'status', 'running', 'attempt_started_at', ARGV[1])
+redis.call('HSETNX', KEYS[2], 'started_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {attempt, tonumber(cur[3])}
+"""
+
+# KEYS: events, meta, dead
+# ARGV: attempt, expected_seq, maxlen, retention_s, final_status, ended_at, n,
+#       then n groups of (t, m, g, d, x)
+# -> {last_seq, id1, ..., idn}
+# A batch whose reply was lost is detected by its seq and answered again, not re-applied:
+# the writer may resend after a connection error without duplicating events.
+APPEND = """
+local attempt = tonumber(ARGV[1])
+local expected = tonumber(ARGV[2])
+local n = tonumber(ARGV[7])
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done')
+if not cur[1] then return redis.error_reply('NOTASK') end
+if tonumber(cur[1]) ~= attempt then return redis.error_reply('FENCED ' .. cur[1]) end
+local seq = tonumber(cur[2])
+if seq ~= expected then
+  if seq == expected + n then
+    local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', n)
+    local out = {seq}
+    for i = #recent, 1, -1 do out[#out + 1] = recent[i][1] end
+    return out
+  end
+  return redis.error_reply('SEQMISMATCH expected ' .. expected .. ' found ' .. seq)
+end
+if cur[3] == '1' then return redis.error_reply('COMPLETED') end
+for i = 1, n - 1 do
+  if ARGV[8 + (i - 1) * 5] == 'completed' then return redis.error_reply('AFTERCOMPLETED') end
+end
+local out = {0}
+local done = false
+for i = 1, n do
+  local b = 7 + (i - 1) * 5
+  seq = seq + 1
+  local id
+  if ARGV[b + 5] == '' then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[b + 1], 's', seq,
+      'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4])
+  else
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[b + 1], 's', seq,
+      'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4], 'x', ARGV[b + 5])
+  end
+  out[i + 1] = id
+  if ARGV[b + 1] == 'completed' then done = true end
+end
+out[1] = seq
+if done then
+  redis.call('HSET', KEYS[2], 'seq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[6],
+    'last_id', out[n + 1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+else
+  redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', out[n + 1])
+end
+return out
+"""
+
+# KEYS: meta
+# ARGV: reason, requested_at
+# -> {status, done, already_requested}
+REQUEST_CANCEL = """
+local cur = redis.call('HMGET', KEYS[1], 'status', 'done', 'cancel_requested')
+if not cur[1] then return redis.error_reply('NOTASK') end
+if cur[2] ~= '1' and not cur[3] then
+  redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2], 'cancel_reason', ARGV[1])
+end
+return {cur[1], cur[2] or '0', cur[3] and 1 or 0}
+"""
+
+# KEYS: events, dead
+# ARGV: group, entry id, reason, consumer, deliveries
+# Copy the entry (its own fields, so the codec still decodes it, plus dl_* fields saying
+# why) to the dead-letter stream and ack it, atomically.
+DEAD_LETTER = """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+local fields = {}
+if entry[1] then
+  for _, v in ipairs(entry[1][2]) do fields[#fields + 1] = v end
+end
+for _, v in ipairs({'dl_group', ARGV[1], 'dl_entry', ARGV[2], 'dl_reason', ARGV[3],
+    'dl_consumer', ARGV[4], 'dl_deliveries', ARGV[5]}) do
+  fields[#fields + 1] = v
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""

@@ -1,0 +1,174 @@
+"""Task lifecycle in Redis: create (with the ``queued`` event), open an attempt, cancel,
+read the meta hash, and the cross-task feed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.exceptions import ResponseError
+
+from streams.codec import encode
+from streams.connection import RedisClient
+from streams.errors import from_script_reply
+from streams.events import utc_now_iso
+from streams.keys import validate_task_id
+from streams.scripts import CREATE, OPEN_ATTEMPT, REQUEST_CANCEL
+from streams.settings import StreamsSettings
+from streams.writer import StreamWriter
+
+__all__ = ["Attempt", "Created", "TaskMeta", "TaskStore"]
+
+INPUT_PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """Outcome of :meth:`TaskStore.create_task`."""
+
+    task_id: str
+    created: bool
+    owner: str
+    status: str
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A fencing token: only the writer of the current attempt may append."""
+
+    task_id: str
+    number: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMeta:
+    """The task's meta hash, typed."""
+
+    task_id: str
+    owner: str
+    status: str
+    attempt: int
+    seq: int
+    done: bool
+    agent: str
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    last_id: str | None
+    cancel_requested: str | None
+    cancel_reason: str | None
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, task_id: str, raw: Mapping[str, str]) -> TaskMeta:
+        request = raw.get("request")
+        return cls(
+            task_id=task_id,
+            owner=raw.get("owner", ""),
+            status=raw.get("status", "unknown"),
+            attempt=int(raw.get("attempt", 0)),
+            seq=int(raw.get("seq", 0)),
+            done=raw.get("done") == "1",
+            agent=raw.get("agent", ""),
+            created_at=raw.get("created_at"),
+            started_at=raw.get("started_at"),
+            ended_at=raw.get("ended_at"),
+            last_id=raw.get("last_id"),
+            cancel_requested=raw.get("cancel_requested"),
+            cancel_reason=raw.get("cancel_reason"),
+            request=orjson.loads(request) if request else {},
+        )
+
+
+class TaskStore:
+    """Creates tasks and hands out fenced writers. Cheap: share one per process."""
+
+    def __init__(self, redis: RedisClient, settings: StreamsSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self._create = redis.register_script(CREATE)
+        self._open = redis.register_script(OPEN_ATTEMPT)
+        self._cancel = redis.register_script(REQUEST_CANCEL)
+
+    async def create_task(
+        self,
+        task_id: str,
+        *,
+        owner: str,
+        agent: str,
+        input: str,
+        request: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+    ) -> Created:
+        """Create the task with its ``queued`` event (seq 1); idempotent per task id.
+
+        A second call with the same id changes nothing and reports ``created=False`` with
+        the existing owner, so the caller can tell a retry from a clash between tenants.
+        """
+        validate_task_id(task_id)
+        queued: dict[str, Any] = {
+            "type": "queued",
+            "agent": agent,
+            "input": input[:INPUT_PREVIEW_CHARS],
+        }
+        if agent_id:
+            queued["agent_id"] = agent_id
+        enc = encode(queued)
+        now = utc_now_iso()
+        reply = await self._create(
+            keys=[self.keys.events(task_id), self.keys.meta(task_id)],
+            args=[
+                owner, now, orjson.dumps(dict(request or {})), self.settings.maxlen,
+                self.settings.stale_ttl_s, enc.type, enc.ts_us, enc.agent_id, enc.payload,
+                enc.extra, agent,
+            ],
+        )  # fmt: skip
+        if int(reply[0]) == 0:
+            return Created(task_id, False, str(reply[1]), str(reply[2]))
+        await self.redis.xadd(
+            self.keys.tasks,
+            {"task_id": task_id, "kind": "created", "owner": owner, "status": "queued", "at": now},
+            maxlen=self.settings.feed_maxlen,
+            approximate=True,
+        )
+        return Created(task_id, True, owner, "queued", str(reply[1]))
+
+    async def open_attempt(self, task_id: str) -> Attempt:
+        """Start the next attempt: from now on, writers of older attempts are fenced."""
+        try:
+            reply = await self._open(
+                keys=[self.keys.events(task_id), self.keys.meta(task_id)],
+                args=[utc_now_iso(), self.settings.stale_ttl_s],
+            )
+        except ResponseError as exc:
+            raise from_script_reply(str(exc), task_id=task_id) from None
+        return Attempt(task_id, int(reply[0]), int(reply[1]))
+
+    def writer(self, attempt: Attempt) -> StreamWriter:
+        """A batching writer for ``attempt``; use it as an async context manager."""
+        return StreamWriter(self.redis, self.settings, attempt.task_id, attempt.number, attempt.last_seq)
+
+    async def meta(self, task_id: str) -> TaskMeta | None:
+        """The task's meta, ``None`` when it does not exist (or expired)."""
+        raw = await self.redis.hgetall(self.keys.meta(task_id))
+        return TaskMeta.from_hash(task_id, raw) if raw else None
+
+    async def request_cancel(self, task_id: str, reason: str = "cancelled by request") -> TaskMeta:
+        """Mark the task for cancellation (idempotent); the worker ends its stream."""
+        try:
+            await self._cancel(keys=[self.keys.meta(task_id)], args=[reason, utc_now_iso()])
+        except ResponseError as exc:
+            raise from_script_reply(str(exc), task_id=task_id) from None
+        meta = await self.meta(task_id)
+        if meta is None:
+            raise from_script_reply("NOTASK", task_id=task_id)
+        return meta
+
+    async def cancel_requested(self, task_id: str) -> bool:
+        """Cheap check a running attempt makes between steps."""
+        return bool(await self.redis.hexists(self.keys.meta(task_id), "cancel_requested"))

@@ -1,0 +1,275 @@
+"""The fenced, batching writer of one task attempt.
+
+``append`` buffers an event and returns at once; a flusher owned by the writer sends the
+buffer to Redis in one Lua call per batch. A lone event leaves immediately; a batch forms
+only from what arrived while the previous round trip was in flight, so batching adds no
+timer delay. ``flush``/``aclose`` wait until every buffered event is stored or the writer
+failed; after a connection error the buffer is kept and the next ``flush`` retries it, and
+a resent batch is recognised by its seq in Redis, so it is never stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams.codec import EncodedEvent, encode
+from streams.connection import RedisClient
+from streams.errors import (
+    ClosedError,
+    InvalidEvent,
+    StreamsError,
+    TaskCompleted,
+    from_script_reply,
+)
+from streams.events import utc_now_iso
+from streams.scripts import APPEND
+from streams.settings import StreamsSettings
+
+__all__ = ["Appended", "StreamWriter"]
+
+logger = logging.getLogger(__name__)
+
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an event was stored."""
+
+    cursor: str
+    seq: int
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class StreamWriter:
+    """Appends the events of one attempt of one task. Not safe across event loops.
+
+    Use as ``async with store.writer(attempt) as w: await w.append(event)``.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        settings: StreamsSettings,
+        task_id: str,
+        attempt: int,
+        last_seq: int,
+    ) -> None:
+        self.task_id = task_id
+        self.attempt = attempt
+        self._redis = redis
+        self._settings = settings
+        self._keys = list(settings.keys.task_keys(task_id))
+        self._script = redis.register_script(APPEND)
+        self._buffer: list[tuple[EncodedEvent, str]] = []
+        self._waiters: list[tuple[int, asyncio.Future[Appended]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+        self._error: BaseException | None = None
+        self._state = _State.OPEN
+        self._terminal_buffered = False
+        #: seq of the last stored event (the append script checks it: exactly-once resends)
+        self.last_seq = last_seq
+        self.last_cursor: str | None = None
+        self._stored = 0  # events stored by this writer
+        self._accepted = 0  # events accepted by append
+
+    # -- context manager -----------------------------------------------------------------
+
+    async def __aenter__(self) -> StreamWriter:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- appending -----------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Events accepted but not yet stored."""
+        return self._accepted - self._stored
+
+    @property
+    def completed(self) -> bool:
+        """Whether ``completed`` was appended (stored or buffered)."""
+        return self._terminal_buffered
+
+    def _check_open(self) -> None:
+        if self._state is not _State.OPEN:
+            raise ClosedError(f"cannot append to a {self._state.value} writer of task {self.task_id!r}")
+        if self._error is not None:
+            # A transient error stays until ``flush`` succeeds: the caller learns of it at
+            # once instead of buffering blindly, and the buffer is kept for the retry.
+            raise self._error
+
+    def append_nowait(self, event: Mapping[str, Any]) -> None:
+        """Buffer one event and start a flush if none is in flight (no backpressure)."""
+        self._check_open()
+        if self._terminal_buffered:
+            raise TaskCompleted(
+                f"task {self.task_id!r}: 'completed' was appended; nothing may follow it",
+                task_id=self.task_id,
+            )
+        owner = event.get("task_id")
+        if owner is not None and owner != self.task_id:
+            raise InvalidEvent(f"event of task {owner!r} given to the writer of {self.task_id!r}")
+        encoded = encode(event)
+        status = ""
+        if encoded.type == "completed":
+            status = str(event.get("status", ""))
+            if status not in {"succeeded", "failed", "cancelled"}:
+                raise InvalidEvent("completed needs status succeeded, failed or cancelled")
+            self._terminal_buffered = True
+        self._buffer.append((encoded, status))
+        self._accepted += 1
+        self._kick()
+
+    async def append(self, event: Mapping[str, Any]) -> None:
+        """Buffer one event; waits only while ``max_buffer`` events are unsent."""
+        while self.pending >= self._settings.max_buffer and self._error is None:
+            self._progress.clear()
+            self._kick()
+            await self._progress.wait()
+        self.append_nowait(event)
+
+    async def write(self, event: Mapping[str, Any]) -> Appended:
+        """Append one event and wait until it is stored; returns its cursor and seq."""
+        await self.append(event)
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._accepted, future))
+        self._kick()
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until every buffered event is stored; raise the writer's error if any.
+
+        After a connection error the unsent events are still buffered: calling ``flush``
+        again retries them.
+        """
+        if self._error is not None and isinstance(self._error, _TRANSIENT) and self._buffer:
+            self._error = None
+        self._kick()
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        """Flush and close. Idempotent; a failed flush still closes and raises."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSING
+        try:
+            await self.flush()
+        finally:
+            self._state = _State.CLOSED
+
+    # -- flushing ------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._flusher is None and self._buffer and self._error is None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_loop(), name=f"agentstream-writer-{self.task_id}"
+            )
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._buffer and self._error is None:
+                batch = self._buffer[: self._settings.max_batch]
+                try:
+                    reply = await self._send(batch)
+                except asyncio.CancelledError:
+                    raise  # the buffer is kept: a later flush sends it
+                except Exception as exc:
+                    self._fail(exc)
+                    return
+                del self._buffer[: len(batch)]
+                self._stored_batch(batch, reply)
+                self._progress.set()
+                if batch[-1][0].type == "completed":
+                    await self._record_ended(batch[-1][1])
+        finally:
+            self._flusher = None
+            self._progress.set()
+
+    async def _send(self, batch: list[tuple[EncodedEvent, str]]) -> list[Any]:
+        args: list[Any] = [
+            self.attempt, self.last_seq, self._settings.maxlen, self._settings.retention_s,
+            batch[-1][1], utc_now_iso(), len(batch),
+        ]  # fmt: skip
+        for encoded, _ in batch:
+            args.extend(encoded)
+        for delay in (*_RETRY_DELAYS_S, None):
+            try:
+                reply: list[Any] = await self._script(keys=self._keys, args=args)
+                return reply
+            except ResponseError as exc:
+                raise from_script_reply(str(exc), task_id=self.task_id, attempt=self.attempt) from None
+            except _TRANSIENT:
+                # The reply may have been lost after Redis applied the batch; resending is
+                # safe because the script answers a repeated seq instead of re-applying it.
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _stored_batch(self, batch: list[tuple[EncodedEvent, str]], reply: list[Any]) -> None:
+        first_index = self._stored
+        self.last_seq = int(reply[0])
+        cursors = [str(c) for c in reply[1:]]
+        self._stored += len(batch)
+        if cursors:
+            self.last_cursor = cursors[-1]
+        while self._waiters and self._waiters[0][0] <= self._stored:
+            index, future = self._waiters.pop(0)
+            if not future.done():
+                position = index - 1 - first_index
+                cursor = cursors[position] if 0 <= position < len(cursors) else self.last_cursor
+                seq = self.last_seq - (self._stored - index)
+                future.set_result(Appended(cursor or "", seq))
+
+    async def _record_ended(self, status: str) -> None:
+        # The feed lives in another Cluster slot, so it cannot join the append script.
+        # The stream's ``completed`` is already durable; a lost feed entry is logged, not
+        # raised, so the caller never mistakes it for a failed completion.
+        keys = self._settings.keys
+        try:
+            owner = await self._redis.hget(keys.meta(self.task_id), "owner")
+            await self._redis.xadd(
+                keys.tasks,
+                {"task_id": self.task_id, "kind": "ended", "owner": owner or "",
+                 "status": status, "at": utc_now_iso()},
+                maxlen=self._settings.feed_maxlen,
+                approximate=True,
+            )  # fmt: skip
+        except _TRANSIENT as exc:
+            logger.warning("task %s: could not record its end in the task feed: %r", self.task_id, exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if not isinstance(exc, (StreamsError, *_TRANSIENT)):
+            exc = StreamsError(f"task {self.task_id!r}: append failed: {exc!r}")
+        self._error = exc
+        if not isinstance(exc, _TRANSIENT):
+            # Permanent (fenced, completed, invalid): nothing buffered can ever be stored.
+            self._buffer.clear()
+            self._stored = self._accepted
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(exc)
+        self._waiters.clear()

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real Redis server for the whole session, a fresh key prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from tests.redis_server import redis_cluster, redis_node
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_node() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    with redis_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(redis_url: str) -> StreamsSettings:
+    """Settings with a prefix of its own, so tests never see each other's keys."""
+    return StreamsSettings(redis_url=redis_url, prefix=f"t{uuid.uuid4().hex[:10]}", block_ms=500)
+
+
+@pytest.fixture
+async def redis(settings: StreamsSettings) -> AsyncIterator[object]:
+    client = create_redis(settings)
+    try:
+        yield client
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{settings.prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture
+def store(redis: object, settings: StreamsSettings) -> TaskStore:
+    return TaskStore(redis, settings)
+
+
+@pytest.fixture
+async def hub(redis: object, settings: StreamsSettings) -> AsyncIterator[ReaderHub]:
+    async with ReaderHub(redis, settings) as hub:
+        yield hub
+
+
+@pytest.fixture
+def reader(redis: object, settings: StreamsSettings, hub: ReaderHub) -> Reader:
+    return Reader(redis, settings, hub)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from streams import Attempt, TaskStore
+
+
+async def new_task(store: TaskStore, task_id: str | None = None, owner: str = "tenant-a") -> Attempt:
+    """A created task with its first attempt opened."""
+    task_id = task_id or f"tsk_{uuid.uuid4().hex[:12]}"
+    await store.create_task(task_id, owner=owner, agent="llm", input="hello")
+    return await store.open_attempt(task_id)
+
+
+def tokens(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"type": "token", "content": f"w{i} "} for i in range(start, start + n)]
+
+
+COMPLETED: dict[str, Any] = {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0.1}

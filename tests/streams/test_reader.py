@@ -1,0 +1,196 @@
+"""Replay, live tails, the reader hub and gaps against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from streams import (
+    EventFilter,
+    InvalidCursor,
+    Reader,
+    ReaderHub,
+    StreamsSettings,
+    TaskNotFound,
+    TaskStore,
+)
+from tests.streams.helpers import COMPLETED, new_task, tokens
+
+
+async def finished_task(store: TaskStore, n: int) -> str:
+    attempt = await new_task(store)
+    async with store.writer(attempt) as writer:
+        for event in tokens(n):
+            writer.append_nowait(event)
+        writer.append_nowait({"type": "usage", "prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1})
+        writer.append_nowait(COMPLETED)
+    return attempt.task_id
+
+
+async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [item async for item in aiter]
+
+
+async def test_replay_pages_through_everything(store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings) -> None:
+    task_id = await finished_task(store, 2_500)  # several XRANGE pages
+    items = await collect(reader.replay(task_id))
+    assert [e["seq"] for _, e in items] == list(range(1, 2_504))
+    assert all(cursor == event["id"] for cursor, event in items)
+    assert items[0][1]["task_id"] == task_id
+
+
+async def test_replay_from_any_cursor_resumes_exactly(store: TaskStore, reader: Reader) -> None:
+    task_id = await finished_task(store, 300)
+    full = await collect(reader.replay(task_id))
+    rng = random.Random(7)
+    for _ in range(20):
+        cut = rng.randrange(len(full))
+        rest = await collect(reader.replay(task_id, after=full[cut][0]))
+        assert full[: cut + 1] + rest == full
+
+
+async def test_filters_apply_but_cursors_stay_the_streams(store: TaskStore, reader: Reader) -> None:
+    task_id = await finished_task(store, 5)
+    output = await collect(reader.replay(task_id, filter=EventFilter.parse("output")))
+    assert [e["type"] for _, e in output] == ["completed"]
+    core = await collect(reader.replay(task_id, filter=EventFilter.parse("core")))
+    assert "usage" not in {e["type"] for _, e in core}
+    everything = await collect(reader.replay(task_id, filter=EventFilter.parse("all")))
+    assert {c for c, _ in core} <= {c for c, _ in everything}
+
+
+async def test_bad_cursor_and_missing_task(reader: Reader, store: TaskStore) -> None:
+    task_id = await finished_task(store, 1)
+    with pytest.raises(InvalidCursor):
+        await collect(reader.replay(task_id, after="yesterday"))
+    with pytest.raises(TaskNotFound):
+        await collect(reader.replay("no-such-task"))
+    with pytest.raises(TaskNotFound):
+        await collect(reader.tail("no-such-task"))
+
+
+async def test_a_trimmed_cursor_gets_a_gap_marker_first(redis: Any, settings: StreamsSettings, hub: ReaderHub) -> None:
+    small = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, maxlen=50)
+    store = TaskStore(redis, small)
+    reader = Reader(redis, small, hub)
+    task_id = await finished_task(store, 2_000)
+    items = await collect(reader.replay(task_id, after="0"))
+    cursor, gap = items[0]
+    assert gap["type"] == "gap" and cursor == "0-0"
+    assert gap["first_cursor"] == items[1][0] and gap["first_seq"] == items[1][1]["seq"] > 1
+    seqs = [e["seq"] for _, e in items[1:]]
+    assert seqs == list(range(seqs[0], 2_004))
+    # a cursor still inside the kept history gets no gap
+    inside = await collect(reader.replay(task_id, after=items[5][0]))
+    assert inside[0][1]["type"] != "gap"
+    tailed = await collect(reader.tail(task_id, after="0"))
+    assert tailed[0][1]["type"] == "gap" and tailed[-1][1]["type"] == "completed"
+
+
+async def test_tail_follows_a_live_writer_to_completed(store: TaskStore, reader: Reader) -> None:
+    attempt = await new_task(store)
+
+    async def produce() -> None:
+        async with store.writer(attempt) as writer:
+            for event in tokens(300):
+                await writer.append(event)
+                if random.random() < 0.05:
+                    await asyncio.sleep(0.002)
+            await writer.append(COMPLETED)
+
+    producer = asyncio.create_task(produce())
+    seen = await asyncio.wait_for(collect(reader.tail(attempt.task_id)), 20)
+    await producer
+    assert [e["seq"] for _, e in seen] == list(range(1, 303))
+    assert seen[-1][1]["type"] == "completed"
+
+
+async def test_tail_dollar_sees_only_new_events(store: TaskStore, reader: Reader) -> None:
+    attempt = await new_task(store)
+    writer = store.writer(attempt)
+    await writer.write({"type": "token", "content": "old"})
+    tail = reader.tail(attempt.task_id, after="$")
+    first = asyncio.create_task(anext(tail))
+    await asyncio.sleep(0.05)
+    await writer.write({"type": "token", "content": "new"})
+    cursor, event = await asyncio.wait_for(first, 5)
+    assert event["content"] == "new"
+    await writer.append(COMPLETED)
+    await writer.aclose()
+    rest = await asyncio.wait_for(collect(tail), 5)
+    assert [e["type"] for _, e in rest] == ["completed"]
+
+
+async def test_many_tails_share_a_few_connections(store: TaskStore, reader: Reader, hub: ReaderHub) -> None:
+    attempts = [await new_task(store) for _ in range(200)]
+    tails = [asyncio.create_task(collect(reader.tail(a.task_id))) for a in attempts for _ in range(2)]
+    for _ in range(200):
+        if hub.subscriptions == len(tails):
+            break
+        await asyncio.sleep(0.01)
+    assert hub.subscriptions == len(tails)
+    assert hub.connections <= 1  # 400 live readers, one blocking XREAD
+    writers = [store.writer(a) for a in attempts]
+    for round_ in range(5):
+        for writer in writers:
+            writer.append_nowait({"type": "token", "content": f"r{round_}"})
+    for writer in writers:
+        writer.append_nowait(COMPLETED)
+        await writer.aclose()
+    results = await asyncio.wait_for(asyncio.gather(*tails), 30)
+    for seen in results:
+        assert [e["seq"] for _, e in seen] == list(range(1, 8))
+    assert hub.subscriptions == 0
+
+
+async def test_a_slow_tail_overflows_to_xrange_and_loses_nothing(redis: Any, settings: StreamsSettings) -> None:
+    tiny = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, reader_queue=10, page_size=7)
+    store = TaskStore(redis, tiny)
+    async with ReaderHub(redis, tiny) as hub:
+        reader = Reader(redis, tiny, hub)
+        attempt = await new_task(store)
+        seen: list[int] = []
+        tail = reader.tail(attempt.task_id)
+        async with store.writer(attempt) as writer:
+            for event in tokens(500):
+                writer.append_nowait(event)
+                if len(seen) < 3:
+                    seen.append((await anext(tail))[1]["seq"])
+            writer.append_nowait(COMPLETED)
+        async for _, event in tail:
+            seen.append(event["seq"])
+            await asyncio.sleep(0)  # slower than the writer
+    assert seen == list(range(1, 503))
+
+
+async def test_disconnect_and_resume_in_random_pieces_equals_one_read(store: TaskStore, reader: Reader) -> None:
+    attempt = await new_task(store)
+    rng = random.Random(3)
+
+    async def produce() -> None:
+        async with store.writer(attempt) as writer:
+            for event in tokens(400):
+                await writer.append(event)
+                if rng.random() < 0.1:
+                    await asyncio.sleep(0.001)
+            await writer.append(COMPLETED)
+
+    producer = asyncio.create_task(produce())
+    pieces: list[tuple[str, dict[str, Any]]] = []
+    cursor = "0"
+    while not pieces or pieces[-1][1]["type"] != "completed":
+        take = rng.randint(1, 60)
+        tail = reader.tail(attempt.task_id, after=cursor, filter=EventFilter.parse("chunk"))
+        async for item in tail:
+            pieces.append(item)
+            cursor = item[0]
+            take -= 1
+            if take == 0:
+                break
+        await tail.aclose()
+    await producer
+    whole = await collect(reader.replay(attempt.task_id, filter=EventFilter.parse("chunk")))
+    assert pieces == whole

@@ -1,0 +1,1 @@
+"""Agents, model client, tools and the arq worker."""
