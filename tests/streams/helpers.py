@@ -17,4 +17,9 @@ def tokens(n: int, start: int = 0) -> list[dict[str, Any]]:
     return [{"type": "token", "content": f"w{i} "} for i in range(start, start + n)]
 
 
-COMPLETED: dict[str, Any] = {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0.1}
+COMPLETED: dict[str, Any] = {
+    "type": "completed",
+    "success": True,
+    "status": "succeeded",
+    "execution_time": 0.1,
+}

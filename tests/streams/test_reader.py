@@ -25,7 +25,9 @@ async def finished_task(store: TaskStore, n: int) -> str:
     async with store.writer(attempt) as writer:
         for event in tokens(n):
             writer.append_nowait(event)
-        writer.append_nowait({"type": "usage", "prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1})
+        writer.append_nowait(
+            {"type": "usage", "prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}
+        )
         writer.append_nowait(COMPLETED)
     return attempt.task_id
 
@@ -34,7 +36,9 @@ async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
     return [item async for item in aiter]
 
 
-async def test_replay_pages_through_everything(store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings) -> None:
+async def test_replay_pages_through_everything(
+    store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings
+) -> None:
     task_id = await finished_task(store, 2_500)  # several XRANGE pages
     items = await collect(reader.replay(task_id))
     assert [e["seq"] for _, e in items] == list(range(1, 2_504))
@@ -72,7 +76,9 @@ async def test_bad_cursor_and_missing_task(reader: Reader, store: TaskStore) -> 
         await collect(reader.tail("no-such-task"))
 
 
-async def test_a_trimmed_cursor_gets_a_gap_marker_first(redis: Any, settings: StreamsSettings, hub: ReaderHub) -> None:
+async def test_a_trimmed_cursor_gets_a_gap_marker_first(
+    redis: Any, settings: StreamsSettings, hub: ReaderHub
+) -> None:
     small = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, maxlen=50)
     store = TaskStore(redis, small)
     reader = Reader(redis, small, hub)
@@ -146,7 +152,9 @@ async def test_many_tails_share_a_few_connections(store: TaskStore, reader: Read
     assert hub.subscriptions == 0
 
 
-async def test_a_slow_tail_overflows_to_xrange_and_loses_nothing(redis: Any, settings: StreamsSettings) -> None:
+async def test_a_slow_tail_overflows_to_xrange_and_loses_nothing(
+    redis: Any, settings: StreamsSettings
+) -> None:
     tiny = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, reader_queue=10, page_size=7)
     store = TaskStore(redis, tiny)
     async with ReaderHub(redis, tiny) as hub:
@@ -166,7 +174,9 @@ async def test_a_slow_tail_overflows_to_xrange_and_loses_nothing(redis: Any, set
     assert seen == list(range(1, 503))
 
 
-async def test_disconnect_and_resume_in_random_pieces_equals_one_read(store: TaskStore, reader: Reader) -> None:
+async def test_disconnect_and_resume_in_random_pieces_equals_one_read(
+    store: TaskStore, reader: Reader
+) -> None:
     attempt = await new_task(store)
     rng = random.Random(3)
 

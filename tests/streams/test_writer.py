@@ -26,7 +26,9 @@ async def stored_events(redis: Any, settings: StreamsSettings, task_id: str) -> 
     return [decode(c, f, task_id) for c, f in await redis.xrange(settings.keys.events(task_id))]
 
 
-async def test_seqs_are_dense_and_the_stream_ends_once(store: TaskStore, redis: Any, settings: StreamsSettings) -> None:
+async def test_seqs_are_dense_and_the_stream_ends_once(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
     attempt = await new_task(store)
     async with store.writer(attempt) as writer:
         for event in tokens(500):
@@ -59,7 +61,9 @@ async def test_bursts_are_batched_while_a_round_trip_is_in_flight(store: TaskSto
     assert calls <= 2_000 // 256 + 2  # batches, not one call per event
 
 
-async def test_a_lone_event_goes_out_without_waiting_for_flush(store: TaskStore, redis: Any, settings: StreamsSettings) -> None:
+async def test_a_lone_event_goes_out_without_waiting_for_flush(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
     writer.append_nowait({"type": "token", "content": "now"})
@@ -71,7 +75,9 @@ async def test_a_lone_event_goes_out_without_waiting_for_flush(store: TaskStore,
     await writer.aclose()
 
 
-async def test_write_returns_the_cursor_and_seq(store: TaskStore, redis: Any, settings: StreamsSettings) -> None:
+async def test_write_returns_the_cursor_and_seq(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
     attempt = await new_task(store)
     async with store.writer(attempt) as writer:
         for event in tokens(10):
@@ -82,7 +88,9 @@ async def test_write_returns_the_cursor_and_seq(store: TaskStore, redis: Any, se
     assert (appended.cursor, appended.seq) == (mine["id"], mine["seq"]) == (mine["id"], 12)
 
 
-async def test_an_older_attempt_is_fenced_and_writes_nothing(store: TaskStore, redis: Any, settings: StreamsSettings) -> None:
+async def test_an_older_attempt_is_fenced_and_writes_nothing(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
     first = await new_task(store)
     old = store.writer(first)
     await old.write({"type": "token", "content": "a"})
@@ -129,7 +137,10 @@ async def test_completed_sets_retention_and_records_the_feed(
     assert 0 < ttl <= settings.retention_s
     assert 0 < await redis.ttl(settings.keys.meta(attempt.task_id)) <= settings.retention_s
     feed = [f for _, f in await redis.xrange(settings.keys.tasks)]
-    assert [(f["task_id"], f["kind"]) for f in feed] == [(attempt.task_id, "created"), (attempt.task_id, "ended")]
+    assert [(f["task_id"], f["kind"]) for f in feed] == [
+        (attempt.task_id, "created"),
+        (attempt.task_id, "ended"),
+    ]
     assert feed[1]["status"] == "succeeded" and feed[1]["owner"] == "tenant-a"
 
 
@@ -144,7 +155,9 @@ async def test_maxlen_trims_approximately(redis: Any, settings: StreamsSettings)
     assert 100 <= length < 1_000
 
 
-async def test_a_resent_batch_is_not_stored_twice(store: TaskStore, redis: Any, settings: StreamsSettings) -> None:
+async def test_a_resent_batch_is_not_stored_twice(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
     batch = [(writer_encoded, "") for writer_encoded in map(__import__("streams").encode, tokens(3))]
@@ -154,7 +167,9 @@ async def test_a_resent_batch_is_not_stored_twice(store: TaskStore, redis: Any, 
     assert await redis.xlen(settings.keys.events(attempt.task_id)) == 4
 
 
-async def test_connection_loss_keeps_the_buffer_for_the_next_flush(store: TaskStore, settings: StreamsSettings) -> None:
+async def test_connection_loss_keeps_the_buffer_for_the_next_flush(
+    store: TaskStore, settings: StreamsSettings
+) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
     real_script = writer._script

@@ -1,0 +1,34 @@
+"""What the API enqueues and the worker runs: the job name and its payload.
+
+This module is the only part of ``worker`` that ``api`` imports (besides the CLI, the
+composition root), so it depends on nothing but pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
+
+#: the arq function name of the job that runs one task (all attempts)
+JOB_NAME = "run_task"
+#: inputs above this are refused at the API with 413
+MAX_INPUT_CHARS = 100_000
+
+
+class TaskRequest(BaseModel):
+    """One task as submitted: what to run and with which agent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    agent: Literal["llm", "tool", "hybrid"] = "hybrid"
+    tools: list[str] | None = Field(default=None, max_length=32)
+    model: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    max_iterations: int = Field(default=8, ge=1, le=50)
+    #: a workflow document (markdown) run as a chain before the main loop
+    workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
