@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,24 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(1000):
+        port = random.randint(20_000, 50_000)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 10.0) -> None:
@@ -88,7 +107,7 @@ def redis_cluster(masters: int = 3) -> Iterator[str]:
     if cli is None:
         raise RuntimeError("redis-cli is needed to create a cluster")
     with tempfile.TemporaryDirectory(prefix="agentstream-cluster-") as workdir:
-        ports = [free_port() for _ in range(masters)]
+        ports = [free_cluster_port() for _ in range(masters)]
         procs = []
         try:
             for port in ports:

@@ -122,7 +122,7 @@ async def test_tail_dollar_sees_only_new_events(store: TaskStore, reader: Reader
     first = asyncio.create_task(anext(tail))
     await asyncio.sleep(0.05)
     await writer.write({"type": "token", "content": "new"})
-    cursor, event = await asyncio.wait_for(first, 5)
+    _cursor, event = await asyncio.wait_for(first, 5)
     assert event["content"] == "new"
     await writer.append(COMPLETED)
     await writer.aclose()
