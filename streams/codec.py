@@ -28,7 +28,18 @@ import orjson
 
 from streams.errors import InvalidEvent
 
-__all__ = ["ENVELOPE", "RAW_TYPES", "EncodedEvent", "decode", "encode", "format_us", "parse_us"]
+__all__ = [
+    "ENVELOPE",
+    "RAW_TYPES",
+    "EncodedEvent",
+    "decode",
+    "decode_entry",
+    "decode_flat",
+    "encode",
+    "entry_seq",
+    "format_us",
+    "parse_us",
+]
 
 #: fields stored in fixed slots (or not at all) rather than in the payload
 ENVELOPE: frozenset[str] = frozenset({"type", "task_id", "seq", "attempt", "timestamp", "agent_id", "id"})
@@ -71,13 +82,11 @@ _second_cache: tuple[int, str] = (-1, "")
 def format_us(ts_us: int) -> str:
     """``2026-11-21T13:08:00.123456+00:00`` for microseconds since the epoch."""
     global _second_cache
-    seconds, micros = divmod(ts_us, 1_000_000)
-    cached_second, prefix = _second_cache
-    if seconds != cached_second:
+    seconds = ts_us // 1_000_000
+    if seconds != _second_cache[0]:
         # Formatting the date part once per second keeps decoding a token cheap.
-        prefix = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-        _second_cache = (seconds, prefix)
-    return f"{prefix}.{micros:06d}+00:00"
+        _second_cache = (seconds, (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second_cache[1]}.{ts_us - seconds * 1_000_000:06d}+00:00"
 
 
 def _dumps(value: Any) -> bytes:
@@ -130,3 +139,48 @@ def decode(cursor: str, fields: Mapping[str, str], task_id: str) -> dict[str, An
         event.update(orjson.loads(extra))
     event["id"] = cursor
     return event
+
+
+def decode_flat(cursor: str, flat: list[str], task_id: str) -> dict[str, Any]:
+    """:func:`decode` for a raw ``[field, value, ...]`` reply, without building a dict.
+
+    The append script always writes ``t s a m g d [x]`` in this order, so the fields are
+    read by position; any other layout (e.g. a dead letter) takes the general path.
+    """
+    size = len(flat)
+    # Only the append scripts write to an events stream, always in this layout; checking
+    # the first and last fixed names is enough to tell it from anything else.
+    if (size == 12 or (size == 14 and flat[12] == "x")) and flat[0] == "t" and flat[10] == "d":
+        kind = flat[1]
+        event: dict[str, Any] = {
+            "type": kind,
+            "task_id": task_id,
+            "seq": int(flat[3]),
+            "attempt": int(flat[5]),
+            "timestamp": format_us(int(flat[7])),
+        }
+        if flat[9]:
+            event["agent_id"] = flat[9]
+        if kind in RAW_TYPES:
+            event["content"] = flat[11]
+        elif flat[11]:
+            event.update(orjson.loads(flat[11]))
+        if size == 14 and flat[13]:
+            event.update(orjson.loads(flat[13]))
+        event["id"] = cursor
+        return event
+    return decode(cursor, dict(zip(flat[::2], flat[1::2], strict=True)), task_id)
+
+
+def decode_entry(cursor: str, fields: list[str] | Mapping[str, str], task_id: str) -> dict[str, Any]:
+    """Decode an entry whose fields came raw (a flat list) or as redis-py's dict."""
+    if isinstance(fields, list):
+        return decode_flat(cursor, fields, task_id)
+    return decode(cursor, fields, task_id)
+
+
+def entry_seq(fields: list[str] | Mapping[str, str]) -> int:
+    """The stored seq of an entry, raw or dict."""
+    if isinstance(fields, list):
+        return int(fields[fields.index("s") + 1])
+    return int(fields["s"])

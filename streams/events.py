@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
@@ -390,6 +390,7 @@ class EventFilter:
     mode: StreamingMode = StreamingMode.CORE
     types: frozenset[str] | None = None
     scope: Scope = Scope.ALL
+    _passing: frozenset[str] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(
@@ -417,6 +418,17 @@ class EventFilter:
             parsed_types = cleaned or None
         return cls(parsed_mode, parsed_types, parsed_scope)
 
+    def __post_init__(self) -> None:
+        # Precompute which known types pass, so matching a stored event is one set lookup.
+        allowed = self.mode.categories
+        passing = {
+            kind
+            for kind, category in CATEGORIES.items()
+            if kind in ALWAYS_PASS
+            or ((allowed is None or category in allowed) and (self.types is None or kind in self.types))
+        }
+        object.__setattr__(self, "_passing", frozenset(passing))
+
     @property
     def passes_everything(self) -> bool:
         return self.mode is StreamingMode.ALL and self.types is None and self.scope is Scope.ALL
@@ -424,8 +436,18 @@ class EventFilter:
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether this reader receives ``event``."""
         kind = event.get("type")
-        if kind in ALWAYS_PASS:
+        if kind in CATEGORIES:
+            if kind not in self._passing:
+                return False
+            if kind in ALWAYS_PASS or self.scope is Scope.ALL:
+                return True
+        elif self.mode is not StreamingMode.ALL or (self.types is not None and kind not in self.types):
+            return False  # unknown types pass only ``all``
+        elif self.scope is Scope.ALL:
             return True
+        scope = event.get("loop_scope")
+        scope_kind = scope.get("kind", "main") if isinstance(scope, Mapping) else "main"
+        return bool(scope_kind == self.scope.value)
         allowed = self.mode.categories
         if allowed is not None:
             category = CATEGORIES.get(kind) if isinstance(kind, str) else None

@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.codec import decode
+from streams.codec import decode_entry
 from streams.connection import RedisClient, dedicated_connection
 from streams.errors import ClosedError
 from streams.settings import StreamsSettings
@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, Any]]
 _WAKE_TRIES = 50
+
+
+def _identity(response: Any, **_: Any) -> Any:
+    return response
 
 
 def id_tuple(cursor: str) -> tuple[int, int]:
@@ -151,6 +155,8 @@ class _Shard:
         if self.conn is None:
             host, port = self.node or ("", 0)
             self.conn = dedicated_connection(self.hub.settings, host, port)
+            # Raw XREAD replies: entries are decoded by position, not via redis-py dicts.
+            self.conn.set_response_callback("XREAD", _identity)
             if self.node is not None:
                 self.control = dedicated_connection(self.hub.settings, host, port)
             else:
@@ -197,7 +203,7 @@ class _Shard:
             if not raw_entries or key not in self.positions:
                 continue
             task_id = keys.task_id_of(key)
-            entries = [(cursor, decode(cursor, fields, task_id)) for cursor, fields in raw_entries]
+            entries = [(cursor, decode_entry(cursor, fields, task_id)) for cursor, fields in raw_entries]
             self.positions[key] = entries[-1][0]
             for sub in list(self.subs.get(key, ())):
                 if not sub._push(entries, limit):

@@ -14,8 +14,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from streams.codec import decode
-from streams.connection import RedisClient
+from streams.codec import decode_entry, decode_flat, entry_seq
+from streams.connection import RedisClient, raw_stream_client
 from streams.errors import InvalidCursor, TaskNotFound
 from streams.events import EventFilter
 from streams.hub import ReaderHub, id_tuple
@@ -55,6 +55,7 @@ class Reader:
         self.settings = settings
         self.keys = settings.keys
         self.hub = hub
+        self._raw = raw_stream_client(redis)
 
     async def last_cursor(self, task_id: str) -> str | None:
         """Cursor of the newest entry, ``None`` for an empty or missing stream."""
@@ -74,7 +75,7 @@ class Reader:
             if newest is None and not await self.redis.exists(self.keys.meta(task_id)):
                 raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
             return newest or "0-0", [], False
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._raw.pipeline(transaction=False)
         pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
         pipe.xrange(key, count=1)
         pipe.exists(self.keys.meta(task_id))
@@ -84,11 +85,12 @@ class Reader:
         items: list[Item] = []
         if first:
             first_cursor, first_fields = first[0]
-            if int(first_fields["s"]) > 1 and id_tuple(after) < id_tuple(first_cursor):
+            first_seq = entry_seq(first_fields)
+            if first_seq > 1 and id_tuple(after) < id_tuple(first_cursor):
                 gap = {"type": "gap", "task_id": task_id, "first_cursor": first_cursor,
-                       "first_seq": int(first_fields["s"]), "id": after}  # fmt: skip
+                       "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
-        items.extend((c, decode(c, f, task_id)) for c, f in page)
+        items.extend((c, decode_entry(c, f, task_id)) for c, f in page)
         return after, items, len(page) >= self.settings.page_size
 
     async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
@@ -96,10 +98,13 @@ class Reader:
         key = self.keys.events(task_id)
         size = self.settings.page_size
         while True:
-            page = await self.redis.xrange(key, min=f"({after}", count=size)
+            page = await self._raw.xrange(key, min=f"({after}", count=size)
             if not page:
                 return
-            yield [(c, decode(c, f, task_id)) for c, f in page]
+            if page and isinstance(page[0][1], list):
+                yield [(c, decode_flat(c, f, task_id)) for c, f in page]
+            else:
+                yield [(c, decode_entry(c, f, task_id)) for c, f in page]
             after = page[-1][0]
             if len(page) < size:
                 return
@@ -116,9 +121,10 @@ class Reader:
             after = cursor if event["type"] != "gap" else after
         if not full:
             return
+        everything = flt.passes_everything
         async for page in self._pages(task_id, after):
             for cursor, event in page:
-                if flt.matches(event):
+                if everything or flt.matches(event):
                     yield cursor, event
 
     async def tail(
