@@ -178,9 +178,12 @@ class _Shard:
                         dict(self.positions), count=settings.page_size, block=settings.block_ms
                     )
                     backoff = 0.05
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                    # Never let the loop die while readers wait: reconnect (to the slot's
+                    # current node, after a MOVED on a Cluster) with backoff.
                     logger.warning("reader hub shard %s: %r; retrying in %.2fs", self.shard_id, exc, backoff)
-                    self.client_id = None
+                    await self._close_connections()
+                    self._refresh_node()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
@@ -208,6 +211,11 @@ class _Shard:
             for sub in list(self.subs.get(key, ())):
                 if not sub._push(entries, limit):
                     self.remove(sub)
+
+    def _refresh_node(self) -> None:
+        if self.node is not None and self.positions:
+            node = self.hub.redis.get_node_from_key(next(iter(self.positions)))
+            self.node = (node.host, node.port)
 
     async def _close_connections(self) -> None:
         conn, control = self.conn, self.control

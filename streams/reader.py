@@ -16,7 +16,7 @@ from typing import Any
 
 from streams.codec import decode_entry, decode_flat, entry_seq
 from streams.connection import RedisClient, raw_stream_client
-from streams.errors import InvalidCursor, TaskNotFound
+from streams.errors import InvalidCursor, TaskNotFound, UsageError
 from streams.events import EventFilter
 from streams.hub import ReaderHub, id_tuple
 from streams.keys import validate_task_id
@@ -139,7 +139,7 @@ class Reader:
         ``completed``. With ``idle_timeout_s``, a stream silent for that long ends the
         iteration (the caller may resume from its last cursor)."""
         if self.hub is None:
-            raise RuntimeError("tail() needs a Reader built with a ReaderHub")
+            raise UsageError("tail() needs a Reader built with a ReaderHub: Reader(redis, settings, hub)")
         flt = filter or _ALL
         key = self.keys.events(task_id)
         last, items, full = await self._start(task_id, after)

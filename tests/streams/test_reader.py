@@ -204,3 +204,25 @@ async def test_disconnect_and_resume_in_random_pieces_equals_one_read(
     await producer
     whole = await collect(reader.replay(attempt.task_id, filter=EventFilter.parse("chunk")))
     assert pieces == whole
+
+
+async def test_a_tail_survives_its_hub_connection_being_killed(
+    store: TaskStore, reader: Reader, hub: ReaderHub, redis: Any
+) -> None:
+    attempt = await new_task(store)
+    tail = asyncio.create_task(collect(reader.tail(attempt.task_id)))
+    writer = store.writer(attempt)
+    await writer.write({"type": "token", "content": "before"})
+    for _ in range(200):
+        shard = next(iter(hub._shards.values()), None)
+        if shard is not None and shard.client_id is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert shard is not None and shard.client_id is not None
+    await redis.client_kill_filter(_id=shard.client_id)
+    for event in tokens(20):
+        await writer.append(event)
+    await writer.append(COMPLETED)
+    await writer.aclose()
+    seen = await asyncio.wait_for(tail, 15)
+    assert [e["seq"] for _, e in seen] == list(range(1, 24))
