@@ -33,7 +33,7 @@ async def main() -> None:
                 live = asyncio.create_task(follow())
                 async with store.writer(attempt) as writer:
                     await writer.append({"type": "status", "status": "started"})
-                    for word in "Hello from a durable stream .".split():
+                    for word in ["Hello", "from", "a", "durable", "stream", "."]:
                         await writer.append({"type": "token", "content": word + " "})
                     await writer.append(
                         {"type": "result", "output": "Hello", "success": True, "execution_time": 0.1}
@@ -53,9 +53,8 @@ async def main() -> None:
                 items = [item async for item in reader.replay("demo-task")]
                 middle = items[3][0]
                 resumed = [e["seq"] async for _, e in reader.replay("demo-task", after=middle)]
-                print(
-                    f"{len(items)} events, seqs {items[0][1]['seq']}..{items[-1][1]['seq']}; after {middle}: {resumed}"
-                )
+                first, last = items[0][1]["seq"], items[-1][1]["seq"]
+                print(f"{len(items)} events, seqs {first}..{last}; after {middle}: {resumed}")
             await redis.aclose()
 
 
