@@ -1,0 +1,483 @@
+"""What every agent shares: construction, events, model turns, tool batches, memory.
+
+An agent is driven through :meth:`BaseAgent.execute_task_streaming`, an async generator of
+protocol events (PROTOCOL section 3, without ``id``/``seq``/``attempt``/``task_id``: the
+worker's writer adds those). Subclasses implement :meth:`BaseAgent._run`, the happy path;
+the base class turns failures into ``error``/``result`` events, so the loops stay short.
+
+The per-run bookkeeping (:class:`LoopState`) is pure and synchronous; the async layer
+only streams the model, runs tools and forwards what the accumulators return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias, cast
+
+from streams.events import utc_now_iso
+from worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
+from worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
+from worker.errors import ConfigurationError, ModelError
+from worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
+from worker.memory import ConversationMemory, InMemoryMemory
+from worker.tools import ToolRegistry, default_registry
+
+__all__ = ["BaseAgent", "EventStream", "LoopState", "RunContext"]
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+#: what agents' streaming methods return: an async generator of protocol events
+EventStream: TypeAlias = AsyncGenerator[Event, None]
+
+
+@dataclass(slots=True)
+class LoopState:
+    """The conversation and counters of one run (pure: no I/O, unit-testable).
+
+    ``conversation`` holds what the run added after the initial prompt: assistant turns
+    and tool messages, in the order the model must see them.
+    """
+
+    conversation: list[dict[str, Any]] = field(default_factory=list)
+    iteration: int = 0
+    completed_turns: int = 0
+    tool_calls_count: int = 0
+    usage: dict[str, int] = field(default_factory=zero_usage)
+    last_text: str = ""
+
+    @classmethod
+    def from_resume(cls, resume: ResumeState) -> LoopState:
+        """Continue from what earlier attempts recorded."""
+        return cls(
+            conversation=[dict(message) for message in resume.messages],
+            iteration=resume.iteration,
+            completed_turns=resume.completed_turns,
+            tool_calls_count=resume.tool_calls_count,
+            usage=dict(resume.usage),
+        )
+
+    def add_usage(self, usage: Mapping[str, int]) -> None:
+        for name, value in usage.items():
+            self.usage[name] = self.usage.get(name, 0) + int(value)
+
+    def record_turn(self, turn: TurnAccumulator) -> list[ReadyToolCall]:
+        """Add a finished model turn to the conversation; return its tool calls."""
+        calls = turn.ready_tool_calls()
+        self.completed_turns += 1
+        self.last_text = turn.text
+        if turn.usage is not None:
+            self.add_usage(turn.usage_fields())
+        if calls:
+            self.conversation.append(assistant_message(turn.text, calls))
+        else:
+            self.conversation.append({"role": "assistant", "content": turn.text})
+        return calls
+
+    def record_tool_batch(
+        self, calls: Sequence[ReadyToolCall], results: Mapping[str, Mapping[str, Any]], *, new: int
+    ) -> None:
+        """Append one tool message per call, in call order; ``new`` calls were run now."""
+        for call in calls:
+            self.conversation.append(tool_message(results[call.tool_call_id]))
+        self.tool_calls_count += new
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One run of an agent: its input, the caller's options and its state."""
+
+    task_text: str
+    sender_id: str | None = None
+    cancel_event: asyncio.Event | None = None
+    resume: ResumeState | None = None
+    raise_retryable: bool = False
+    trigger: str = "task"
+    started_at: float = field(default_factory=time.monotonic)
+    prompt: list[dict[str, Any]] = field(default_factory=list)
+    state: LoopState = field(default_factory=LoopState)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """What the model sees next: the initial prompt, then the run's conversation."""
+        return [*self.prompt, *self.state.conversation]
+
+    @property
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.started_at, 6)
+
+    def check_cancel(self) -> None:
+        """Stop at a safe point once the caller asked for it."""
+        if self.cancel_event is not None and self.cancel_event.is_set():
+            raise asyncio.CancelledError("the task was cancelled")
+
+
+def task_text(task: Mapping[str, Any]) -> str:
+    """The text of a task: ``description``, else ``input``."""
+    text = task.get("description") if task.get("description") is not None else task.get("input")
+    if not isinstance(text, str) or not text:
+        raise ConfigurationError("a task needs a non-empty 'description' (or 'input') string")
+    return text
+
+
+def _clean_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Trimming may cut a conversation between a tool call and its result; the model
+    # rejects an orphan tool message, so history starts at its first user message.
+    for position, message in enumerate(messages):
+        if message.get("role") == "user":
+            return messages[position:]
+    return []
+
+
+class BaseAgent(ABC):
+    """Common constructor and streaming machinery of the LLM, Tool and Hybrid agents.
+
+    ``tools`` are names looked up in ``registry`` (the built-ins when None). ``memory``
+    keeps multi-turn conversations per sender; ``workflow`` runs a chain of steps before
+    the main loop. ``raise_retryable`` (or ``context["raise_retryable"]``) makes a
+    retryable model failure raise after its ``error`` event, so a worker can start a new
+    attempt instead of ending the task.
+    """
+
+    #: the ``agent`` field of ``started`` and the name used by :func:`build_agent`
+    kind: ClassVar[str] = "base"
+    #: whether the agent ends its own stream with ``completed`` (else the worker does)
+    emits_completed: ClassVar[bool] = False
+    #: whether a resumed run keeps the recorded conversation (the LLM agent starts over)
+    resumes_conversation: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        agent_id: str,
+        name: str | None = None,
+        llm_client: OpenAIClient | None = None,
+        tools: Sequence[str] | None = None,
+        registry: ToolRegistry | None = None,
+        max_iterations: int = 8,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        memory: ConversationMemory | None = None,
+        workflow: WorkflowPlugin | None = None,
+        raise_retryable: bool = False,
+    ) -> None:
+        if llm_client is None:
+            raise ConfigurationError(f"agent {agent_id!r} needs an llm_client (an OpenAIClient)")
+        if max_iterations < 1:
+            raise ConfigurationError(f"max_iterations must be >= 1, got {max_iterations}")
+        self.agent_id = agent_id
+        self.name = name or agent_id
+        self.llm_client = llm_client
+        self.tool_names = list(tools or ())
+        self.registry = registry if registry is not None else default_registry()
+        self.max_iterations = max_iterations
+        self.system_prompt = system_prompt
+        self.model = model
+        self.memory = memory
+        self.workflow = workflow
+        self.raise_retryable = raise_retryable
+        self._tool_schemas: list[dict[str, Any]] | None = None
+
+    async def initialize(self) -> None:
+        """Check the configured tools exist and build their schemas (idempotent)."""
+        missing = [name for name in self.tool_names if name not in self.registry]
+        if missing:
+            raise ConfigurationError(
+                f"agent {self.agent_id!r}: unknown tool(s) {', '.join(missing)}; "
+                f"registered: {', '.join(self.registry.names()) or 'none'}"
+            )
+        self._tool_schemas = self.registry.openai_schema(self.tool_names)
+
+    @property
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The ``tools=[...]`` offered to the model (None when the agent has none)."""
+        return self._tool_schemas or None
+
+    # ------------------------------------------------------------------ public API
+
+    async def execute_task_streaming(
+        self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
+    ) -> EventStream:
+        """Run ``task`` and stream its events (PROTOCOL section 3).
+
+        ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
+        memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
+        ``asyncio.CancelledError`` at its next safe point) and ``raise_retryable``.
+        """
+        run = self._new_run(task, context or {})
+        success = False
+        try:
+            await self._prepare(run)
+            async with aclosing(self._run(run)) as stream:
+                async for event in stream:
+                    if event["type"] == "result":
+                        success = bool(event.get("success"))
+                    yield event
+        except ModelError as exc:
+            yield self._error_event(exc, exc.error_type, exc.retryable)
+            if exc.retryable and run.raise_retryable:
+                raise
+            yield self._failed_result(run, str(exc))
+        except ConfigurationError as exc:
+            yield self._error_event(exc, "configuration_error", False)
+            yield self._failed_result(run, str(exc))
+        except Exception as exc:  # a bug: report it in the stream, never leave it open
+            logger.exception("agent %s failed", self.agent_id)
+            yield self._error_event(exc, "internal_error", False)
+            yield self._failed_result(run, f"{type(exc).__name__}: {exc}")
+        if self.emits_completed:
+            status = "succeeded" if success else "failed"
+            yield self.event("completed", success=success, status=status, execution_time=run.elapsed)
+
+    async def execute_task(
+        self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run ``task`` to the end; return the ``result`` event's fields."""
+        result: dict[str, Any] | None = None
+        async with aclosing(self.execute_task_streaming(task, context)) as stream:
+            async for event in stream:
+                if event["type"] == "result":
+                    result = {k: v for k, v in event.items() if k not in ("type", "timestamp", "agent_id")}
+        if result is None:  # only reachable if a subclass forgets its result event
+            raise ConfigurationError(f"agent {self.agent_id!r} finished without a result")
+        return result
+
+    async def process_message_streaming(
+        self, message: str, sender_id: str = "default"
+    ) -> AsyncGenerator[str, None]:
+        """Answer one chat message, streaming its tokens; the conversation with
+        ``sender_id`` is remembered (in ``memory``, or in this agent when it has none).
+
+        Model failures raise (``ModelError`` and friends) instead of becoming events.
+        """
+        if self.memory is None:  # a chat needs somewhere to remember
+            self.memory = InMemoryMemory()
+        run = self._new_run({"description": message}, {"sender_id": sender_id})
+        run.trigger = "message"
+        await self._prepare(run)
+        async with aclosing(self._run(run)) as stream:
+            async for event in stream:
+                if event["type"] == "token" and "loop_scope" not in event:
+                    yield event["content"]
+
+    # ------------------------------------------------------------------ for subclasses
+
+    @abstractmethod
+    def _run(self, run: RunContext) -> EventStream:
+        """The agent's events for one run, ``result`` included; failures raise."""
+
+    def event(self, type_: str, /, *, scope: Mapping[str, Any] | None = None, **fields: Any) -> Event:
+        """A protocol event of this agent (``loop_scope`` only outside the main loop)."""
+        event: Event = {"type": type_, **fields, "timestamp": utc_now_iso(), "agent_id": self.agent_id}
+        if scope is not None:
+            event["loop_scope"] = dict(scope)
+        return event
+
+    async def model_turn(
+        self,
+        turn: TurnAccumulator,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        scope: Mapping[str, Any] | None = None,
+        cancel_event: asyncio.Event | None = None,
+    ) -> EventStream:
+        """Stream one model call into ``turn``, yielding its chunk and ``usage`` events."""
+        # stream_chat is an async generator: close it (and its HTTP stream) if we stop early.
+        deltas = self.llm_client.stream_chat(messages, tools, model=self.model)
+        deltas = cast("AsyncGenerator[ModelDelta, None]", deltas)
+        async with aclosing(deltas) as stream:
+            async for delta in stream:
+                if cancel_event is not None and cancel_event.is_set():
+                    raise asyncio.CancelledError("the task was cancelled")
+                payload = turn.feed(delta)
+                if payload is not None:
+                    kind = payload.pop("type")
+                    yield self.event(kind, scope=scope, **payload)
+
+    def _turn(self, run: RunContext, label: str) -> TurnAccumulator:
+        # The salt makes generated tool-call ids differ between turns, yet repeat when a
+        # later attempt replays the same turn.
+        return TurnAccumulator(id_salt=f"{self.agent_id}:{label}:{run.state.completed_turns}")
+
+    async def run_tools(
+        self, run: RunContext, calls: Sequence[ReadyToolCall], *, iteration: int | None = None
+    ) -> EventStream:
+        """Announce ``calls`` (``action`` when ``iteration`` is given, ``tool_call``), run
+        them concurrently and yield each ``tool_result``/``tool_error`` as it finishes."""
+        run.check_cancel()
+        for call in calls:
+            parameters = dict(call.parameters) if call.parameters is not None else {}
+            if iteration is not None:
+                yield self.event(
+                    "action",
+                    tool_name=call.tool_name,
+                    tool_call_id=call.tool_call_id,
+                    parameters=parameters,
+                    iteration=iteration,
+                )
+            yield self.event(
+                "tool_call", tool_name=call.tool_name, tool_call_id=call.tool_call_id, parameters=parameters
+            )
+        async with aclosing(_run_concurrently(self.registry, self.tool_names, calls)) as stream:
+            async for fields in stream:
+                yield self.event(fields.pop("type"), **fields)
+
+    async def run_workflow(self, run: RunContext) -> EventStream:
+        """Run the workflow plugin before the main loop; its output joins the prompt."""
+        if self.workflow is None:
+            return
+        output = run.resume.workflow_output if run.resume is not None else None
+        if output is None:
+            outcome = WorkflowOutcome()
+            async with aclosing(
+                self.workflow.run(
+                    self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event
+                )
+            ) as stream:
+                async for event in stream:
+                    yield event
+            run.state.add_usage(outcome.usage)
+            output = outcome.output
+        # Just before the user message: context for this task, not part of the chat history.
+        note = {
+            "role": "system",
+            "content": f"Context prepared by workflow {self.workflow.title!r}:\n{output}",
+        }
+        run.prompt.insert(len(run.prompt) - 1, note)
+
+    def result_event(self, run: RunContext, output: Any, *, success: bool = True, **extra: Any) -> Event:
+        """The ``result`` event of this run."""
+        return self.event(
+            "result",
+            output=output,
+            success=success,
+            execution_time=run.elapsed,
+            **extra,
+            usage=dict(run.state.usage),
+        )
+
+    async def remember(self, run: RunContext) -> None:
+        """Keep the finished exchange in memory, so the next task continues it."""
+        if self.memory is None or run.sender_id is None:
+            return
+        user = run.prompt[-1]
+        await self.memory.append(run.sender_id, [user, *run.state.conversation])
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_run(self, task: Mapping[str, Any], context: Mapping[str, Any]) -> RunContext:
+        """The run's context; a malformed task is the caller's bug and raises at once."""
+        resume = context.get("resume")
+        run = RunContext(
+            task_text=task_text(task),
+            sender_id=context.get("sender_id"),
+            cancel_event=context.get("cancel_event"),
+            resume=resume if isinstance(resume, ResumeState) else None,
+            raise_retryable=bool(context.get("raise_retryable", self.raise_retryable)),
+        )
+        if run.resume is not None and self.resumes_conversation:
+            run.state = LoopState.from_resume(run.resume)
+        return run
+
+    async def _prepare(self, run: RunContext) -> None:
+        """Set-up that may fail at run time (tools, memory): inside the error handling."""
+        if self._tool_schemas is None:
+            await self.initialize()
+        run.prompt = await self._initial_prompt(run)
+
+    async def _initial_prompt(self, run: RunContext) -> list[dict[str, Any]]:
+        prompt: list[dict[str, Any]] = []
+        if self.system_prompt:
+            prompt.append({"role": "system", "content": self.system_prompt})
+        if self.memory is not None and run.sender_id is not None:
+            prompt.extend(_clean_history(await self.memory.load(run.sender_id)))
+        prompt.append({"role": "user", "content": run.task_text})
+        return prompt
+
+    def _error_event(self, exc: BaseException, error_type: str, retryable: bool) -> Event:
+        return self.event(
+            "error", error=str(exc) or type(exc).__name__, error_type=error_type, retryable=retryable
+        )
+
+    def _failed_result(self, run: RunContext, message: str) -> Event:
+        return self.result_event(run, message, success=False, **self._failure_fields(run))
+
+    def _failure_fields(self, run: RunContext) -> dict[str, Any]:
+        """Extra ``result`` fields of a failed run (the Hybrid agent adds its counters)."""
+        return {}
+
+
+# --------------------------------------------------------------------------- tool batches
+
+
+async def _call_tool(registry: ToolRegistry, allowed: Sequence[str], call: ReadyToolCall) -> dict[str, Any]:
+    """The ``tool_result``/``tool_error`` fields of one call; never raises but cancellation."""
+    base = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
+    if call.error is not None or call.parameters is None:
+        return {"type": "tool_error", **base, "error": call.error or "the tool call has no arguments"}
+    if call.tool_name not in allowed:
+        error = f"tool {call.tool_name!r} is not available to this agent; available: {', '.join(allowed)}"
+        return {"type": "tool_error", **base, "error": error}
+    try:
+        outcome = await registry.call(call.tool_name, call.parameters)
+    except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
+        logger.exception("tool %r raised through the registry", call.tool_name)
+        return {"type": "tool_error", **base, "error": f"tool {call.tool_name!r} failed: {exc!r}"}
+    if outcome.success:
+        return {"type": "tool_result", **base, "result": outcome.result, "success": True}
+    return {"type": "tool_error", **base, "error": outcome.error or "the tool failed"}
+
+
+async def _run_concurrently(
+    registry: ToolRegistry, allowed: Sequence[str], calls: Sequence[ReadyToolCall]
+) -> EventStream:
+    """Run ``calls`` in a TaskGroup and yield each one's fields in completion order.
+
+    The TaskGroup lives in its own task: a generator must not yield from inside a
+    TaskGroup, whose exit would wrap the ``GeneratorExit`` of a consumer that stops early.
+    Stopping early cancels the calls still running.
+    """
+    if not calls:
+        return
+    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def one(call: ReadyToolCall) -> None:
+        done.put_nowait(await _call_tool(registry, allowed, call))
+
+    async def all_calls() -> None:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(one(call), name=f"tool:{call.tool_name}:{call.tool_call_id}")
+
+    runner = asyncio.create_task(all_calls(), name="tool-batch")
+    try:
+        for _ in calls:
+            yield await _next_result(done, runner)
+        await runner
+    finally:
+        if not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner})
+
+
+async def _next_result(done: asyncio.Queue[dict[str, Any]], runner: asyncio.Task[None]) -> dict[str, Any]:
+    """The next finished call, or the exception that ended the batch without one."""
+    if runner.done():
+        runner.result()
+        return done.get_nowait()  # every call put its fields before the batch could end
+    getter = asyncio.ensure_future(done.get())
+    try:
+        await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    runner.result()
+    return done.get_nowait()
