@@ -282,7 +282,11 @@ class ReaderHub:
         shard = self._shard_for(key)
         sub = Subscription(shard, key)
         version = shard.add(sub, after)
-        await shard.wake(version)
+        try:
+            await shard.wake(version)
+        except BaseException:
+            sub.close()  # cancelled while waking the shard: leave no orphan subscription
+            raise
         return sub
 
     async def aclose(self) -> None:

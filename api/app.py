@@ -1,0 +1,68 @@
+"""The FastAPI application: ``create_app(settings)`` and its lifespan.
+
+Nothing connects at import time or in ``create_app``: the lifespan builds the Redis client,
+the reader hub, the reader, the task store and the arq pool, hands them to every request
+as typed :class:`~api.state.Services`, and closes them in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.auth import ApiKeys
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware, RateLimiter
+from api.queue import JobQueue
+from api.routes import events, groups, health, tasks
+from api.settings import ApiSettings
+from api.state import STATE_KEY, Services
+from streams import Reader, ReaderHub, TaskStore, create_redis
+
+__all__ = ["create_app", "open_services"]
+
+
+@asynccontextmanager
+async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
+    """Build every client the routes use; close them all on exit."""
+    async with AsyncExitStack() as stack:
+        redis = create_redis(settings.streams)
+        stack.push_async_callback(redis.aclose)
+        hub = await stack.enter_async_context(ReaderHub(redis, settings.streams))
+        queue = await stack.enter_async_context(JobQueue(settings))
+        yield Services(
+            settings=settings,
+            redis=redis,
+            hub=hub,
+            reader=Reader(redis, settings.streams, hub),
+            store=TaskStore(redis, settings.streams),
+            queue=queue,
+            keys=ApiKeys(settings.api_keys),
+            limiter=RateLimiter(settings.rate_limit_per_min),
+        )
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The HTTP service (PROTOCOL section 6). ``settings`` defaults to ``ApiSettings.from_env()``."""
+    settings = settings or ApiSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with open_services(settings) as svc:
+            app.state.services = svc  # for tests and tools holding the app, not for routes
+            yield {STATE_KEY: svc}
+
+    app = FastAPI(
+        title="agentstream",
+        version="1",
+        summary="Durable, resumable streams of LLM agent events",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    for module in (tasks, events, groups, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,153 @@
+"""Submit, read and cancel tasks (``/v1/tasks``)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from pydantic import ValidationError
+
+from api.errors import ApiError, bad_request
+from api.schemas import CancelAccepted, SubmitTask, TaskAccepted, TaskView, error_responses
+from api.state import Owned, Services, ServicesDep, Tenant
+from streams import TaskMeta
+from streams.codec import decode
+from worker.payload import MAX_INPUT_CHARS
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def events_url(task_id: str) -> str:
+    return f"/v1/tasks/{task_id}/events"
+
+
+def choose_task_id(body_id: str | None, idempotency_key: str | None) -> str:
+    """The client's id (body ``task_id`` or ``Idempotency-Key``), else a new ``tsk_`` id."""
+    if idempotency_key is not None:
+        if _TASK_ID.fullmatch(idempotency_key) is None:
+            raise bad_request("Idempotency-Key must match ^[A-Za-z0-9_-]{1,64}$ (it becomes the task id)")
+        if body_id is not None and body_id != idempotency_key:
+            raise bad_request("task_id and Idempotency-Key differ: give one of them")
+        return idempotency_key
+    return body_id or f"tsk_{uuid.uuid4().hex}"
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=TaskAccepted,
+    summary="Submit a task",
+    responses={
+        200: {"model": TaskAccepted, "description": "The task id existed for this tenant: the existing task"},
+        **error_responses(400, 401, 409, 413, 422, 429, 503),
+    },
+)
+async def submit_task(
+    body: SubmitTask,
+    owner: Tenant,
+    svc: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> TaskAccepted:
+    """Create the task (its stream starts with ``queued``) and enqueue its job. A repeated
+    ``task_id`` (or ``Idempotency-Key``) of the same tenant returns the existing task with
+    200; another tenant's id answers 409."""
+    if len(body.input) > MAX_INPUT_CHARS:
+        raise ApiError(413, f"input has {len(body.input)} characters; the limit is {MAX_INPUT_CHARS}")
+    task_id = choose_task_id(body.task_id, idempotency_key)
+    try:
+        request = body.to_request()
+    except ValidationError as exc:
+        raise ApiError(422, str(exc.errors()[0].get("msg", "invalid body"))) from None
+    try:
+        svc.limiter.check(owner)
+    except ApiError:
+        svc.metrics.rate_limited += 1
+        raise
+    created = await svc.store.create_task(
+        task_id,
+        owner=owner,
+        agent=request.agent,
+        input=request.input,
+        request=request.model_dump(mode="json"),
+    )
+    if created.owner != owner:
+        raise ApiError(409, f"task id {task_id!r} is already taken; choose another")
+    if created.created:
+        svc.metrics.tasks_submitted += 1
+    else:
+        response.status_code = 200
+    if created.status == "queued":
+        # Also on a retry: the first call may have failed after creating the task, and
+        # the job id (= task id) makes a second enqueue of a known job a no-op.
+        await svc.queue.enqueue(task_id)
+    return TaskAccepted(task_id=task_id, status=created.status, events_url=events_url(task_id))
+
+
+async def last_outcome(svc: Services, task_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The newest ``result`` and ``error`` events among the last entries of the stream."""
+    key = svc.settings.streams.keys.events(task_id)
+    entries = await svc.redis.xrevrange(key, count=svc.settings.result_scan)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    for cursor, fields in entries:
+        kind = fields.get("t")
+        if kind == "result" and result is None:
+            result = decode(cursor, fields, task_id)
+        elif kind == "error" and error is None:
+            error = decode(cursor, fields, task_id)
+        if result is not None and error is not None:
+            break
+    return result, error
+
+
+def task_view(meta: TaskMeta, result: dict[str, Any] | None, error: dict[str, Any] | None) -> TaskView:
+    return TaskView(
+        task_id=meta.task_id,
+        status=meta.status,
+        agent=meta.agent,
+        attempt=meta.attempt,
+        done=meta.done,
+        created_at=meta.created_at,
+        started_at=meta.started_at,
+        ended_at=meta.ended_at,
+        cancel_requested=meta.cancel_requested is not None,
+        result=result,
+        error=error,
+        events_url=events_url(meta.task_id),
+    )
+
+
+@router.get(
+    "/{task_id}", response_model=TaskView, summary="Read a task", responses=error_responses(401, 404, 503)
+)
+async def get_task(meta: Owned, svc: ServicesDep) -> TaskView:
+    """Status, attempt, times, and the last ``result`` or ``error`` event."""
+    result, error = await last_outcome(svc, meta.task_id)
+    return task_view(meta, result, error)
+
+
+@router.post(
+    "/{task_id}/cancel",
+    status_code=202,
+    response_model=CancelAccepted,
+    summary="Cancel a task",
+    responses=error_responses(401, 404, 503),
+)
+async def cancel_task(meta: Owned, svc: ServicesDep) -> CancelAccepted:
+    """Ask the worker to stop; idempotent. The stream then ends ``cancelled``, ``completed``
+    (a task that already ended is left as it is)."""
+    meta = await svc.store.request_cancel(meta.task_id)
+    if meta.status == "running" and not meta.done:
+        # Only a running job: aborting a queued job would drop it before the worker could
+        # write the stream's end. A queued task sees the cancel request when it starts.
+        await svc.queue.abort(meta.task_id)
+    return CancelAccepted(
+        task_id=meta.task_id, status=meta.status, cancel_requested=meta.cancel_requested is not None
+    )

@@ -1,0 +1,152 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.payload import MAX_INPUT_CHARS, TaskRequest
+
+__all__ = [
+    "AckRequest",
+    "AckResponse",
+    "CancelAccepted",
+    "ErrorDetail",
+    "ErrorResponse",
+    "EventsPage",
+    "GroupView",
+    "GroupsResponse",
+    "HealthResponse",
+    "ReadyResponse",
+    "SubmitTask",
+    "TaskAccepted",
+    "TaskView",
+    "error_responses",
+]
+
+TASK_ID_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+CURSOR_REGEX = r"^\d{1,20}(-\d{1,20})?$"
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+class SubmitTask(TaskRequest):
+    """A task to run. ``input`` above ``MAX_INPUT_CHARS`` characters is refused with 413
+    (not 422), so its length is checked by the route rather than by the schema."""
+
+    input: str = Field(
+        min_length=1, description=f"the task; at most {MAX_INPUT_CHARS} characters (413 beyond)"
+    )
+    task_id: str | None = Field(
+        default=None,
+        pattern=TASK_ID_REGEX,
+        description="your own id makes submission idempotent; the server makes one otherwise",
+    )
+
+    def to_request(self) -> TaskRequest:
+        """The worker's payload (``task_id`` is not part of it)."""
+        return TaskRequest.model_validate(self.model_dump(exclude={"task_id"}))
+
+
+class TaskAccepted(BaseModel):
+    task_id: str
+    status: str
+    events_url: str
+
+
+class TaskView(BaseModel):
+    """A task as its owner sees it."""
+
+    task_id: str
+    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    agent: str
+    attempt: int
+    done: bool
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    cancel_requested: bool = False
+    result: dict[str, Any] | None = Field(default=None, description="the last `result` event")
+    error: dict[str, Any] | None = Field(default=None, description="the last `error` event")
+    events_url: str
+
+
+class CancelAccepted(BaseModel):
+    task_id: str
+    status: str
+    cancel_requested: bool
+
+
+class EventsPage(BaseModel):
+    """One page of events (``Accept: application/json``); pass ``next_after`` as ``after``."""
+
+    events: list[dict[str, Any]]
+    next_after: str | None = Field(description="the cursor to continue from")
+    done: bool = Field(description="`completed` was reached: nothing will follow")
+
+
+class AckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(min_length=1, max_length=10_000, description="cursors to acknowledge")
+
+
+class AckResponse(BaseModel):
+    acked: int
+
+
+class GroupView(BaseModel):
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None = Field(description="events not yet delivered to the group")
+    last_delivered: str
+    consumer_pending: dict[str, int]
+
+
+class GroupsResponse(BaseModel):
+    groups: list[GroupView]
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(description="`ready` or `unavailable`")
+    checks: dict[str, str]
+
+
+_DESCRIPTIONS = {
+    400: "Bad cursor, mode, scope, group name or query value",
+    401: "Missing or unknown bearer key",
+    404: "No such task for this tenant",
+    409: "The task id is taken by another tenant",
+    413: "Input or request body too large",
+    422: "Invalid request body",
+    429: "Submit rate limit reached (see Retry-After)",
+    503: "Redis or the queue unreachable, or too many live streams",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, all with :class:`ErrorResponse`.
+
+    A ``4XX`` entry covers the rest; it also keeps FastAPI from documenting its own 422
+    body, which this API never sends (a bad query value is a 400 ``ErrorResponse``).
+    """
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+    responses["4XX"] = {"model": ErrorResponse, "description": "Any other client error"}
+    return responses

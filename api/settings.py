@@ -1,0 +1,133 @@
+"""Settings of the HTTP service, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams import StreamsSettings, UsageError
+from worker.enqueue import resolve_queue_name
+
+__all__ = ["ApiSettings", "parse_api_keys"]
+
+
+def parse_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """``"tenant:key,tenant2:key2"`` → ``(("tenant", "key"), ("tenant2", "key2"))``."""
+    pairs: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        tenant, sep, key = item.partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not tenant or not key:
+            raise UsageError("AGENTSTREAM_API_KEYS must look like 'tenant:key,tenant2:key2'")
+        pairs.append((tenant, key))
+    return tuple(pairs)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise UsageError(f"{name}={raw} must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the HTTP service needs; every network await uses one of these timeouts
+    (or the Redis client's own, from ``streams``)."""
+
+    streams: StreamsSettings = field(default_factory=StreamsSettings)
+    #: ``(tenant, key)`` pairs; empty means open dev mode (tenant ``default``, loopback only)
+    api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: Redis URL of the arq queue (defaults to the streams Redis; arq cannot use a Cluster)
+    queue_url: str | None = None
+    #: the arq queue; ``None``: the worker's default, ``<prefix>:queue`` (both must agree)
+    queue_name: str | None = None
+    #: submits per minute and tenant (token bucket); 0 disables the limit
+    rate_limit_per_min: float = 120
+    #: request bodies above this are refused with 413 before they are parsed
+    max_body_bytes: int = 1_048_576
+    #: seconds of silence after which an SSE stream sends a ``: ping`` comment
+    ping_interval_s: float = 15.0
+    #: frames queued per SSE client between the stream and the socket
+    sse_buffer: int = 256
+    #: a client whose buffer stays full this long is disconnected (it resumes by cursor)
+    sse_slow_client_s: float = 10.0
+    #: live SSE responses at most (503 beyond)
+    max_sse_clients: int = 10_000
+    #: live consumer-group SSE responses at most: each holds a pooled Redis connection
+    max_group_streams: int = 32
+    #: a group consumer claims entries idle this long in a dead consumer
+    group_min_idle_ms: int = 30_000
+    group_max_deliveries: int = 5
+    #: timeout of each readiness probe and of the best-effort arq abort
+    probe_timeout_s: float = 2.0
+    abort_timeout_s: float = 1.0
+    #: recent entries scanned backwards for a task's ``result``/``error``
+    result_scan: int = 100
+
+    def __post_init__(self) -> None:
+        if self.sse_buffer < 1 or self.max_sse_clients < 1 or self.max_group_streams < 1:
+            raise UsageError("sse_buffer, max_sse_clients and max_group_streams must be >= 1")
+        if self.ping_interval_s <= 0 or self.sse_slow_client_s <= 0:
+            raise UsageError("ping_interval_s and sse_slow_client_s must be > 0")
+
+    @property
+    def open_mode(self) -> bool:
+        """No API keys: every request is tenant ``default`` (bind to loopback only)."""
+        return not self.api_keys
+
+    @property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or self.streams.redis_url
+
+    @property
+    def resolved_queue_name(self) -> str:
+        return self.queue_name or resolve_queue_name(self.streams.keys, {})
+
+    @property
+    def group_block_ms(self) -> int:
+        """Blocking XREADGROUP time of a group stream: it runs on a pooled connection, so it
+        must end well within the socket timeout of ordinary commands."""
+        return max(10, min(self.streams.block_ms, int(self.streams.command_timeout_s * 500)))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
+        """Read the streams settings plus ``AGENTSTREAM_API_KEYS``, ``AGENTSTREAM_RATE_LIMIT``
+        (submits/min), ``AGENTSTREAM_QUEUE_URL``, ``AGENTSTREAM_QUEUE`` (as the worker reads it),
+        ``AGENTSTREAM_SSE_PING_S``, ``AGENTSTREAM_SSE_BUFFER``, ``AGENTSTREAM_SSE_SLOW_CLIENT_S``,
+        ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_BODY_BYTES`` and
+        ``AGENTSTREAM_GROUP_MIN_IDLE_MS``; keyword overrides win."""
+        env = os.environ if env is None else env
+        streams = StreamsSettings.from_env(env)
+        values: dict[str, Any] = {
+            "streams": streams,
+            "api_keys": parse_api_keys(env.get("AGENTSTREAM_API_KEYS", "")),
+            "queue_url": env.get("AGENTSTREAM_QUEUE_URL") or None,
+            "queue_name": resolve_queue_name(streams.keys, env),
+            "rate_limit_per_min": _number(env, "AGENTSTREAM_RATE_LIMIT", cls.rate_limit_per_min),
+            "ping_interval_s": _number(env, "AGENTSTREAM_SSE_PING_S", cls.ping_interval_s, minimum=0.01),
+            "sse_buffer": int(_number(env, "AGENTSTREAM_SSE_BUFFER", cls.sse_buffer, minimum=1)),
+            "sse_slow_client_s": _number(
+                env, "AGENTSTREAM_SSE_SLOW_CLIENT_S", cls.sse_slow_client_s, minimum=0.01
+            ),
+            "max_sse_clients": int(
+                _number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
+            ),
+            "max_body_bytes": int(
+                _number(env, "AGENTSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024)
+            ),
+            "group_min_idle_ms": int(_number(env, "AGENTSTREAM_GROUP_MIN_IDLE_MS", cls.group_min_idle_ms)),
+        }
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,225 @@
+"""Server-sent events: frame encoding and a response that stays bounded in memory.
+
+One response runs three tasks:
+
+- the **pump** moves frames from the event source into a bounded queue of ``buffer``
+  frames; when the queue stays full for ``slow_client_s`` the client is too far behind and
+  is cut off (:class:`SlowClient`): it resumes by cursor, the server buffers nothing more;
+- the **writer** sends what is queued (several frames per write when they piled up), and a
+  ``: ping`` comment after ``ping_interval_s`` of silence;
+- the **watcher** waits for the client's disconnect.
+
+Whichever ends first decides; the others are cancelled and awaited, so a departed client
+stops the Redis reads at once, and cancellation of the response itself is never swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from api.metrics import Metrics
+
+__all__ = [
+    "PING",
+    "EventStreamResponse",
+    "FrameCache",
+    "SlowClient",
+    "event_frame",
+    "gap_frame",
+    "pump",
+]
+
+logger = logging.getLogger(__name__)
+
+PING = b": ping\n\n"
+#: end of the stream in the queue (no frame is empty)
+_END = b""
+
+
+class SlowClient(Exception):
+    """The client did not take a frame for ``slow_client_s`` while its buffer was full."""
+
+
+def _safe_type(kind: Any) -> bytes:
+    text = kind if isinstance(kind, str) else "message"
+    if "\n" in text or "\r" in text:
+        return b"message"
+    return text.encode()
+
+
+def event_frame(cursor: str, event: Mapping[str, Any]) -> bytes:
+    """``id: <cursor>\\nevent: <type>\\ndata: <event JSON>\\n\\n`` (orjson never emits a newline)."""
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        cursor.encode(),
+        _safe_type(event.get("type")),
+        orjson.dumps(event),
+    )
+
+
+def gap_frame(event: Mapping[str, Any]) -> bytes:
+    """A ``gap`` marker: no ``id:`` line, since it is no event of the stream and the
+    client's cursor must not move."""
+    data = {k: v for k, v in event.items() if k != "id"}
+    return b"event: gap\ndata: %s\n\n" % orjson.dumps(data)
+
+
+class FrameCache:
+    """The frames of recent events, keyed by (task, cursor): many clients of one task
+    share each event's JSON encoding. Bounded to ``size`` frames (least recent dropped)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._frames: collections.OrderedDict[tuple[str, str], bytes] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def frame(self, task_id: str, cursor: str, event: Mapping[str, Any]) -> bytes:
+        if event.get("type") == "gap":
+            return gap_frame(event)
+        key = (task_id, cursor)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = event_frame(cursor, event)
+            if len(self._frames) > self.size:
+                self._frames.popitem(last=False)
+        return frame
+
+
+async def pump(frames: AsyncIterator[bytes], queue: asyncio.Queue[bytes], slow_client_s: float) -> None:
+    """Move ``frames`` into ``queue`` (then an end marker); :class:`SlowClient` when the
+    queue stays full for ``slow_client_s``. The source is closed however this ends."""
+    async with contextlib.aclosing(frames):  # type: ignore[type-var]
+        async for frame in frames:
+            await _put(queue, frame, slow_client_s)
+    await _put(queue, _END, slow_client_s)
+
+
+async def _put(queue: asyncio.Queue[bytes], frame: bytes, slow_client_s: float) -> None:
+    try:
+        queue.put_nowait(frame)
+        return
+    except asyncio.QueueFull:
+        pass
+    try:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation that
+        # lands as the inner await completes, and a cancelled response must stop.
+        async with asyncio.timeout(slow_client_s):
+            await queue.put(frame)
+    except TimeoutError:
+        raise SlowClient(f"client took no frame for {slow_client_s}s with {queue.maxsize} queued") from None
+
+
+async def _write(
+    queue: asyncio.Queue[bytes], send: Send, ping_interval_s: float, on_sent: Callable[[int], None]
+) -> None:
+    while True:
+        if queue.empty():
+            try:
+                async with asyncio.timeout(ping_interval_s):
+                    frame = await queue.get()
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": PING, "more_body": True})
+                continue
+        else:
+            frame = queue.get_nowait()
+        chunks: list[bytes] = []
+        while frame != _END:
+            chunks.append(frame)
+            if queue.empty():
+                break
+            frame = queue.get_nowait()
+        if chunks:
+            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+            on_sent(len(chunks))
+        if frame == _END:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+
+
+async def _watch(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class EventStreamResponse(Response):
+    """A ``text/event-stream`` response of ``frames`` with bounded buffering."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        *,
+        metrics: Metrics,
+        buffer: int,
+        ping_interval_s: float,
+        slow_client_s: float,
+        group: bool = False,
+    ) -> None:
+        self.frames = frames
+        self.metrics = metrics
+        self.buffer = buffer
+        self.ping_interval_s = ping_interval_s
+        self.slow_client_s = slow_client_s
+        self.group = group
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    def _sent(self, count: int) -> None:
+        self.metrics.events_delivered += count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.sse_clients += 1
+        self.metrics.group_streams += self.group
+        try:
+            await self._run(receive, send)
+        finally:
+            self.metrics.sse_clients -= 1
+            self.metrics.group_streams -= self.group
+
+    async def _run(self, receive: Receive, send: Send) -> None:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(self.buffer)
+        producer = asyncio.create_task(pump(self.frames, queue, self.slow_client_s), name="sse-pump")
+        tasks = {producer}
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            writer = asyncio.create_task(
+                _write(queue, send, self.ping_interval_s, self._sent), name="sse-write"
+            )
+            watcher = asyncio.create_task(_watch(receive), name="sse-watch")
+            tasks |= {writer, watcher}
+            pending = set(tasks)
+            while writer in pending and watcher in pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if producer in done and (producer.cancelled() or producer.exception() is not None):
+                    break
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._report(producer)
+
+    def _report(self, producer: asyncio.Task[None]) -> None:
+        if not producer.done() or producer.cancelled():
+            return
+        exc = producer.exception()
+        if isinstance(exc, SlowClient):
+            self.metrics.slow_client_disconnects += 1
+            logger.info("SSE client cut off: %s", exc)
+        elif exc is not None:
+            # The stream broke (Redis down, task expired): end the response; the client
+            # resumes from its last cursor.
+            logger.warning("SSE stream ended early: %r", exc)

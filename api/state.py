@@ -1,0 +1,78 @@
+"""The typed state the lifespan hands to every request, and the dependencies reading it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import ApiKeys
+from api.errors import not_found
+from api.limits import RateLimiter
+from api.metrics import Metrics
+from api.queue import JobQueue
+from api.settings import ApiSettings
+from api.sse import FrameCache
+from streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
+from streams.keys import TASK_ID_PATTERN
+
+__all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
+
+STATE_KEY = "services"
+
+
+@dataclass
+class Services:
+    """Everything a route may use; built and closed by the app's lifespan."""
+
+    settings: ApiSettings
+    redis: RedisClient
+    hub: ReaderHub
+    reader: Reader
+    store: TaskStore
+    queue: JobQueue
+    keys: ApiKeys
+    limiter: RateLimiter
+    metrics: Metrics = field(default_factory=Metrics)
+    frames: FrameCache = field(default_factory=FrameCache)
+
+
+async def services(request: Request) -> Services:
+    found = getattr(request.state, STATE_KEY, None)
+    if not isinstance(found, Services):
+        raise RuntimeError("no services in the request state: run the app with its lifespan")
+    return found
+
+
+# The dependencies are ``async def`` although they do not await: FastAPI would run a
+# plain ``def`` in its thread pool, a hop per request for nothing.
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_API_KEYS")
+
+
+async def tenant(
+    svc: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """The caller's tenant (401 without a valid bearer key)."""
+    return svc.keys.authenticate(credentials.credentials if credentials else None)
+
+
+Tenant = Annotated[str, Depends(tenant)]
+
+
+async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:
+    """The task's meta if it exists *and* belongs to the caller; 404 otherwise, the same
+    answer either way so that ids of other tenants leak nothing."""
+    if TASK_ID_PATTERN.fullmatch(task_id) is None:
+        raise not_found(task_id)
+    meta = await svc.store.meta(task_id)
+    if meta is None or meta.owner != owner:
+        raise not_found(task_id)
+    return meta
+
+
+Owned = Annotated[TaskMeta, Depends(owned_task)]

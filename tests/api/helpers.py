@@ -1,0 +1,87 @@
+"""Test helpers: an SSE frame parser, a simulated worker, and event builders."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from streams import TaskStore
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SSE frame (or a ``: comment``)."""
+
+    id: str | None = None
+    event: str | None = None
+    data: str | None = None
+    comment: str | None = None
+
+    @property
+    def json(self) -> dict[str, Any]:
+        assert self.data is not None
+        value = orjson.loads(self.data)
+        assert isinstance(value, dict)
+        return value
+
+
+async def sse_frames(response: httpx.Response) -> AsyncIterator[Frame]:
+    """Parse an SSE body as it arrives."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if fields:
+                yield Frame(**fields)
+                fields = {}
+            continue
+        if line.startswith(":"):
+            yield Frame(comment=line[1:].strip())
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value[1:] if value.startswith(" ") else value
+    if fields:
+        yield Frame(**fields)
+
+
+async def read_sse(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    comments: bool = False,
+) -> list[Frame]:
+    """Every frame until the server ends the response."""
+    async with client.stream("GET", url, params=params, headers=headers) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return [f async for f in sse_frames(response) if comments or f.comment is None]
+
+
+def tokens(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"type": "token", "content": f"w{i} "} for i in range(start, start + n)]
+
+
+def result(output: str = "done") -> dict[str, Any]:
+    return {"type": "result", "output": output, "success": True, "execution_time": 0.1}
+
+
+def completed(status: str = "succeeded") -> dict[str, Any]:
+    return {"type": "completed", "success": status == "succeeded", "status": status, "execution_time": 0.1}
+
+
+async def run_worker(
+    store: TaskStore, task_id: str, events: Iterable[Mapping[str, Any]], *, wait_each: bool = False
+) -> None:
+    """Play the worker: open an attempt and append ``events`` (``wait_each``: one by one)."""
+    attempt = await store.open_attempt(task_id)
+    async with store.writer(attempt) as writer:
+        for event in events:
+            if wait_each:
+                await writer.write(event)
+            else:
+                await writer.append(event)
