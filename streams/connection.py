@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from streams.settings import StreamsSettings
@@ -36,7 +36,15 @@ def create_redis(settings: StreamsSettings) -> RedisClient:
         return RedisCluster.from_url(
             settings.redis_url, max_connections=settings.max_connections, **_common(settings)
         )
-    return Redis.from_url(settings.redis_url, max_connections=settings.max_connections, **_common(settings))
+    # A blocking pool makes a burst wait (up to the command timeout) for a free
+    # connection instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.max_connections,
+        timeout=settings.command_timeout_s,
+        **_common(settings),
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def dedicated_connection(settings: StreamsSettings, host: str, port: int) -> RedisClient:

@@ -136,7 +136,9 @@ class GroupConsumer:
         self.max_deliveries = max_deliveries
         self.min_idle_ms = min_idle_ms
         self.count = count
-        self.block_ms = settings.block_ms if block_ms is None else block_ms
+        # A blocking read shares the pooled connection's socket timeout: stay well under it.
+        ceiling = max(int(settings.command_timeout_s * 1000) // 2, 1)
+        self.block_ms = min(settings.block_ms if block_ms is None else block_ms, ceiling)
         self.key = settings.keys.events(task_id)
         self.dead_key = settings.keys.dead(task_id)
         self._dead_letter = redis.register_script(DEAD_LETTER)
@@ -355,7 +357,8 @@ class FeedConsumer:
         self.cursor = parse_cursor(after)
         self.group = validate_group_name(group) if group else None
         self.consumer = validate_group_name(consumer, "consumer") if consumer else None
-        self.block_ms = settings.block_ms if block_ms is None else block_ms
+        ceiling = max(int(settings.command_timeout_s * 1000) // 2, 1)
+        self.block_ms = min(settings.block_ms if block_ms is None else block_ms, ceiling)
         self._pending_first = True
 
     async def read(self, count: int = 100) -> list[Item]:

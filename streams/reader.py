@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from streams.codec import decode_entry, decode_flat, entry_seq
@@ -29,6 +30,16 @@ _MAX_U64 = 2**64 - 1
 _ALL = EventFilter.parse("all")
 
 Item = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    after: str
+    items: list[Item]
+    #: the first page was full: more to read by XRANGE
+    full: bool
+    #: cursor of ``completed`` when the task has ended
+    end: str | None
 
 
 def parse_cursor(cursor: str | None) -> str:
@@ -62,26 +73,31 @@ class Reader:
         newest = await self.redis.xrevrange(self.keys.events(task_id), count=1)
         return str(newest[0][0]) if newest else None
 
-    async def _start(self, task_id: str, after: str) -> tuple[str, list[Item], bool]:
+    async def _start(self, task_id: str, after: str) -> _Start:
         """Resolve ``$``, check the task exists, and read the first page (one round trip).
 
-        Returns ``(after, items of the first page, whether the page was full)``; a gap
-        marker leads the items when history before them was trimmed.
+        A gap marker leads the items when history before them was trimmed.
         """
         key = self.keys.events(validate_task_id(task_id))
         after = parse_cursor(after)
-        if after == "$":
-            newest = await self.last_cursor(task_id)
-            if newest is None and not await self.redis.exists(self.keys.meta(task_id)):
-                raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
-            return newest or "0-0", [], False
         pipe = self._raw.pipeline(transaction=False)
-        pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
+        if after == "$":
+            pipe.xrevrange(key, count=1)
+        else:
+            pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
         pipe.xrange(key, count=1)
-        pipe.exists(self.keys.meta(task_id))
-        page, first, meta_exists = await pipe.execute()
-        if not first and not meta_exists:
+        pipe.hmget(self.keys.meta(task_id), ["done", "last_id"])
+        page, first, (done, last_id) = await pipe.execute()
+        if (
+            not first
+            and done is None
+            and last_id is None
+            and not await self.redis.exists(self.keys.meta(task_id))
+        ):
             raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
+        end = str(last_id) if done == "1" and last_id else None
+        if after == "$":
+            return _Start(str(page[0][0]) if page else "0-0", [], False, end)
         items: list[Item] = []
         if first:
             first_cursor, first_fields = first[0]
@@ -91,7 +107,7 @@ class Reader:
                        "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
         items.extend((c, decode_entry(c, f, task_id)) for c, f in page)
-        return after, items, len(page) >= self.settings.page_size
+        return _Start(after, items, len(page) >= self.settings.page_size, end)
 
     async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
         """Decoded XRANGE pages strictly after ``after`` until the end of the stream."""
@@ -114,7 +130,8 @@ class Reader:
     ) -> AsyncIterator[Item]:
         """Every stored event after ``after`` (``"0"``: from the start), then stop."""
         flt = filter or _ALL
-        after, items, full = await self._start(task_id, after)
+        start = await self._start(task_id, after)
+        after, items, full = start.after, start.items, start.full
         for cursor, event in items:
             if flt.matches(event):
                 yield cursor, event
@@ -142,7 +159,8 @@ class Reader:
             raise UsageError("tail() needs a Reader built with a ReaderHub: Reader(redis, settings, hub)")
         flt = filter or _ALL
         key = self.keys.events(task_id)
-        last, items, full = await self._start(task_id, after)
+        start = await self._start(task_id, after)
+        last, items, full = start.after, start.items, start.full
         for cursor, event in items:
             if event["type"] != "gap":
                 last = cursor
@@ -150,6 +168,8 @@ class Reader:
                 yield cursor, event
             if event["type"] == "completed":
                 return
+        if start.end is not None and id_tuple(last) >= id_tuple(start.end):
+            return  # the task ended at or before this cursor: nothing more will come
         while True:
             if full:
                 # Catch up by pages without a live subscription, so a long history does

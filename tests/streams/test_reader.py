@@ -226,3 +226,11 @@ async def test_a_tail_survives_its_hub_connection_being_killed(
     await writer.aclose()
     seen = await asyncio.wait_for(tail, 15)
     assert [e["seq"] for _, e in seen] == list(range(1, 24))
+
+
+async def test_a_tail_from_the_end_of_a_finished_task_ends_at_once(store: TaskStore, reader: Reader) -> None:
+    task_id = await finished_task(store, 3)
+    items = await collect(reader.replay(task_id))
+    assert await asyncio.wait_for(collect(reader.tail(task_id, after=items[-1][0])), 5) == []
+    assert await asyncio.wait_for(collect(reader.tail(task_id, after="$")), 5) == []
+    assert await asyncio.wait_for(collect(reader.tail(task_id, after=items[-2][0])), 5) == items[-1:]
