@@ -651,7 +651,14 @@ def _serve_api(args: argparse.Namespace) -> int:
 
     settings = ApiSettings.from_env()
     check_bind(args.host, settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # Open SSE streams would hold a plain shutdown forever; give them a grace period.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
