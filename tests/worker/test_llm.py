@@ -395,3 +395,26 @@ async def test_a_consumer_may_stop_early(client: OpenAIClient) -> None:
 
     deltas = await collect(client.stream_chat(user("after")))
     assert isinstance(deltas[-1], Usage)
+
+
+CHUNK_SAMPLES = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": ""}},
+        {"index": 1, "function": {"arguments": '{"ex'}},
+    ]}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", CHUNK_SAMPLES)
+def test_the_fast_chunk_parser_maps_like_the_sdk_models(raw: dict[str, Any]) -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    from worker.llm import chunk_to_deltas, parse_chunk
+
+    full = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", **raw}
+    assert parse_chunk(full) == chunk_to_deltas(ChatCompletionChunk.model_validate(full))
