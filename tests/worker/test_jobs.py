@@ -1,0 +1,500 @@
+"""The arq job end to end: a real arq ``Worker`` in this process, real Redis, the scripted
+model over HTTP. Every test reads the task's stream back as a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from arq import Worker
+from arq.connections import ArqRedis, create_pool
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import Job
+from arq.worker import get_kwargs
+
+from streams import Reader, StreamsSettings, TaskStore, create_redis
+from worker.enqueue import enqueue_task
+from worker.jobs import DEPS_KEY
+from worker.lease import Lease
+from worker.llm import ModelSettings, OpenAIClient
+from worker.payload import JOB_NAME, TaskRequest
+from worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
+from worker.scripted_llm import ScriptedLLMServer
+from worker.settings import WorkerConfig, WorkerSettings, create_worker, worker_options
+from worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
+
+# arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+
+Events = list[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- harness
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[ScriptedLLMServer]:
+    async with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def config(settings: StreamsSettings) -> WorkerConfig:
+    return WorkerConfig(
+        streams=settings,
+        queue_name=f"{settings.prefix}:queue",
+        poll_delay_s=0.05,
+        lease_s=3.0,
+        task_timeout_s=20.0,
+        retry_backoff_s=0.05,
+        max_jobs=10,
+    )
+
+
+@pytest.fixture
+async def arq_pool(config: WorkerConfig) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    config: WorkerConfig,
+    llm: ScriptedLLMServer,
+    *,
+    registry: ToolRegistry | None = None,
+    agent_factory: AgentFactory = build_task_agent,
+) -> AsyncIterator[Worker]:
+    """An arq worker with the production options, its deps pointed at the test doubles."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        redis = create_redis(config.streams)
+        model = ModelSettings(base_url=llm.base_url, max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02)
+        ctx[DEPS_KEY] = WorkerDeps(
+            config=config,
+            redis=redis,
+            store=TaskStore(redis, config.streams),
+            reader=Reader(redis, config.streams),
+            llm=OpenAIClient(model),
+            registry=registry if registry is not None else default_registry(ToolSettings()),
+            worker_id=f"test:{uuid.uuid4().hex[:6]}",
+            agent_factory=agent_factory,
+        )
+
+    worker = create_worker(config, handle_signals=False, on_startup=on_startup)
+    main = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        # As arq's SIGTERM handling and Worker.run() do: stop taking jobs, end the poll loop
+        # once its current iteration is over (cancelling it inside arq's WATCH pipeline in
+        # start_jobs leaks that pipeline's connection), and only then let close() cancel the
+        # running jobs and close the pool.
+        worker.allow_pick_jobs = False
+        await asyncio.sleep(config.poll_delay_s * 3)
+        main.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.wait([main])
+            await worker.close()
+
+
+async def submit(store: TaskStore, pool: ArqRedis, task_id: str | None = None, **request: Any) -> str:
+    """Create and enqueue a task the way the API does."""
+    req = TaskRequest(**request)
+    task_id = task_id or f"tsk_{uuid.uuid4().hex}"
+    await store.create_task(task_id, owner="t", agent=req.agent, input=req.input, request=req.model_dump())
+    await enqueue_task(pool, task_id)
+    return task_id
+
+
+async def until_completed(reader: Reader, task_id: str, timeout_s: float = 20.0) -> Events:
+    async with asyncio.timeout(timeout_s):
+        return [event async for _, event in reader.tail(task_id)]
+
+
+async def stored(reader: Reader, task_id: str) -> Events:
+    return [event async for _, event in reader.replay(task_id)]
+
+
+def assert_well_formed(events: Events) -> dict[str, Any]:
+    """PROTOCOL rules 1 and 2 and dense seqs; returns the ``completed`` event."""
+    assert events[0]["type"] == "queued"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events].count("completed") == 1
+    assert events[-1]["type"] == "completed"
+    return events[-1]
+
+
+def of_type(events: Events, kind: str) -> Events:
+    return [e for e in events if e["type"] == kind]
+
+
+def counting_registry(calls: Counter[str]) -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @registry.register
+    def calculator(expression: str) -> int | float:
+        """Evaluate an arithmetic expression such as "17 * 23"."""
+        calls["calculator"] += 1
+        return evaluate_arithmetic(expression)
+
+    return registry
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    """Poll Redis state that arq changes (there is no event to wait on) until it holds."""
+    async with asyncio.timeout(timeout_s):
+        while not await predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_worker_settings_match_worker_options(config: WorkerConfig) -> None:
+    expected = worker_options(WorkerConfig.from_env())
+    actual: dict[str, Any] = get_kwargs(dict(vars(WorkerSettings)))
+    assert set(actual) == set(expected)
+    assert actual["allow_abort_jobs"] is True
+    assert actual["max_tries"] >= 1000
+    assert actual["job_timeout"] > WorkerConfig().task_timeout_s
+    assert [f.name for f in actual["functions"]] == [JOB_NAME]
+
+
+def test_config_from_env() -> None:
+    env = {
+        "REDIS_URL": "redis://example:6380/2",
+        "AGENTSTREAM_PREFIX": "px",
+        "AGENTSTREAM_MAX_JOBS": "7",
+        "AGENTSTREAM_TASK_TIMEOUT_S": "30",
+        "AGENTSTREAM_MAX_ATTEMPTS": "5",
+        "AGENTSTREAM_LEASE_S": "6",
+        "AGENTSTREAM_SHUTDOWN_GRACE_S": "2",
+    }
+    config = WorkerConfig.from_env(env)
+    assert (config.max_jobs, config.task_timeout_s, config.max_attempts) == (7, 30.0, 5)
+    assert (config.lease_s, config.shutdown_grace_s, config.queue_name) == (6.0, 2.0, "px:queue")
+    assert config.redis_settings().host == "example"
+    assert WorkerConfig.from_env({**env, "AGENTSTREAM_QUEUE": "q"}).queue_name == "q"
+    defaults = WorkerConfig.from_env({})
+    assert (defaults.max_jobs, defaults.task_timeout_s, defaults.max_attempts) == (50, 600.0, 3)
+    assert (defaults.lease_s, defaults.shutdown_grace_s) == (15.0, 10.0)
+
+
+def test_retry_reason() -> None:
+    assert retry_reason([], 2) == "attempt 1 was interrupted (its worker stopped or lost its lease)"
+    failed = [{"type": "error", "error": "boom", "error_type": "stream_broken"}]
+    assert retry_reason(failed, 3) == "attempt 2 failed (stream_broken): boom"
+
+
+# --------------------------------------------------------------------------- lease
+
+
+async def test_lease_shortens_and_renews_the_in_progress_key(
+    redis: Any, store: TaskStore, settings: StreamsSettings
+) -> None:
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    await store.create_task(task_id, owner="t", agent="llm", input="x")
+    key = in_progress_key_prefix + task_id
+    await redis.psetex(key, 600_000, "1")  # what arq sets: the whole job timeout
+    try:
+        async with Lease(redis, task_id, 1.2, "me", meta_key=settings.keys.meta(task_id)) as lease:
+            assert 0 < await redis.pttl(key) <= 1200
+            assert await redis.hget(settings.keys.meta(task_id), "lease_owner") == "me"
+            await asyncio.sleep(1.5)  # longer than the lease: only renewals keep it
+            assert await redis.get(key) == "me"
+            await redis.delete(key)  # arq deletes it when a stale run of the job ends
+            assert await lease.renew()
+            assert await redis.get(key) == "me"
+            await redis.set(key, "someone-else")
+            assert not await lease.renew()
+            assert lease.lost.is_set()
+        assert await redis.hget(settings.keys.meta(task_id), "lease_owner") is None
+    finally:
+        await redis.delete(key)
+
+
+async def test_lease_never_writes_a_missing_or_finished_task(redis: Any, settings: StreamsSettings) -> None:
+    meta_key = settings.keys.meta(f"tsk_{uuid.uuid4().hex}")
+    job_id = uuid.uuid4().hex
+    async with Lease(redis, job_id, 1.0, "me", meta_key=meta_key) as lease:
+        await lease.renew()
+    assert not await redis.exists(meta_key)
+    await redis.delete(in_progress_key_prefix + job_id)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+async def test_hybrid_task_end_to_end(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "succeeded" and completed["success"] is True
+    assert {e["attempt"] for e in events[1:]} == {1}
+    types = [e["type"] for e in events]
+    assert types.index("tool_call") < types.index("tool_result") < types.index("result")
+    assert "391" in of_type(events, "result")[0]["output"]
+    meta = await store.meta(task_id)
+    assert meta is not None and meta.done and meta.status == "succeeded"
+
+
+@pytest.mark.parametrize("agent", ["llm", "tool"])
+async def test_llm_and_tool_agents_end_with_one_completed(
+    agent: str,
+    config: WorkerConfig,
+    llm: ScriptedLLMServer,
+    store: TaskStore,
+    reader: Reader,
+    arq_pool: ArqRedis,
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="What is 17 * 23?", agent=agent)
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "succeeded"
+    assert completed["execution_time"] >= 0
+    assert of_type(events, "result")[0]["success"] is True
+
+
+async def test_model_failure_ends_failed(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="hello [fail:400]", agent="llm")
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "failed" and completed["success"] is False
+    errors = of_type(events, "error")
+    assert len(errors) == 1 and errors[0]["retryable"] is False
+    assert "retry" not in [e["type"] for e in events]
+
+
+async def test_agent_crash_ends_failed(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    class Broken:
+        async def initialize(self) -> None:
+            raise RuntimeError("agent exploded")
+
+        async def execute_task_streaming(
+            self, task: dict[str, Any], context: dict[str, Any]
+        ) -> AsyncIterator[dict[str, Any]]:
+            raise AssertionError("not reached")
+            yield {}
+
+    async with running_worker(config, llm, agent_factory=lambda request, deps: Broken()):
+        task_id = await submit(store, arq_pool, input="hi", agent="llm")
+        events = await until_completed(reader, task_id)
+    assert assert_well_formed(events)["status"] == "failed"
+    assert of_type(events, "error")[0]["error_type"] == "RuntimeError"
+
+
+async def test_task_timeout(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(dataclasses.replace(config, task_timeout_s=1.0), llm):
+        task_id = await submit(store, arq_pool, input="[slow:100] [tokens:100] go", agent="llm")
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "failed"
+    assert [e["error_type"] for e in of_type(events, "error")] == ["TaskTimeout"]
+    assert of_type(events, "token")  # what streamed before the timeout stays
+
+
+async def test_cancellation_reaches_a_running_task_within_a_second(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
+        async with asyncio.timeout(10):
+            async for _, event in reader.tail(task_id):
+                if event["type"] == "token":
+                    break
+        asked = time.monotonic()
+        await store.request_cancel(task_id, "user pressed stop")
+        events = await until_completed(reader, task_id)
+        latency = time.monotonic() - asked
+    assert latency < 1.0
+    completed = assert_well_formed(events)
+    assert completed["status"] == "cancelled" and completed["success"] is False
+    assert events[-2]["type"] == "cancelled" and events[-2]["reason"] == "user pressed stop"
+
+
+async def test_cancel_requested_before_the_job_starts(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    task_id = await submit(store, arq_pool, input="hi", agent="llm")
+    await store.request_cancel(task_id, "changed my mind")
+    async with running_worker(config, llm):
+        events = await until_completed(reader, task_id)
+    assert [e["type"] for e in events] == ["queued", "cancelled", "completed"]
+    assert events[-1]["status"] == "cancelled"
+    assert llm.requests == 0
+
+
+async def test_arq_abort_ends_the_stream_cancelled(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
+        async with asyncio.timeout(10):
+            async for _, event in reader.tail(task_id):
+                if event["type"] == "token":
+                    break
+        await Job(task_id, arq_pool, _queue_name=config.queue_name).abort(timeout=5, poll_delay=0.05)
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "cancelled"
+    assert events[-2]["type"] == "cancelled" and events[-2]["reason"] == "the job was aborted"
+
+
+async def test_retry_after_a_broken_stream_resumes(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="What is 17 * 23? [fail-after:3x1]", agent="hybrid")
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "succeeded"
+    retries = of_type(events, "retry")
+    assert len(retries) == 1 and retries[0]["attempt"] == 2
+    assert "stream_broken" in retries[0]["reason"]
+    first_error = of_type(events, "error")[0]
+    assert first_error["attempt"] == 1 and first_error["retryable"] is True
+    assert completed["attempt"] == 2
+    assert "391" in of_type(events, "result")[-1]["output"]
+
+
+async def test_retry_budget_exhausted(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(dataclasses.replace(config, max_attempts=2), llm):
+        task_id = await submit(store, arq_pool, input="hello [fail-after:3]", agent="llm")
+        events = await until_completed(reader, task_id)
+    completed = assert_well_formed(events)
+    assert completed["status"] == "failed" and completed["attempt"] == 2
+    assert len(of_type(events, "retry")) == 1
+    errors = of_type(events, "error")
+    assert errors[-1]["error_type"] == "RetriesExhausted" and errors[-1]["retryable"] is False
+    assert errors[-1]["error"] == "retry budget exhausted after 2 attempts"
+
+
+async def test_attempt_beyond_the_budget_only_ends_the_stream(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    req = TaskRequest(input="hi", agent="llm")
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    await store.create_task(task_id, owner="t", agent="llm", input="hi", request=req.model_dump())
+    for _ in range(config.max_attempts):  # three workers died holding it
+        await store.open_attempt(task_id)
+    await enqueue_task(arq_pool, task_id)
+    async with running_worker(config, llm):
+        events = await until_completed(reader, task_id)
+    assert [e["type"] for e in events] == ["queued", "error", "completed"]
+    assert events[1]["error"] == "retry budget exhausted after 3 attempts"
+    assert events[1]["error_type"] == "RetriesExhausted"
+    assert events[2]["status"] == "failed" and events[2]["attempt"] == 4
+    assert llm.requests == 0
+
+
+async def test_duplicate_enqueue_runs_once(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    task_id = await submit(store, arq_pool, input="hi", agent="llm")
+    assert await arq_pool.enqueue_job(JOB_NAME, task_id, _job_id=task_id) is None  # arq dedups
+    async with running_worker(config, llm):
+        first = await until_completed(reader, task_id)
+        # Once the job is gone arq accepts the id again; the run finds the task completed.
+        await enqueue_task(arq_pool, task_id)
+
+        async def job_gone() -> bool:
+            return not await arq_pool.exists(job_key_prefix + task_id)
+
+        await wait_for(job_gone)
+    assert await stored(reader, task_id) == first
+    assert assert_well_formed(first)["attempt"] == 1
+    assert llm.requests == 1
+    meta = await store.meta(task_id)
+    assert meta is not None and meta.attempt == 1
+
+
+async def test_shutdown_checkpoints_and_another_worker_resumes(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    calls: Counter[str] = Counter()
+    registry = counting_registry(calls)
+    prompt = "What is 17 * 23? [slow:30] [tokens:60]"
+    async with running_worker(config, llm, registry=registry):
+        task_id = await submit(store, arq_pool, input=prompt, agent="hybrid")
+        tokens_after_result = 0
+        async with asyncio.timeout(10):
+            async for _, event in reader.tail(task_id):
+                if event["type"] == "tool_result" or (tokens_after_result and event["type"] == "token"):
+                    tokens_after_result += 1
+                if tokens_after_result > 5:
+                    break
+    # Worker gone: what it streamed is stored, the stream is not ended, the job is queued
+    # again with no in-progress key, so the next worker need not wait for the lease.
+    interrupted = await stored(reader, task_id)
+    assert "completed" not in [e["type"] for e in interrupted]
+    assert await arq_pool.zscore(config.queue_name, task_id) is not None
+    assert not await arq_pool.exists(in_progress_key_prefix + task_id)
+    async with running_worker(config, llm, registry=registry):
+        events = await until_completed(reader, task_id)
+    assert events[: len(interrupted)] == interrupted
+    completed = assert_well_formed(events)
+    assert completed["status"] == "succeeded" and completed["attempt"] == 2
+    assert of_type(events, "retry")[0]["reason"].startswith("attempt 1 was interrupted")
+    assert calls["calculator"] == 1
+    results = Counter(e["tool_call_id"] for e in of_type(events, "tool_result"))
+    assert results and set(results.values()) == {1}
+
+
+async def test_running_task_holds_a_lease(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    async with running_worker(config, llm):
+        task_id = await submit(store, arq_pool, input="[slow:100] [tokens:20] go", agent="llm")
+        async with asyncio.timeout(10):
+            async for _, event in reader.tail(task_id):
+                if event["type"] == "token":
+                    break
+        ttl_ms = await arq_pool.pttl(in_progress_key_prefix + task_id)
+        meta = await store.redis.hgetall(store.keys.meta(task_id))
+        await until_completed(reader, task_id)
+    assert 0 < ttl_ms <= config.lease_s * 1000
+    assert meta["lease_owner"].startswith("test:")
+    assert "lease_until" in meta
+    assert "lease_owner" not in await store.redis.hgetall(store.keys.meta(task_id))
+
+
+async def test_tasks_of_one_session_share_the_conversation(
+    config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    outputs = []
+    async with running_worker(config, llm):
+        for text in ("hello", "again"):
+            task_id = await submit(
+                store, arq_pool, input=text, agent="llm", session_id=f"s{uuid.uuid4().hex}"
+            )
+            outputs.append(of_type(await until_completed(reader, task_id), "result")[0]["output"])
+        session = f"s{uuid.uuid4().hex}"
+        for text in ("hello", "again"):
+            task_id = await submit(store, arq_pool, input=text, agent="llm", session_id=session)
+            outputs.append(of_type(await until_completed(reader, task_id), "result")[0]["output"])
+    assert outputs[0].startswith("Turn 1") and outputs[1].startswith("Turn 1")
+    assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")

@@ -1,0 +1,224 @@
+"""Crash recovery and graceful shutdown with real worker processes (``python -m worker``).
+
+Two workers share the test Redis and the scripted model; the one running a task is
+SIGKILLed (or SIGTERMed) mid-stream, and the other must take the task over: after the lease
+expires for a kill, at once for a shutdown. The streams must still be well formed, with one
+``completed`` and no tool run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from arq.connections import ArqRedis, create_pool
+
+from streams import Reader, StreamsSettings, TaskStore
+from worker.enqueue import enqueue_task
+from worker.payload import TaskRequest
+from worker.scripted_llm import ScriptedLLMServer
+from worker.settings import WorkerConfig
+
+REPO = Path(__file__).resolve().parents[2]
+LEASE_S = 5.0
+# A hybrid task: one calculator call, then 60 slow tokens (~6 s), so there is time to kill
+# its worker after the tool result was recorded.
+SLOW_PROMPT = "What is 17 * 23? [slow:100] [tokens:60]"
+
+Events = list[dict[str, Any]]
+
+
+class WorkerProcess:
+    """One ``python -m worker`` child, its output in a log file. Only ever signals itself."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def ready(self, timeout_s: float = 20.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while "agentstream worker" not in self.log():
+                assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
+                await asyncio.sleep(0.05)
+
+    async def exited(self, timeout_s: float) -> int:
+        """The exit code; raises ``subprocess.TimeoutExpired`` after ``timeout_s``."""
+        return await asyncio.to_thread(self.proc.wait, timeout_s)
+
+    def stop(self) -> None:
+        """Terminate (then kill) if still running, reap, close the log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[ScriptedLLMServer]:
+    async with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSTREAM_", "OPENAI_"))}
+    env.update(
+        REDIS_URL=settings.redis_url,
+        AGENTSTREAM_PREFIX=settings.prefix,
+        OPENAI_BASE_URL=llm.base_url,
+        AGENTSTREAM_LEASE_S=str(LEASE_S),
+        AGENTSTREAM_POLL_DELAY_S="0.1",
+        AGENTSTREAM_SHUTDOWN_GRACE_S="1",
+        AGENTSTREAM_RETRY_BACKOFF_S="0.1",
+        AGENTSTREAM_LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    procs = [WorkerProcess(worker_env, tmp_path / f"worker-{i}.log") for i in range(2)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+@pytest.fixture
+async def arq_pool(worker_env: dict[str, str]) -> AsyncIterator[ArqRedis]:
+    config = WorkerConfig.from_env(worker_env)
+    pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+async def submit(store: TaskStore, pool: ArqRedis, prompt: str) -> str:
+    req = TaskRequest(input=prompt, agent="hybrid")
+    task_id = f"tsk_{uuid.uuid4().hex}"
+    await store.create_task(task_id, owner="t", agent=req.agent, input=req.input, request=req.model_dump())
+    await enqueue_task(pool, task_id)
+    return task_id
+
+
+async def running_worker_pid(store: TaskStore, reader: Reader, task_id: str) -> int:
+    """Wait until the task's tool result and a few tokens are stored; the pid holding it."""
+    tokens_after_result: int | None = None
+    async with asyncio.timeout(20):
+        async for _, event in reader.tail(task_id):
+            if event["type"] == "completed":
+                raise AssertionError("the task ended before its worker could be stopped")
+            if event["type"] == "tool_result":
+                tokens_after_result = 0
+            elif event["type"] == "token" and tokens_after_result is not None:
+                tokens_after_result += 1
+                if tokens_after_result >= 5:
+                    break
+    owner = await store.redis.hget(store.keys.meta(task_id), "lease_owner")
+    assert owner, "a running task records its lease owner"
+    return int(owner.split(":")[1])
+
+
+async def seconds_until_retry(reader: Reader, task_id: str, since: float) -> float:
+    """Wait for the task's ``retry`` event; seconds from ``since`` (monotonic) to it."""
+    async with asyncio.timeout(30):
+        async for _, event in reader.tail(task_id):
+            if event["type"] == "retry":
+                return time.monotonic() - since
+    raise AssertionError("the task completed without being retried")
+
+
+async def until_completed(reader: Reader, task_id: str, timeout_s: float) -> Events:
+    async with asyncio.timeout(timeout_s):
+        return [event async for _, event in reader.tail(task_id)]
+
+
+def assert_recovered_stream(events: Events) -> None:
+    assert events[0]["type"] == "queued"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types.count("completed") == 1 and types[-1] == "completed"
+    assert events[-1]["status"] == "succeeded" and events[-1]["attempt"] == 2
+    retry = events[types.index("retry")]
+    assert retry["attempt"] == 2
+    assert all(e["attempt"] == 1 for e in events[1 : types.index("retry")])
+    # the calculator's result was recorded by attempt 1 and never produced again
+    results = Counter(e["tool_call_id"] for e in events if e["type"] == "tool_result")
+    assert len(results) == 1 and set(results.values()) == {1}
+    assert all(e["attempt"] == 1 for e in events if e["type"] == "tool_result")
+
+
+async def test_sigkilled_worker_task_is_recovered_by_the_other(
+    workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    await asyncio.gather(*(w.ready() for w in workers))
+    task_ids = [await submit(store, arq_pool, SLOW_PROMPT) for _ in range(2)]
+    pid = await running_worker_pid(store, reader, task_ids[0])
+    victim = next(w for w in workers if w.pid == pid)
+    survivor = next(w for w in workers if w.pid != pid)
+    os.kill(victim.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert await victim.exited(5) == -signal.SIGKILL
+
+    # the lease lapses within LEASE_S, then the survivor's next queue poll takes the job
+    assert await seconds_until_retry(reader, task_ids[0], killed_at) < 2 * LEASE_S
+    for task_id in task_ids:
+        events = await until_completed(reader, task_id, 30)
+        if any(e["type"] == "retry" for e in events):
+            assert_recovered_stream(events)
+        else:  # the survivor ran it from the start
+            assert [e["type"] for e in events].count("completed") == 1
+    # the survivor clears its lease from the meta once the job returns (polled: no event)
+    async with asyncio.timeout(5):
+        while await store.redis.hget(store.keys.meta(task_ids[0]), "lease_owner"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert survivor.proc.poll() is None
+
+
+async def test_sigterm_hands_the_task_over_without_waiting_for_the_lease(
+    workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis
+) -> None:
+    await asyncio.gather(*(w.ready() for w in workers))
+    task_id = await submit(store, arq_pool, SLOW_PROMPT)
+    pid = await running_worker_pid(store, reader, task_id)
+    victim = next(w for w in workers if w.pid == pid)
+    os.kill(victim.pid, signal.SIGTERM)
+    stopped_at = time.monotonic()
+    # arq gives the task the 1 s grace to finish (it cannot), then cancels it: the attempt
+    # flushes, arq deletes the in-progress key and leaves the job queued, so the other
+    # worker resumes it at once instead of after the lease
+    assert await seconds_until_retry(reader, task_id, stopped_at) < LEASE_S
+    assert await victim.exited(10) == 0
+    events = await until_completed(reader, task_id, 30)
+    assert_recovered_stream(events)
+    assert next(e for e in events if e["type"] == "retry")["reason"].startswith("attempt 1 was interrupted")
+    log = victim.log()
+    assert "interrupted by shutdown" in log
+    assert "Traceback" not in log
