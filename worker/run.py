@@ -19,7 +19,8 @@ arq abort (CancelledError)        ``cancelled`` + ``completed`` cancelled      r
 worker shutting down              nothing more: buffered events are flushed    re-raised
 fenced off / lease lost           nothing                                      SUPERSEDED
 Redis unreachable                 what can still be flushed                    RETRY
-attempt number > budget           ``error`` RetriesExhausted + ``completed``   DONE
+attempt number > budget           ``retry`` + ``error`` RetriesExhausted +     DONE
+                                  ``completed`` failed
 ================================  ==========================================  ==========
 
 An attempt after the first appends ``retry`` first, then continues the conversation rebuilt
@@ -30,6 +31,7 @@ was recorded are not run again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -77,6 +79,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: how long, beyond one cancel poll, stopping the agent's helper tasks may take
+_STOP_GRACE_S = 5.0
 
 #: failures of the connection to Redis: the attempt cannot write, a later one may
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -251,7 +256,10 @@ class AttemptRunner:
             await self._terminal(writer, [_error(message, "InvalidRequest")], "failed")
             return _DONE
         if attempt.number > self._config.max_attempts:
-            await self._terminal(writer, [_exhausted(self._config.max_attempts)], "failed")
+            # Every attempt after the first opens with ``retry`` (PROTOCOL rule 4), even
+            # the one that only records that the budget is spent.
+            retry = {"type": "retry", "attempt": attempt.number, "reason": "retry budget exhausted"}
+            await self._terminal(writer, [retry, _exhausted(self._config.max_attempts)], "failed")
             return _DONE
         if meta.cancel_requested:
             return await self._cancelled(writer, meta.cancel_reason)
@@ -341,7 +349,10 @@ class AttemptRunner:
         cancelled; a cancellation of this task reaches the child through ``finally``.
         """
         agent = asyncio.create_task(work, name=f"agentstream-agent-{self.task_id}")
-        watcher = asyncio.create_task(self._watch_cancel(), name=f"agentstream-cancel-{self.task_id}")
+        stop_watching = asyncio.Event()
+        watcher = asyncio.create_task(
+            self._watch_cancel(stop_watching), name=f"agentstream-cancel-{self.task_id}"
+        )
         lease = asyncio.create_task(self._lease_lost.wait(), name=f"agentstream-lease-{self.task_id}")
         tasks = {agent, watcher, lease}
         try:
@@ -349,31 +360,38 @@ class AttemptRunner:
         finally:
             if not agent.done():
                 cancel_event.set()
+            # redis-py can swallow a cancel() that lands inside a command, so the watcher
+            # also stops on a flag of its own; the wait is bounded all the same.
+            stop_watching.set()
             for task in tasks:
                 task.cancel()
-            await asyncio.wait(tasks)
+            _, stuck = await asyncio.wait(tasks, timeout=self._config.cancel_poll_s + _STOP_GRACE_S)
+            for task in stuck:
+                logger.error("task %s: %s did not stop after cancel()", self.task_id, task.get_name())
         if agent.done() and not agent.cancelled():
             agent.result()  # re-raises the agent's failure
             return _Stop.FINISHED
-        if watcher.done() and not watcher.cancelled():
-            watcher.result()
+        if watcher.done() and not watcher.cancelled() and watcher.result():
             return _Stop.CANCEL_REQUESTED
         return _Stop.LEASE_LOST
 
-    async def _watch_cancel(self) -> None:
-        """Return once cancellation of the task was requested (polled, one HEXISTS each)."""
-        while True:
+    async def _watch_cancel(self, stop: asyncio.Event) -> bool:
+        """True once cancellation of the task was requested (polled, one HEXISTS each);
+        False when told to stop."""
+        while not stop.is_set():
             try:
                 if await self._store.cancel_requested(self.task_id):
                     break
             except TRANSIENT_ERRORS as exc:
                 logger.warning("task %s: cancel check failed: %r", self.task_id, exc)
-            await asyncio.sleep(self._config.cancel_poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._config.cancel_poll_s)
+        if stop.is_set():
+            return False
         meta = await self._store.meta(self.task_id)
         if meta is not None and meta.cancel_reason:
             self._cancel_reason = meta.cancel_reason
-
-    # -- endings ---------------------------------------------------------------------------
+        return True
 
     async def _finished(self, writer: StreamWriter) -> AttemptOutcome:
         if writer.completed:  # HybridAgent writes its own

@@ -404,10 +404,11 @@ async def test_attempt_beyond_the_budget_only_ends_the_stream(
     await enqueue_task(arq_pool, task_id)
     async with running_worker(config, llm):
         events = await until_completed(reader, task_id)
-    assert [e["type"] for e in events] == ["queued", "error", "completed"]
-    assert events[1]["error"] == "retry budget exhausted after 3 attempts"
-    assert events[1]["error_type"] == "RetriesExhausted"
-    assert events[2]["status"] == "failed" and events[2]["attempt"] == 4
+    assert [e["type"] for e in events] == ["queued", "retry", "error", "completed"]
+    assert events[1]["attempt"] == 4  # every later attempt opens with retry (PROTOCOL rule 4)
+    assert events[2]["error"] == "retry budget exhausted after 3 attempts"
+    assert events[2]["error_type"] == "RetriesExhausted"
+    assert events[3]["status"] == "failed" and events[3]["attempt"] == 4
     assert llm.requests == 0
 
 
@@ -498,3 +499,33 @@ async def test_tasks_of_one_session_share_the_conversation(
             outputs.append(of_type(await until_completed(reader, task_id), "result")[0]["output"])
     assert outputs[0].startswith("Turn 1") and outputs[1].startswith("Turn 1")
     assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")
+
+
+async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation(monkeypatch: Any) -> None:
+    """redis-py can swallow a cancel() landing inside a command (seen in the worker bench:
+    a task hung after its result). The watcher must stop on its own flag."""
+    from worker.run import AttemptRunner
+
+    calls = 0
+
+    class SwallowingStore:
+        async def cancel_requested(self, task_id: str) -> bool:
+            nonlocal calls
+            calls += 1
+            # The cancellation is lost here, as inside redis-py.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+            return False
+
+    runner = AttemptRunner.__new__(AttemptRunner)
+    runner.task_id = "t"
+    runner._store = SwallowingStore()  # type: ignore[assignment]
+    runner._lease_lost = asyncio.Event()
+    runner._config = type("C", (), {"cancel_poll_s": 0.005})()  # type: ignore[assignment]
+
+    async def work() -> None:
+        await asyncio.sleep(0.05)
+
+    stop = await asyncio.wait_for(runner._race(work(), asyncio.Event()), 5)
+    assert stop.name == "FINISHED"
+    assert calls >= 1
