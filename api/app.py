@@ -3,22 +3,25 @@
 Nothing connects at import time or in ``create_app``: the lifespan builds the Redis client,
 the reader hub, the reader, the task store and the arq pool, hands them to every request
 as typed :class:`~api.state.Services`, and closes them in reverse order on shutdown.
+The live viewer (``/ui``) is static files served by the same app: no build step.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from api.auth import ApiKeys
+from api.auth import ApiKeys, UiSessions
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, RateLimiter
 from api.queue import JobQueue
-from api.routes import events, groups, health, tasks
+from api.routes import events, groups, health, tasks, ui
 from api.settings import ApiSettings
+from api.sse import OPTIONS_STATE_KEY, SseOptions
 from api.state import STATE_KEY, Services
 from streams import Reader, ReaderHub, TaskStore, create_redis
 
@@ -33,6 +36,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
         stack.push_async_callback(redis.aclose)
         hub = await stack.enter_async_context(ReaderHub(redis, settings.streams))
         queue = await stack.enter_async_context(JobQueue(settings))
+        keys = ApiKeys(settings.api_keys)
+        secret = settings.ui_secret.encode() if settings.ui_secret else secrets.token_bytes(32)
         yield Services(
             settings=settings,
             redis=redis,
@@ -40,7 +45,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             reader=Reader(redis, settings.streams, hub),
             store=TaskStore(redis, settings.streams),
             queue=queue,
-            keys=ApiKeys(settings.api_keys),
+            keys=keys,
+            sessions=UiSessions(secret, settings.ui_session_s, keys.tenants),
             limiter=RateLimiter(settings.rate_limit_per_min),
         )
 
@@ -48,12 +54,13 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The HTTP service (PROTOCOL section 6). ``settings`` defaults to ``ApiSettings.from_env()``."""
     settings = settings or ApiSettings.from_env()
+    sse = SseOptions(max_duration_s=settings.sse_max_duration_s, retry_ms=settings.sse_retry_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_services(settings) as svc:
             app.state.services = svc  # for tests and tools holding the app, not for routes
-            yield {STATE_KEY: svc}
+            yield {STATE_KEY: svc, OPTIONS_STATE_KEY: sse}
 
     app = FastAPI(
         title="agentstream",
@@ -63,6 +70,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (tasks, events, groups, health):
+    for module in (tasks, events, groups, health, ui):
         app.include_router(module.router)
     return app

@@ -1,24 +1,35 @@
-"""Bearer keys and tenants.
+"""Bearer keys, tenants, and the viewer's session cookies.
 
 Each key belongs to one tenant. Keys are kept only as SHA-256 digests and every request
 compares its digest against *all* of them with ``hmac.compare_digest``, so the time taken
 says nothing about which key (or which prefix of a key) was close. With no keys configured
 the API runs in open dev mode as tenant ``default`` and may bind to loopback only.
+
+A browser's ``EventSource`` cannot send an ``Authorization`` header, so the viewer (``/ui``)
+trades a key for a session cookie once (:class:`UiSessions`). The cookie holds no key: only
+the tenant, an expiry and an HMAC-SHA256 signature by a server secret. It is HttpOnly and
+SameSite=Strict, and it authenticates reads only (GET/HEAD): with a cookie a browser can
+watch tasks, never submit or cancel one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import time
 
 from api.errors import ApiError
 from api.settings import ApiSettings
 from streams import UsageError
 
-__all__ = ["OPEN_TENANT", "ApiKeys", "check_bind", "is_loopback"]
+__all__ = ["OPEN_TENANT", "SESSION_COOKIE", "ApiKeys", "UiSessions", "check_bind", "is_loopback"]
 
 OPEN_TENANT = "default"
+#: the viewer's session cookie
+SESSION_COOKIE = "agentstream_session"
 
 
 def _digest(key: str) -> bytes:
@@ -34,6 +45,10 @@ class ApiKeys:
     @property
     def open_mode(self) -> bool:
         return not self._digests
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        return frozenset(tenant for tenant, _ in self._digests)
 
     def tenant_of(self, key: str) -> str | None:
         """The tenant of ``key``, ``None`` for an unknown key. Constant time in the key."""
@@ -58,6 +73,58 @@ class ApiKeys:
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class UiSessions:
+    """Signed session tokens ``<tenant, base64url>.<expiry, unix s>.<signature>``.
+
+    A token is valid until its expiry, and only while its tenant still has a key: dropping
+    a tenant's keys (and restarting) ends its sessions; a new ``secret`` ends them all.
+    """
+
+    def __init__(self, secret: bytes, ttl_s: float, tenants: frozenset[str]) -> None:
+        if len(secret) < 16:
+            raise UsageError("the session secret must have at least 16 bytes")
+        self._secret = secret
+        self.ttl_s = ttl_s
+        self._tenants = tenants
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._secret, f"agentstream-ui-v1|{body}".encode(), hashlib.sha256).digest())
+
+    def issue(self, tenant: str, now: float | None = None) -> str:
+        """A token for ``tenant``, valid for ``ttl_s`` from ``now``."""
+        expiry = int((time.time() if now is None else now) + self.ttl_s)
+        body = f"{_b64(tenant.encode())}.{expiry}"
+        return f"{body}.{self._sign(body)}"
+
+    def tenant_of(self, token: str, now: float | None = None) -> str | None:
+        """The tenant of a valid, unexpired token; ``None`` for anything else."""
+        body, _, signature = token.rpartition(".")
+        if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+            return None
+        encoded, _, expiry = body.partition(".")
+        try:
+            tenant = _unb64(encoded).decode()
+            expired = int(expiry) <= (time.time() if now is None else now)
+        except (ValueError, binascii.Error):
+            return None
+        return None if expired or tenant not in self._tenants else tenant
+
+    def authenticate(self, token: str) -> str:
+        """The tenant of a session cookie, or :class:`ApiError` 401."""
+        tenant = self.tenant_of(token)
+        if tenant is None:
+            raise _unauthorized("the viewer session expired or is invalid: log in again")
+        return tenant
 
 
 def is_loopback(host: str) -> bool:

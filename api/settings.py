@@ -63,6 +63,12 @@ class ApiSettings:
     sse_buffer: int = 256
     #: a client whose buffer stays full this long is disconnected (it resumes by cursor)
     sse_slow_client_s: float = 10.0
+    #: each SSE response ends (between frames) after this long and the client resumes by
+    #: cursor, so long-lived streams rebalance across API processes; 0: no limit
+    sse_max_duration_s: float = 0.0
+    #: the ``retry:`` reconnection delay sent at the start of each SSE response; 0: none
+    #: is sent and browsers wait their default (about 3 s)
+    sse_retry_ms: int = 0
     #: live SSE responses at most (503 beyond)
     max_sse_clients: int = 10_000
     #: live consumer-group SSE responses at most: each holds a pooled Redis connection
@@ -75,12 +81,25 @@ class ApiSettings:
     abort_timeout_s: float = 1.0
     #: recent entries scanned backwards for a task's ``result``/``error``
     result_scan: int = 100
+    #: task-feed entries one ``GET /v1/tasks`` scans at most (all tenants share the feed)
+    task_list_scan: int = 5_000
+    #: signs the viewer's session cookies; ``None``: a random secret per process (sessions
+    #: end with it, and several API processes need one shared secret)
+    ui_secret: str | None = field(default=None, repr=False)
+    #: lifetime of a viewer session cookie
+    ui_session_s: float = 8 * 3600
 
     def __post_init__(self) -> None:
         if self.sse_buffer < 1 or self.max_sse_clients < 1 or self.max_group_streams < 1:
             raise UsageError("sse_buffer, max_sse_clients and max_group_streams must be >= 1")
         if self.ping_interval_s <= 0 or self.sse_slow_client_s <= 0:
             raise UsageError("ping_interval_s and sse_slow_client_s must be > 0")
+        if self.sse_max_duration_s < 0 or self.sse_retry_ms < 0:
+            raise UsageError("sse_max_duration_s and sse_retry_ms must be >= 0 (0 turns them off)")
+        if self.ui_secret is not None and len(self.ui_secret) < 16:
+            raise UsageError("AGENTSTREAM_UI_SECRET must have at least 16 characters")
+        if self.ui_session_s <= 0 or self.task_list_scan < 1:
+            raise UsageError("ui_session_s must be > 0 and task_list_scan >= 1")
 
     @property
     def open_mode(self) -> bool:
@@ -106,8 +125,10 @@ class ApiSettings:
         """Read the streams settings plus ``AGENTSTREAM_API_KEYS``, ``AGENTSTREAM_RATE_LIMIT``
         (submits/min), ``AGENTSTREAM_QUEUE_URL``, ``AGENTSTREAM_QUEUE`` (as the worker reads it),
         ``AGENTSTREAM_SSE_PING_S``, ``AGENTSTREAM_SSE_BUFFER``, ``AGENTSTREAM_SSE_SLOW_CLIENT_S``,
-        ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_BODY_BYTES`` and
-        ``AGENTSTREAM_GROUP_MIN_IDLE_MS``; keyword overrides win."""
+        ``AGENTSTREAM_SSE_MAX_DURATION_S``, ``AGENTSTREAM_SSE_RETRY_MS``,
+        ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_BODY_BYTES``,
+        ``AGENTSTREAM_GROUP_MIN_IDLE_MS``, ``AGENTSTREAM_UI_SECRET`` and
+        ``AGENTSTREAM_UI_SESSION_S``; keyword overrides win."""
         env = os.environ if env is None else env
         streams = StreamsSettings.from_env(env)
         values: dict[str, Any] = {
@@ -121,6 +142,8 @@ class ApiSettings:
             "sse_slow_client_s": _number(
                 env, "AGENTSTREAM_SSE_SLOW_CLIENT_S", cls.sse_slow_client_s, minimum=0.01
             ),
+            "sse_max_duration_s": _number(env, "AGENTSTREAM_SSE_MAX_DURATION_S", cls.sse_max_duration_s),
+            "sse_retry_ms": int(_number(env, "AGENTSTREAM_SSE_RETRY_MS", cls.sse_retry_ms)),
             "max_sse_clients": int(
                 _number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
             ),
@@ -128,6 +151,8 @@ class ApiSettings:
                 _number(env, "AGENTSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024)
             ),
             "group_min_idle_ms": int(_number(env, "AGENTSTREAM_GROUP_MIN_IDLE_MS", cls.group_min_idle_ms)),
+            "ui_secret": env.get("AGENTSTREAM_UI_SECRET") or None,
+            "ui_session_s": _number(env, "AGENTSTREAM_UI_SESSION_S", cls.ui_session_s, minimum=1),
         }
         values.update(overrides)
         return cls(**values)

@@ -11,6 +11,11 @@ One response runs three tasks:
 
 Whichever ends first decides; the others are cancelled and awaited, so a departed client
 stops the Redis reads at once, and cancellation of the response itself is never swallowed.
+
+Two app-wide knobs (:class:`SseOptions`): ``max_duration_s`` ends each response, between
+two frames, after that long, so clients reconnect and resume by cursor (long-lived streams
+then rebalance across API processes); ``retry_ms`` starts each response with a ``retry:``
+field, the delay after which browsers' ``EventSource`` reconnects.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,10 +35,12 @@ from starlette.types import Receive, Scope, Send
 from api.metrics import Metrics
 
 __all__ = [
+    "OPTIONS_STATE_KEY",
     "PING",
     "EventStreamResponse",
     "FrameCache",
     "SlowClient",
+    "SseOptions",
     "event_frame",
     "gap_frame",
     "pump",
@@ -43,10 +51,22 @@ logger = logging.getLogger(__name__)
 PING = b": ping\n\n"
 #: end of the stream in the queue (no frame is empty)
 _END = b""
+#: the lifespan-state key under which ``create_app`` hands every response its options
+OPTIONS_STATE_KEY = "sse_options"
 
 
 class SlowClient(Exception):
     """The client did not take a frame for ``slow_client_s`` while its buffer was full."""
+
+
+@dataclass(frozen=True, slots=True)
+class SseOptions:
+    """Options every SSE response of one app shares; 0 turns either off."""
+
+    #: end each response after this long (between frames); the client resumes by cursor
+    max_duration_s: float = 0.0
+    #: reconnection delay sent first as ``retry: <ms>``
+    retry_ms: int = 0
 
 
 def _safe_type(kind: Any) -> bytes:
@@ -95,12 +115,25 @@ class FrameCache:
         return frame
 
 
-async def pump(frames: AsyncIterator[bytes], queue: asyncio.Queue[bytes], slow_client_s: float) -> None:
+async def pump(
+    frames: AsyncIterator[bytes],
+    queue: asyncio.Queue[bytes],
+    slow_client_s: float,
+    max_duration_s: float = 0.0,
+) -> None:
     """Move ``frames`` into ``queue`` (then an end marker); :class:`SlowClient` when the
-    queue stays full for ``slow_client_s``. The source is closed however this ends."""
+    queue stays full for ``slow_client_s``. With ``max_duration_s``, stop taking frames
+    after that long: a frame is queued whole or not at all, so the response ends on a
+    frame boundary. The source is closed however this ends."""
+    deadline = asyncio.timeout(max_duration_s or None)
     async with contextlib.aclosing(frames):  # type: ignore[type-var]
-        async for frame in frames:
-            await _put(queue, frame, slow_client_s)
+        try:
+            async with deadline:
+                async for frame in frames:
+                    await _put(queue, frame, slow_client_s)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
     await _put(queue, _END, slow_client_s)
 
 
@@ -165,6 +198,7 @@ class EventStreamResponse(Response):
         ping_interval_s: float,
         slow_client_s: float,
         group: bool = False,
+        options: SseOptions | None = None,
     ) -> None:
         self.frames = frames
         self.metrics = metrics
@@ -172,6 +206,8 @@ class EventStreamResponse(Response):
         self.ping_interval_s = ping_interval_s
         self.slow_client_s = slow_client_s
         self.group = group
+        #: ``None``: the app's options, from the lifespan state (none outside an app)
+        self.options = options
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -182,20 +218,26 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.sse_clients += 1
         self.metrics.group_streams += self.group
+        options = self.options or scope.get("state", {}).get(OPTIONS_STATE_KEY)
         try:
-            await self._run(receive, send)
+            await self._run(receive, send, options if isinstance(options, SseOptions) else SseOptions())
         finally:
             self.metrics.sse_clients -= 1
             self.metrics.group_streams -= self.group
 
-    async def _run(self, receive: Receive, send: Send) -> None:
+    async def _run(self, receive: Receive, send: Send, options: SseOptions) -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue(self.buffer)
-        producer = asyncio.create_task(pump(self.frames, queue, self.slow_client_s), name="sse-pump")
+        producer = asyncio.create_task(
+            pump(self.frames, queue, self.slow_client_s, options.max_duration_s), name="sse-pump"
+        )
         tasks = {producer}
         try:
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
+            if options.retry_ms:
+                retry = b"retry: %d\n\n" % options.retry_ms
+                await send({"type": "http.response.body", "body": retry, "more_body": True})
             writer = asyncio.create_task(
                 _write(queue, send, self.ping_interval_s, self._sent), name="sse-write"
             )

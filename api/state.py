@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import ApiKeys
+from api.auth import SESSION_COOKIE, ApiKeys, UiSessions
 from api.errors import not_found
 from api.limits import RateLimiter
 from api.metrics import Metrics
@@ -34,6 +34,7 @@ class Services:
     store: TaskStore
     queue: JobQueue
     keys: ApiKeys
+    sessions: UiSessions
     limiter: RateLimiter
     metrics: Metrics = field(default_factory=Metrics)
     frames: FrameCache = field(default_factory=FrameCache)
@@ -54,10 +55,20 @@ ServicesDep = Annotated[Services, Depends(services)]
 _bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_API_KEYS")
 
 
+_READS = frozenset({"GET", "HEAD"})
+
+
 async def tenant(
-    svc: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    svc: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The caller's tenant (401 without a valid bearer key)."""
+    """The caller's tenant: from the bearer key, else, for reads, from the viewer's session
+    cookie (401 without either)."""
+    if credentials is None and not svc.keys.open_mode and request.method in _READS:
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            return svc.sessions.authenticate(session)
     return svc.keys.authenticate(credentials.credentials if credentials else None)
 
 

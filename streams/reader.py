@@ -73,6 +73,54 @@ class Reader:
         newest = await self.redis.xrevrange(self.keys.events(task_id), count=1)
         return str(newest[0][0]) if newest else None
 
+    async def cursor_after_seq(self, task_id: str, seq: int) -> str:
+        """The cursor after which the event of seq ``seq + 1`` comes: the cursor of the
+        event whose seq is ``seq`` (OpenAI's ``starting_after``).
+
+        ``0`` gives ``"0-0"``; a seq at or past the newest event gives the newest cursor
+        (``"0-0"`` for an empty stream); a seq that retention dropped gives ``"0-0"``, from
+        which a read starts with a ``gap`` marker. Seqs are dense and grow with entry ids,
+        so this bisects the entries' milliseconds with one-entry XRANGE probes, then reads
+        forward at most ``page_size`` entries at a time: a few round trips, however long
+        the stream.
+        """
+        if seq < 0:
+            raise UsageError(f"seq must be >= 0, got {seq}")
+        key = self.keys.events(validate_task_id(task_id))
+        if seq == 0:
+            return "0-0"
+        pipe = self._raw.pipeline(transaction=False)
+        pipe.xrange(key, count=1)
+        pipe.xrevrange(key, count=1)
+        first, newest = await pipe.execute()
+        if not first or not newest:
+            return "0-0"
+        lo_cursor, lo_seq = str(first[0][0]), entry_seq(first[0][1])
+        if seq >= entry_seq(newest[0][1]):
+            return str(newest[0][0])
+        if seq < lo_seq:
+            return "0-0"
+        # Invariant: the wanted entry's milliseconds lie in [lo_ms, hi_ms].
+        lo_ms, hi_ms = id_tuple(lo_cursor)[0], id_tuple(str(newest[0][0]))[0]
+        page = self.settings.page_size
+        while seq - lo_seq > page and hi_ms > lo_ms:
+            mid = (lo_ms + hi_ms + 1) // 2
+            probe = await self._raw.xrange(key, min=f"{mid}-0", count=1)
+            if not probe:
+                break
+            probe_seq = entry_seq(probe[0][1])
+            if probe_seq <= seq:
+                lo_cursor, lo_seq = str(probe[0][0]), probe_seq
+                lo_ms = id_tuple(lo_cursor)[0]
+            else:
+                hi_ms = mid - 1  # the first entry from ``mid`` is already past it
+        while lo_seq < seq:
+            entries = await self._raw.xrange(key, min=f"({lo_cursor}", count=min(seq - lo_seq, page))
+            if not entries:
+                break
+            lo_cursor, lo_seq = str(entries[-1][0]), entry_seq(entries[-1][1])
+        return lo_cursor
+
     async def _start(self, task_id: str, after: str) -> _Start:
         """Resolve ``$``, check the task exists, and read the first page (one round trip).
 

@@ -1,27 +1,39 @@
-"""A task's events: SSE (default) or JSON pages, plain or through a consumer group."""
+"""A task's events: SSE (default) or JSON pages, plain or through a consumer group; or,
+with ``format=ag-ui``, the task as AG-UI events (:mod:`api.agui`).
+
+Every event carries ``sequence_number`` (its ``seq``), and ``starting_after=<n>`` resumes
+after the event whose ``sequence_number`` is ``n``: the habit of OpenAI's Responses API in
+background mode, so its clients resume here as they do there.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from api.agui import AgUiFrames, ResumePoint
 from api.errors import bad_request, unavailable
 from api.schemas import EventsPage, error_responses
 from api.sse import EventStreamResponse
 from api.state import Owned, Services, ServicesDep
 from streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
 
-__all__ = ["router"]
+__all__ = ["FORMATS", "router", "with_sequence_number"]
+
+#: the ``format`` values: agentstream's own events, or AG-UI's
+FORMATS = ("agentstream", "ag-ui")
+_ALL = EventFilter.parse("all")
 
 router = APIRouter(prefix="/v1/tasks", tags=["events"])
 
 _SSE_DOC = {
     "description": "SSE frames `id: <cursor>`, `event: <type>`, `data: <event JSON>`; `: ping` comments; "
-    "ends after `completed`. With `Accept: application/json`, one page of events.",
+    "ends after `completed`. With `Accept: application/json`, one page of events. With `format=ag-ui`, "
+    "AG-UI events as `id: <cursor>[:<k>]`, `data: <AG-UI event JSON>` frames.",
     "model": EventsPage,
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
@@ -52,24 +64,77 @@ async def task_events(
     limit: Annotated[int, Query(ge=1, le=1000, description="events per JSON page")] = 100,
     group: Annotated[str | None, Query(description="consumer-group delivery (with `consumer`)")] = None,
     consumer: Annotated[str | None, Query(description="this reader's name in `group`")] = None,
+    starting_after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="resume after the event whose `sequence_number` is this (`0`: from the start); "
+            "`after` loses to it, `Last-Event-ID` wins over it",
+        ),
+    ] = None,
+    format_: Annotated[
+        str | None, Query(alias="format", description="`agentstream` (default) or `ag-ui` (SSE only)")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    """Replay then follow the stream. ``Last-Event-ID`` wins over ``after``. A cursor that
-    retention dropped gets a ``gap`` frame first."""
-    cursor = parse_cursor(last_event_id if last_event_id else after)
-    flt = EventFilter.parse(mode, types, scope)
+    """Replay then follow the stream. Where to start: ``Last-Event-ID``, else
+    ``starting_after``, else ``after``. A cursor that retention dropped gets a ``gap``
+    frame first."""
     as_json = wants_json(request.headers.get("accept"))
+    if format_ not in (None, *FORMATS):
+        raise bad_request(f"unknown format {format_!r}: use {' or '.join(FORMATS)}")
     if (group is None) != (consumer is None):
         raise bad_request("give both group and consumer, or neither")
+    if format_ == "ag-ui":
+        if as_json or group is not None or mode is not None or types is not None or scope is not None:
+            raise bad_request(
+                "format=ag-ui is an SSE stream of the whole run: no JSON, group, mode, types or scope"
+            )
+        return await _agui_events(svc, meta, last_event_id, starting_after, after)
+    flt = EventFilter.parse(mode, types, scope)
+    cursor, floor = await _start_cursor(svc, meta, last_event_id, starting_after, after)
     if group is not None and consumer is not None:
         return await _group_events(svc, meta, group, consumer, cursor, flt, as_json, limit)
     if as_json:
-        return _json(await _page(svc, meta, cursor, flt, limit))
-    if svc.metrics.sse_clients >= svc.settings.max_sse_clients:
-        raise unavailable("too many live event streams; retry shortly")
+        return _json(await _page(svc, meta, cursor, flt, limit, floor))
+    _check_capacity(svc)
     if _past_the_end(meta, cursor):
         return _stream(svc, _no_frames())
-    return _stream(svc, _tail_frames(svc, meta.task_id, cursor, flt))
+    return _stream(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor))
+
+
+def with_sequence_number(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with ``sequence_number`` (= ``seq``), as OpenAI's streaming events have;
+    a copy, since readers share decoded events."""
+    seq = event.get("seq")
+    return {**event, "sequence_number": seq} if seq is not None else dict(event)
+
+
+async def _start_cursor(
+    svc: Services, meta: TaskMeta, last_event_id: str | None, starting_after: int | None, after: str | None
+) -> tuple[str, int | None]:
+    """The cursor to read after, and the ``starting_after`` seq when that decided it: an
+    event at or below it is not sent, nor a gap that lost none of what follows it."""
+    if last_event_id:
+        return parse_cursor(last_event_id), None
+    if starting_after is not None:
+        return await svc.reader.cursor_after_seq(meta.task_id, starting_after), starting_after
+    return parse_cursor(after), None
+
+
+def _before(event: Mapping[str, Any], floor: int | None) -> bool:
+    """The event is at or before ``starting_after`` (a gap: it hides nothing after it)."""
+    if floor is None:
+        return False
+    if event["type"] == "gap":
+        return int(event.get("first_seq") or 0) <= floor + 1
+    seq = event.get("seq")
+    return isinstance(seq, int) and seq <= floor
+
+
+def _check_capacity(svc: Services) -> None:
+    if svc.metrics.sse_clients >= svc.settings.max_sse_clients:
+        raise unavailable("too many live event streams; retry shortly")
 
 
 def _cursor_key(cursor: str) -> tuple[int, int]:
@@ -106,14 +171,19 @@ def _stream(svc: Services, frames: AsyncIterator[bytes], *, group: bool = False)
     )
 
 
-async def _tail_frames(svc: Services, task_id: str, after: str, flt: EventFilter) -> AsyncIterator[bytes]:
+async def _tail_frames(
+    svc: Services, task_id: str, after: str, flt: EventFilter, floor: int | None = None
+) -> AsyncIterator[bytes]:
     items = svc.reader.tail(task_id, after, flt)
     async with contextlib.aclosing(items):  # type: ignore[type-var]
         async for cursor, event in items:
-            yield svc.frames.frame(task_id, cursor, event)
+            if not _before(event, floor):
+                yield svc.frames.frame(task_id, cursor, with_sequence_number(event))
 
 
-async def _page(svc: Services, meta: TaskMeta, after: str, flt: EventFilter, limit: int) -> EventsPage:
+async def _page(
+    svc: Services, meta: TaskMeta, after: str, flt: EventFilter, limit: int, floor: int | None = None
+) -> EventsPage:
     """Up to ``limit`` matching events after ``after``. ``next_after`` is the last entry
     *scanned*, so events the filter skipped are not scanned again by the next page."""
     task_id = meta.task_id
@@ -126,8 +196,8 @@ async def _page(svc: Services, meta: TaskMeta, after: str, flt: EventFilter, lim
         async for cursor, event in items:
             if event["type"] != "gap":
                 last = cursor
-            if flt.matches(event):
-                events.append(event)
+            if flt.matches(event) and not _before(event, floor):
+                events.append(with_sequence_number(event))
             if event["type"] == "completed":
                 completed = True
                 break
@@ -178,7 +248,8 @@ async def _group_page(reader: GroupConsumer, limit: int) -> EventsPage:
     items = await reader.read(count=limit, block_ms=0)
     completed = any(event["type"] == "completed" for _, event in items)
     done = completed or (not items and await reader.finished())
-    return EventsPage(events=[e for _, e in items], next_after=items[-1][0] if items else None, done=done)
+    events = [with_sequence_number(e) for _, e in items]
+    return EventsPage(events=events, next_after=items[-1][0] if items else None, done=done)
 
 
 async def _group_frames(svc: Services, reader: GroupConsumer) -> AsyncIterator[bytes]:
@@ -186,6 +257,55 @@ async def _group_frames(svc: Services, reader: GroupConsumer) -> AsyncIterator[b
     try:
         async with contextlib.aclosing(items):  # type: ignore[type-var]
             async for cursor, event in items:
-                yield svc.frames.frame(reader.task_id, cursor, event)
+                yield svc.frames.frame(reader.task_id, cursor, with_sequence_number(event))
     finally:
         await reader.aclose()
+
+
+# ---------------------------------------------------------------------- AG-UI
+
+
+async def _agui_events(
+    svc: Services, meta: TaskMeta, last_event_id: str | None, starting_after: int | None, after: str | None
+) -> Response:
+    """The run as AG-UI events; ids are ``<cursor>`` or ``<cursor>:<k>`` (:mod:`api.agui`)."""
+    if last_event_id:
+        resume = ResumePoint.parse(last_event_id)
+    elif starting_after is not None:
+        resume = ResumePoint(await svc.reader.cursor_after_seq(meta.task_id, starting_after))
+    else:
+        resume = ResumePoint.parse(after)
+    if resume.cursor == "$":
+        resume = ResumePoint(await svc.reader.last_cursor(meta.task_id) or "0-0")
+    _check_capacity(svc)
+    thread_id = meta.request.get("session_id") or meta.task_id
+    frames = AgUiFrames(str(thread_id), meta.task_id, resume)
+    return _stream(svc, _agui_frames(svc, meta.task_id, frames, resume))
+
+
+async def _agui_frames(
+    svc: Services, task_id: str, frames: AgUiFrames, resume: ResumePoint
+) -> AsyncIterator[bytes]:
+    """A fresh read tails from the start. A resumed one first replays the stored history
+    from the start to rebuild the translator (sending nothing up to the resume point),
+    then tails from where the replay stopped."""
+    after = "0-0"
+    if not resume.fresh:
+        items = svc.reader.replay(task_id, "0", _ALL)
+        async with contextlib.aclosing(items):  # type: ignore[type-var]
+            async for cursor, event in items:
+                for frame in frames.frames(cursor, event):
+                    yield frame
+                if event["type"] != "gap":
+                    after = cursor
+                if event["type"] == "completed":
+                    break
+        for frame in frames.resumed():
+            yield frame
+        if frames.finished:
+            return
+    items = svc.reader.tail(task_id, after, _ALL)
+    async with contextlib.aclosing(items):  # type: ignore[type-var]
+        async for cursor, event in items:
+            for frame in frames.frames(cursor, event):
+                yield frame

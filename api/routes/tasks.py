@@ -1,4 +1,4 @@
-"""Submit, read and cancel tasks (``/v1/tasks``)."""
+"""Submit, list, read and cancel tasks (``/v1/tasks``)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from api.errors import ApiError, bad_request
-from api.schemas import CancelAccepted, SubmitTask, TaskAccepted, TaskView, error_responses
+from api.schemas import CURSOR_REGEX, CancelAccepted, SubmitTask, TaskAccepted, TaskView, error_responses
 from api.state import Owned, Services, ServicesDep, Tenant
 from streams import TaskMeta
-from streams.codec import decode
+from streams.codec import decode, decode_entry
 from worker.payload import MAX_INPUT_CHARS
 
-__all__ = ["router"]
+__all__ = ["TaskList", "TaskSummary", "router"]
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -88,6 +88,106 @@ async def submit_task(
         # the job id (= task id) makes a second enqueue of a known job a no-op.
         await svc.queue.enqueue(task_id)
     return TaskAccepted(task_id=task_id, status=created.status, events_url=events_url(task_id))
+
+
+class TaskSummary(BaseModel):
+    """One task of a list: its current status and a preview of its input."""
+
+    task_id: str
+    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    agent: str
+    attempt: int
+    done: bool
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    input: str | None = Field(default=None, description="the start of the input (the `queued` event's)")
+    events_url: str
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary] = Field(description="newest first")
+    next_before: str | None = Field(
+        description="pass as `before` for older tasks; `null` when the feed holds no more"
+    )
+
+
+#: the meta fields a summary needs: not ``request``, which holds the whole input
+_SUMMARY_FIELDS = ("owner", "status", "attempt", "seq", "done", "agent", "created_at", "started_at",
+                   "ended_at")  # fmt: skip
+_FEED_PAGE = 500
+
+
+async def recent_task_ids(
+    svc: Services, owner: str, limit: int, before: str | None
+) -> tuple[list[str], str | None]:
+    """Ids of ``owner``'s tasks, newest first, from the ``created`` entries of the task feed
+    (shared by all tenants, so at most ``task_list_scan`` entries are read), and the feed
+    cursor to continue from (``None``: the feed has nothing older)."""
+    key = svc.settings.streams.keys.tasks
+    upper = f"({before}" if before else "+"
+    budget = svc.settings.task_list_scan
+    ids: list[str] = []
+    while budget > 0:
+        entries = await svc.redis.xrevrange(key, max=upper, min="-", count=min(_FEED_PAGE, budget))
+        for cursor, fields in entries:
+            if fields.get("kind") == "created" and fields.get("owner") == owner:
+                ids.append(fields["task_id"])
+                if len(ids) == limit:
+                    return ids, cursor
+        if len(entries) < min(_FEED_PAGE, budget):
+            return ids, None
+        budget -= len(entries)
+        upper = f"({entries[-1][0]}"
+    return ids, upper[1:]
+
+
+async def task_summaries(svc: Services, owner: str, task_ids: list[str]) -> list[TaskSummary]:
+    """Current status of each task (one round trip); expired tasks are left out."""
+    keys = svc.settings.streams.keys
+    pipe = svc.redis.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hmget(keys.meta(task_id), _SUMMARY_FIELDS)
+        pipe.xrange(keys.events(task_id), count=1)
+    replies = await pipe.execute()
+    summaries: list[TaskSummary] = []
+    for task_id, values, first in zip(task_ids, replies[::2], replies[1::2], strict=True):
+        raw = {name: value for name, value in zip(_SUMMARY_FIELDS, values, strict=True) if value is not None}
+        if raw.get("owner") != owner:
+            continue  # expired (or, were the feed wrong, someone else's)
+        meta = TaskMeta.from_hash(task_id, raw)
+        queued = decode_entry(first[0][0], first[0][1], task_id) if first else {}
+        preview = queued.get("input") if queued.get("type") == "queued" else None
+        summaries.append(
+            TaskSummary(
+                task_id=task_id,
+                status=meta.status,
+                agent=meta.agent,
+                attempt=meta.attempt,
+                done=meta.done,
+                created_at=meta.created_at,
+                started_at=meta.started_at,
+                ended_at=meta.ended_at,
+                input=preview if isinstance(preview, str) else None,
+                events_url=events_url(task_id),
+            )
+        )
+    return summaries
+
+
+@router.get("", response_model=TaskList, summary="List tasks", responses=error_responses(400, 401, 503))
+async def list_tasks(
+    owner: Tenant,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="tasks per page")] = 50,
+    before: Annotated[
+        str | None, Query(pattern=CURSOR_REGEX, description="`next_before` of the previous page")
+    ] = None,
+) -> TaskList:
+    """The caller's recent tasks, newest first, with their current status. Tasks whose
+    retention expired are left out."""
+    task_ids, next_before = await recent_task_ids(svc, owner, limit, before)
+    return TaskList(tasks=await task_summaries(svc, owner, task_ids), next_before=next_before)
 
 
 async def last_outcome(svc: Services, task_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.routes.events import with_sequence_number
 from streams import EventFilter, StreamsSettings, TaskStore
 from tests.api.helpers import Frame, completed, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import ALICE, Api, api_settings, serve, submit
@@ -33,8 +34,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
 
 
 async def stored(api: Api, task_id: str, mode: str = "core", **kw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The stored events as the API serves them (with ``sequence_number``)."""
     flt = EventFilter.parse(mode, kw.get("types"), kw.get("scope"))
-    return [item async for item in api.services.reader.replay(task_id, filter=flt)]
+    return [(c, with_sequence_number(e)) async for c, e in api.services.reader.replay(task_id, filter=flt)]
 
 
 async def finished_task(client: httpx.AsyncClient, api: Api, events: list[dict[str, Any]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -16,6 +17,7 @@ from streams import (
     StreamsSettings,
     TaskNotFound,
     TaskStore,
+    UsageError,
 )
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
@@ -234,3 +236,34 @@ async def test_a_tail_from_the_end_of_a_finished_task_ends_at_once(store: TaskSt
     assert await asyncio.wait_for(collect(reader.tail(task_id, after=items[-1][0])), 5) == []
     assert await asyncio.wait_for(collect(reader.tail(task_id, after="$")), 5) == []
     assert await asyncio.wait_for(collect(reader.tail(task_id, after=items[-2][0])), 5) == items[-1:]
+
+
+async def test_cursor_after_seq_finds_each_events_cursor(
+    store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings
+) -> None:
+    attempt = await new_task(store)
+    async with store.writer(attempt) as writer:
+        for i, event in enumerate(tokens(1_200)):  # several pages, many milliseconds
+            await writer.append(event)
+            if i % 97 == 0:
+                await asyncio.sleep(0.002)
+        await writer.append(COMPLETED)
+    task_id = attempt.task_id
+    items = await collect(reader.replay(task_id))
+    # small pages, so that most look-ups bisect before they read forward
+    reader = Reader(redis, dataclasses.replace(settings, page_size=16))
+    by_seq = {e["seq"]: cursor for cursor, e in items}
+    last = items[-1]
+    assert await reader.cursor_after_seq(task_id, 0) == "0-0"
+    for seq in [1, 2, 3, 500, 999, 1_000, 1_001, *random.Random(3).sample(range(1, 1_202), 40)]:
+        assert await reader.cursor_after_seq(task_id, seq) == by_seq[seq]
+        rest = await collect(reader.replay(task_id, after=by_seq[seq]))
+        assert [e["seq"] for _, e in rest] == list(range(seq + 1, last[1]["seq"] + 1))
+    assert await reader.cursor_after_seq(task_id, last[1]["seq"]) == last[0]
+    assert await reader.cursor_after_seq(task_id, 10**9) == last[0]  # past the end: the newest
+    # Trimmed history: a seq retention dropped reads from the start, which says so with a gap.
+    await redis.xtrim(settings.keys.events(task_id), maxlen=100, approximate=False)
+    assert await reader.cursor_after_seq(task_id, 5) == "0-0"
+    assert await reader.cursor_after_seq(task_id, last[1]["seq"] - 50) == by_seq[last[1]["seq"] - 50]
+    with pytest.raises(UsageError):
+        await reader.cursor_after_seq(task_id, -1)

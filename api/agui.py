@@ -1,0 +1,530 @@
+"""AG-UI over SSE: a task's stream as AG-UI events (``?format=ag-ui``), resumable by cursor.
+
+The events are the ``ag-ui-protocol`` package's own models, encoded by its ``EventEncoder``
+(a ``data:`` line of camelCase JSON). Everything here is pure and synchronous: the route
+reads the stream and feeds it in.
+
+**Mapping.** The stream's first event opens the run (``RUN_STARTED``, thread id and run id
+from the task). ``token``\\ s form a text message (``TEXT_MESSAGE_START/CONTENT/END``) and
+``thinking_token``\\ s a reasoning span (``REASONING_START``, ``REASONING_MESSAGE_START/
+CONTENT/END``, ``REASONING_END``); a message or span is closed by the first event of another
+type, since every other event ends the run of chunks. Their ids derive from the run id and
+the seq of their first chunk, so every reader, resumed or not, sees the same ids.
+``tool_call_delta`` opens a tool call (``TOOL_CALL_START``, parented to the turn's text
+message) as soon as its index has both an id and a name, and streams ``TOOL_CALL_ARGS``;
+arguments that came before the id are sent with the start. A call whose id never streamed
+(servers that send none get one generated when the turn ends) starts at
+``tool_calls_ready``, which ends every call of the turn (``TOOL_CALL_END``). A ``tool_call``
+or ``action`` of a call never streamed announces it whole. ``tool_result``/``tool_error``
+become ``TOOL_CALL_RESULT`` (content: the result, JSON unless a string, or the error text,
+flagged in ``metadata``). ``iteration_start`` finishes the previous step and starts
+``iteration <n>``. ``retry`` closes whatever is open (a renderer resets its partial text).
+``completed`` closes everything, then ``RUN_FINISHED`` (``result``: the last ``result``'s
+output) when it succeeded, ``RUN_FINISHED`` with the ``cancelled`` outcome when cancelled
+(AG-UI 1.0: a cancelled run did not fail), ``RUN_ERROR`` (the last ``error``'s message and
+type) when it failed. Every other event, unknown types included, passes as
+``CUSTOM`` named ``agentstream.<type>`` with the event as its value; so does ``gap``.
+
+**Frame ids.** Every frame keeps the stream's cursor. One stream event may become several
+AG-UI events: the last frame of the group has ``id: <cursor>``, the earlier ones
+``id: <cursor>:<k>`` (``k`` counting from 0), so any id a client holds says exactly which
+frames it has. Both forms are accepted back as ``Last-Event-ID`` or ``after``. Frames that
+are no event of the stream (a ``gap``, the resume prelude below) have no ``id:`` line, so
+a client's last id does not move.
+
+**Resumption.** AG-UI's own transports cannot resume; this one can. A reader resuming
+from an id gets the translator rebuilt by replaying the stream up to that point without
+sending anything, then, before the rest of the stream: ``RUN_STARTED`` again (AG-UI
+clients expect every response to open with it) and the start event of every message, tool
+call, step and reasoning span still open at that point, with their original ids, so the
+deltas that follow land where they belong. A reader resuming after the end of the run gets
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from ag_ui.core import (
+    PROTOCOL_VERSION,
+    BaseEvent,
+    CustomEvent,
+    ReasoningEndEvent,
+    ReasoningMessageContentEvent,
+    ReasoningMessageEndEvent,
+    ReasoningMessageStartEvent,
+    ReasoningStartEvent,
+    RunErrorEvent,
+    RunFinishedCancelledOutcome,
+    RunFinishedEvent,
+    RunStartedEvent,
+    StepFinishedEvent,
+    StepStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    TokenUsage,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
+from ag_ui.encoder import EventEncoder
+
+from streams import InvalidCursor, parse_cursor
+
+__all__ = ["AgUiFrames", "AgUiTranslator", "OpenBlocks", "ResumePoint", "frame_ids"]
+
+_MAX_INDEX_DIGITS = 6
+
+
+def _cursor_key(cursor: str) -> tuple[int, int]:
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _millis(timestamp: Any) -> int | None:
+    """An event's ISO 8601 timestamp as epoch milliseconds, AG-UI's habit."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+@dataclass(slots=True)
+class _StreamedCall:
+    """A tool call of the current turn, by index, as its deltas arrive."""
+
+    tool_call_id: str | None = None
+    name: str | None = None
+    #: arguments that came before the call could start
+    pending_args: str = ""
+    started: bool = False
+
+
+class AgUiTranslator:
+    """Turns one task's events, in stream order, into AG-UI events (see the module doc).
+
+    Pure and synchronous: ``feed`` each event (as readers yield them) and send what it
+    returns. It tracks the open text message, reasoning span, tool calls and step.
+    """
+
+    def __init__(self, thread_id: str, run_id: str) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.started = False
+        self.finished = False
+        self._message: str | None = None
+        #: the text message of the current model turn, the parent of its tool calls
+        self._turn_message: str | None = None
+        self._reasoning: str | None = None
+        self._step: str | None = None
+        self._calls: dict[int, _StreamedCall] = {}
+        #: started and not yet ended, in start order
+        self._open_calls: dict[str, None] = {}
+        self._announced: set[str] = set()
+        self._output: Any = None
+        self._usage: Mapping[str, Any] | None = None
+        self._error: Mapping[str, Any] | None = None
+        self._cancel_reason: str | None = None
+
+    def feed(self, event: Mapping[str, Any]) -> list[BaseEvent]:
+        """The AG-UI events for ``event`` (none after the run ended)."""
+        if self.finished:
+            return []
+        kind = event.get("type")
+        ts = _millis(event.get("timestamp"))
+        out: list[BaseEvent] = []
+        if not self.started:
+            self.started = True
+            out.append(
+                RunStartedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    protocol_version=PROTOCOL_VERSION,
+                    timestamp=ts,
+                )
+            )
+        if kind != "token":
+            self._close_message(out, ts)
+        if kind != "thinking_token":
+            self._close_reasoning(out, ts)
+        match kind:
+            case "queued":
+                pass
+            case "token":
+                self._token(event, ts, out)
+            case "thinking_token":
+                self._thinking(event, ts, out)
+            case "tool_call_delta":
+                self._tool_call_delta(event, ts, out)
+            case "tool_calls_ready":
+                self._tool_calls_ready(event, ts, out)
+            case "tool_call" | "action":
+                self._announce(event, ts, out)
+            case "tool_result" | "tool_error":
+                self._tool_result(event, ts, out)
+            case "iteration_start":
+                self._close_step(out, ts)
+                self._turn_message = None
+                self._step = f"iteration {event.get('iteration')}"
+                out.append(StepStartedEvent(step_name=self._step, timestamp=ts))
+            case "completed":
+                self._completed(event, ts, out)
+            case _:
+                self._remember(event)
+                if kind in ("retry", "thought", "result"):
+                    self._turn_message = None
+                if kind == "retry":
+                    self._close_all(out, ts)
+                out.append(CustomEvent(name=f"agentstream.{kind}", value=dict(event), timestamp=ts))
+        return out
+
+    # ------------------------------------------------------------------ chunks
+
+    def _token(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        content = event.get("content")
+        if not isinstance(content, str) or not content:
+            return
+        if self._message is None:
+            self._message = self._turn_message = f"{self.run_id}-msg-{event.get('seq')}"
+            out.append(TextMessageStartEvent(message_id=self._message, role="assistant", timestamp=ts))
+        out.append(TextMessageContentEvent(message_id=self._message, delta=content, timestamp=ts))
+
+    def _thinking(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        content = event.get("content")
+        if not isinstance(content, str) or not content:
+            return
+        if self._reasoning is None:
+            self._reasoning = f"{self.run_id}-reasoning-{event.get('seq')}"
+            out.append(ReasoningStartEvent(message_id=self._reasoning, timestamp=ts))
+            out.append(ReasoningMessageStartEvent(message_id=f"{self._reasoning}-m", timestamp=ts))
+        out.append(
+            ReasoningMessageContentEvent(message_id=f"{self._reasoning}-m", delta=content, timestamp=ts)
+        )
+
+    def _close_message(self, out: list[BaseEvent], ts: int | None) -> None:
+        if self._message is not None:
+            out.append(TextMessageEndEvent(message_id=self._message, timestamp=ts))
+            self._message = None
+
+    def _close_reasoning(self, out: list[BaseEvent], ts: int | None) -> None:
+        if self._reasoning is not None:
+            out.append(ReasoningMessageEndEvent(message_id=f"{self._reasoning}-m", timestamp=ts))
+            out.append(ReasoningEndEvent(message_id=self._reasoning, timestamp=ts))
+            self._reasoning = None
+
+    # ------------------------------------------------------------------ tool calls
+
+    def _start_call(
+        self, tool_call_id: str, name: str, args: str, ts: int | None, out: list[BaseEvent]
+    ) -> None:
+        out.append(
+            ToolCallStartEvent(
+                tool_call_id=tool_call_id,
+                tool_call_name=name,
+                parent_message_id=self._turn_message,
+                timestamp=ts,
+            )
+        )
+        self._open_calls[tool_call_id] = None
+        self._announced.add(tool_call_id)
+        if args:
+            out.append(ToolCallArgsEvent(tool_call_id=tool_call_id, delta=args, timestamp=ts))
+
+    def _end_call(self, tool_call_id: str, ts: int | None, out: list[BaseEvent]) -> None:
+        if tool_call_id in self._open_calls:
+            del self._open_calls[tool_call_id]
+            out.append(ToolCallEndEvent(tool_call_id=tool_call_id, timestamp=ts))
+
+    def _tool_call_delta(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        index = event.get("index")
+        call = self._calls.setdefault(index if isinstance(index, int) else 0, _StreamedCall())
+        call.tool_call_id = call.tool_call_id or event.get("tool_call_id") or None
+        call.name = call.name or event.get("tool_name") or None
+        delta = event.get("arguments_delta") or ""
+        if call.started and call.tool_call_id is not None:
+            if delta:
+                out.append(ToolCallArgsEvent(tool_call_id=call.tool_call_id, delta=delta, timestamp=ts))
+            return
+        call.pending_args += delta
+        if call.tool_call_id is not None and call.name is not None:
+            call.started = True
+            self._start_call(call.tool_call_id, call.name, call.pending_args, ts, out)
+            call.pending_args = ""
+
+    def _tool_calls_ready(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        items = event.get("tool_calls")
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            index = item.get("index")
+            call = self._calls.pop(index, None) if isinstance(index, int) else None
+            if call is not None and call.started and call.tool_call_id is not None:
+                self._end_call(call.tool_call_id, ts, out)
+                continue
+            tool_call_id = str(item.get("tool_call_id") or "")
+            if not tool_call_id or tool_call_id in self._announced:
+                continue
+            args = call.pending_args if call is not None and call.pending_args else None
+            if args is None and item.get("parameters") is not None:
+                args = _text(item.get("parameters"))
+            self._start_call(tool_call_id, str(item.get("tool_name") or ""), args or "", ts, out)
+            self._end_call(tool_call_id, ts, out)
+        for call in self._calls.values():  # streamed but not reported ready: end them too
+            if call.started and call.tool_call_id is not None:
+                self._end_call(call.tool_call_id, ts, out)
+        self._calls = {}
+
+    def _announce(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        """``tool_call``/``action``: only news for a call that was never streamed."""
+        tool_call_id = event.get("tool_call_id")
+        if not isinstance(tool_call_id, str) or not tool_call_id or tool_call_id in self._announced:
+            return
+        parameters = event.get("parameters")
+        args = _text(parameters) if parameters is not None else ""
+        self._start_call(tool_call_id, str(event.get("tool_name") or ""), args, ts, out)
+        self._end_call(tool_call_id, ts, out)
+
+    def _tool_result(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        tool_call_id = str(event.get("tool_call_id") or "")
+        if tool_call_id not in self._announced:
+            self._start_call(tool_call_id, str(event.get("tool_name") or ""), "", ts, out)
+        self._end_call(tool_call_id, ts, out)
+        failed = event.get("type") == "tool_error"
+        out.append(
+            ToolCallResultEvent(
+                message_id=f"{self.run_id}-tool-{event.get('seq')}",
+                tool_call_id=tool_call_id,
+                content=_text(event.get("error") if failed else event.get("result")),
+                role="tool",
+                metadata={"agentstream": {"error": True}} if failed else None,
+                timestamp=ts,
+            )
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def _close_step(self, out: list[BaseEvent], ts: int | None) -> None:
+        if self._step is not None:
+            out.append(StepFinishedEvent(step_name=self._step, timestamp=ts))
+            self._step = None
+
+    def _close_all(self, out: list[BaseEvent], ts: int | None) -> None:
+        self._close_message(out, ts)
+        self._close_reasoning(out, ts)
+        for tool_call_id in list(self._open_calls):
+            self._end_call(tool_call_id, ts, out)
+        self._calls = {}
+        self._close_step(out, ts)
+
+    def _remember(self, event: Mapping[str, Any]) -> None:
+        match event.get("type"):
+            case "result":
+                self._output = event.get("output")
+                usage = event.get("usage")
+                self._usage = usage if isinstance(usage, Mapping) else self._usage
+            case "error":
+                self._error = event
+            case "cancelled":
+                self._cancel_reason = str(event.get("reason") or "cancelled")
+
+    def _token_usage(self) -> list[TokenUsage] | None:
+        usage = self._usage
+        if not usage or not all(
+            isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")
+        ):
+            return None
+        return [
+            TokenUsage(
+                input_tokens=usage["prompt_tokens"],
+                output_tokens=usage["completion_tokens"],
+                total_tokens=usage["prompt_tokens"] + usage["completion_tokens"],
+            )
+        ]
+
+    def _completed(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        self._close_all(out, ts)
+        self.finished = True
+        status = event.get("status") or ("succeeded" if event.get("success") else "failed")
+        if status == "succeeded":
+            out.append(
+                RunFinishedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    result=self._output,
+                    usage=self._token_usage(),
+                    timestamp=ts,
+                )
+            )
+        elif status == "cancelled":
+            out.append(
+                RunFinishedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    outcome=RunFinishedCancelledOutcome(),
+                    metadata={"agentstream": {"status": "cancelled", "reason": self._cancel_reason}},
+                    usage=self._token_usage(),
+                    timestamp=ts,
+                )
+            )
+        else:
+            error = self._error or {}
+            message = error.get("error") or (self._output if isinstance(self._output, str) else None)
+            out.append(
+                RunErrorEvent(
+                    message=str(message or f"the task {status}"),
+                    code=str(error.get("error_type") or status),
+                    usage=self._token_usage(),
+                    timestamp=ts,
+                )
+            )
+
+
+# ---------------------------------------------------------------------- resumption
+
+
+def _block(event: BaseEvent) -> tuple[str, str, bool] | None:
+    """``(kind, id, opens)`` of an event that opens or closes a block, else None."""
+    match event:
+        case RunStartedEvent():
+            return "run", "", True
+        case RunFinishedEvent() | RunErrorEvent():
+            return "run", "", False
+        case StepStartedEvent(step_name=name) | StepFinishedEvent(step_name=name):
+            return "step", name, isinstance(event, StepStartedEvent)
+        case TextMessageStartEvent(message_id=mid) | TextMessageEndEvent(message_id=mid):
+            return "text", mid, isinstance(event, TextMessageStartEvent)
+        case ToolCallStartEvent(tool_call_id=cid) | ToolCallEndEvent(tool_call_id=cid):
+            return "tool", cid, isinstance(event, ToolCallStartEvent)
+        case ReasoningStartEvent(message_id=mid) | ReasoningEndEvent(message_id=mid):
+            return "reasoning", mid, isinstance(event, ReasoningStartEvent)
+        case ReasoningMessageStartEvent(message_id=mid) | ReasoningMessageEndEvent(message_id=mid):
+            return "reasoning_message", mid, isinstance(event, ReasoningMessageStartEvent)
+    return None
+
+
+class OpenBlocks:
+    """What a sequence of AG-UI events left open: the run, steps, messages, tool calls,
+    reasoning spans; kept as their start events, in the order they opened."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], BaseEvent] = {}
+
+    def observe(self, event: BaseEvent) -> None:
+        block = _block(event)
+        if block is None:
+            return
+        kind, block_id, opens = block
+        if opens:
+            self._open[kind, block_id] = event
+        else:
+            self._open.pop((kind, block_id), None)
+
+    def starts(self) -> list[BaseEvent]:
+        """The start events that re-open everything still open, outermost first."""
+        return list(self._open.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a reader resumes: after the stream event at ``cursor``, or, with ``index``,
+    after the frame ``index`` of that event's group (``id: <cursor>:<index>``)."""
+
+    cursor: str
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, value: str | None) -> ResumePoint:
+        """``<cursor>`` or ``<cursor>:<k>``; :class:`~streams.InvalidCursor` otherwise."""
+        text = value or "0"
+        cursor, sep, index = text.partition(":")
+        if not sep:
+            return cls(parse_cursor(cursor))
+        if not index.isdigit() or len(index) > _MAX_INDEX_DIGITS or cursor == "$":
+            raise InvalidCursor(f"invalid event id {text!r}: expected '<cursor>' or '<cursor>:<k>'")
+        return cls(parse_cursor(cursor), int(index))
+
+    @property
+    def fresh(self) -> bool:
+        return self.cursor == "0-0" and self.index is None
+
+
+def frame_ids(cursor: str, count: int) -> list[str]:
+    """The ids of the ``count`` frames of the event at ``cursor``: ``<cursor>:<k>``, the
+    last one plain ``<cursor>``."""
+    return [f"{cursor}:{k}" for k in range(count - 1)] + [cursor] if count else []
+
+
+class AgUiFrames:
+    """One reader's SSE frames: translation, frame ids and resumption. Pure: feed it the
+    task's events from the start of the stream (``resume``) or from wherever the reader
+    starts (a fresh read), then call :meth:`resumed` once the stored history is read."""
+
+    def __init__(self, thread_id: str, run_id: str, resume: ResumePoint | None = None) -> None:
+        self.translator = AgUiTranslator(thread_id, run_id)
+        self._encoder = EventEncoder()
+        self._resume = None if resume is None or resume.fresh else resume
+        self._open = OpenBlocks()
+        self._held: list[bytes] = []
+        self._lost: list[BaseEvent] = []
+
+    @property
+    def finished(self) -> bool:
+        """The run ended and nothing is left to send."""
+        return self.translator.finished and self._resume is None
+
+    def encode(self, event: BaseEvent, frame_id: str | None) -> bytes:
+        data = self._encoder.encode(event).encode()
+        return b"id: %s\n%s" % (frame_id.encode(), data) if frame_id is not None else data
+
+    def frames(self, cursor: str, event: Mapping[str, Any]) -> list[bytes]:
+        """The frames to send for the stream event at ``cursor`` (none while rebuilding)."""
+        translated = self.translator.feed(event)
+        resume = self._resume
+        if event.get("type") == "gap":
+            if resume is None:
+                return [self.encode(e, None) for e in translated]
+            for e in translated:
+                self._open.observe(e)
+            if _cursor_key(resume.cursor) < _cursor_key(str(event.get("first_cursor") or "0-0")):
+                self._lost = [e for e in translated if isinstance(e, CustomEvent)]
+            return []
+        ids = frame_ids(cursor, len(translated))
+        if resume is None:
+            return [self.encode(e, i) for e, i in zip(translated, ids, strict=True)]
+        position = _cursor_key(cursor), _cursor_key(resume.cursor)
+        if position[0] < position[1] or (cursor == resume.cursor and resume.index is None):
+            for e in translated:
+                self._open.observe(e)
+            return []
+        if cursor == resume.cursor:
+            seen = (resume.index or 0) + 1
+            for e in translated[:seen]:
+                self._open.observe(e)
+            self._held = [self.encode(e, i) for e, i in zip(translated[seen:], ids[seen:], strict=True)]
+            return []
+        return self.resumed() + [self.encode(e, i) for e, i in zip(translated, ids, strict=True)]
+
+    def resumed(self) -> list[bytes]:
+        """The resume prelude, once: ``RUN_STARTED`` and the starts of what is open at the
+        resume point (no ids), a ``gap`` the client has not seen, then the rest of the
+        group the client was in. Empty for a fresh read and when the client has it all."""
+        if self._resume is None:
+            return []
+        self._resume = None
+        reopen = self._open.starts()
+        frames = [self.encode(e, None) for e in (*reopen, *self._lost)]
+        frames += self._held
+        self._held, self._lost = [], []
+        return frames
