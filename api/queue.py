@@ -1,4 +1,4 @@
-"""The arq queue as the API sees it: enqueue a task's job, abort it, probe the queue.
+"""The arq queue as the API sees it: enqueue a task's job, probe the queue.
 
 Enqueueing goes through ``worker.enqueue`` (the job name and its one argument, the task
 id); the arq job id is the task id too, so enqueueing is idempotent.
@@ -6,12 +6,9 @@ id); the arq job id is the task id too, so enqueueing is idempotent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from arq.connections import ArqRedis
-from arq.jobs import Job, ResultNotFound
-from redis.exceptions import RedisError
 
 from api.settings import ApiSettings
 from worker.enqueue import enqueue_task
@@ -55,17 +52,6 @@ class JobQueue:
     async def enqueue(self, task_id: str) -> None:
         """Enqueue the task's job; a job already known under this id is left alone."""
         await enqueue_task(self.pool, task_id, queue_name=self.name)
-
-    async def abort(self, task_id: str) -> None:
-        """Ask arq to cancel the running job, best effort and bounded in time: the cancel
-        request in the task's meta is what the worker relies on, this only hurries it."""
-        job = Job(task_id, self.pool, _queue_name=self.name)
-        try:
-            # timeout=0: record the abort, do not wait for the job to end
-            async with asyncio.timeout(self.settings.abort_timeout_s):
-                await job.abort(timeout=0, poll_delay=0.01)
-        except (TimeoutError, ResultNotFound, RedisError, OSError) as exc:
-            logger.debug("abort of job %s not confirmed: %r", task_id, exc)
 
     async def ping(self) -> None:
         """Raise unless the queue's Redis answers and the queue key is readable."""

@@ -76,9 +76,8 @@ class ApiSettings:
     #: a group consumer claims entries idle this long in a dead consumer
     group_min_idle_ms: int = 30_000
     group_max_deliveries: int = 5
-    #: timeout of each readiness probe and of the best-effort arq abort
+    #: timeout of each readiness probe
     probe_timeout_s: float = 2.0
-    abort_timeout_s: float = 1.0
     #: recent entries scanned backwards for a task's ``result``/``error``
     result_scan: int = 100
     #: task-feed entries one ``GET /v1/tasks`` scans at most (all tenants share the feed)

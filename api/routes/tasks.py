@@ -243,11 +243,11 @@ async def get_task(meta: Owned, svc: ServicesDep) -> TaskView:
 async def cancel_task(meta: Owned, svc: ServicesDep) -> CancelAccepted:
     """Ask the worker to stop; idempotent. The stream then ends ``cancelled``, ``completed``
     (a task that already ended is left as it is)."""
+    # Only the request is recorded: the running attempt polls for it (within a quarter
+    # second) and ends the stream itself; a queued task sees it when it starts. An arq
+    # abort is never sent: arq drops a job that is between attempts without running it,
+    # and then nobody would write the stream's ``completed``.
     meta = await svc.store.request_cancel(meta.task_id)
-    if meta.status == "running" and not meta.done:
-        # Only a running job: aborting a queued job would drop it before the worker could
-        # write the stream's end. A queued task sees the cancel request when it starts.
-        await svc.queue.abort(meta.task_id)
     return CancelAccepted(
         task_id=meta.task_id, status=meta.status, cancel_requested=meta.cancel_requested is not None
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -180,18 +179,16 @@ async def test_cancel_is_accepted_and_idempotent(alice: httpx.AsyncClient, api: 
     assert (await alice.get(f"/v1/tasks/{task_id}")).json()["cancel_requested"] is True
 
 
-async def test_cancel_of_a_running_task_also_aborts_its_job_in_bounded_time(
-    alice: httpx.AsyncClient, api: Api
-) -> None:
+async def test_cancel_of_a_running_task_never_aborts_its_arq_job(alice: httpx.AsyncClient, api: Api) -> None:
+    """arq drops an aborted job that is between attempts without running it, and the stream
+    would then never get its ``completed``: the worker's own watcher does the cancelling."""
     task_id = await submit(alice)
     store: TaskStore = api.services.store
     await store.open_attempt(task_id)  # running, as a worker would have it
-    started = asyncio.get_running_loop().time()
     response = await alice.post(f"/v1/tasks/{task_id}/cancel")
-    assert response.status_code == 202
-    assert asyncio.get_running_loop().time() - started < api.settings.abort_timeout_s + 1
-    aborted = await api.services.queue.pool.zscore("arq:abort", task_id)
-    assert aborted is not None
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    assert await api.services.queue.pool.zscore("arq:abort", task_id) is None
+    assert await store.cancel_requested(task_id)
 
 
 async def test_cancel_of_a_finished_task_changes_nothing(alice: httpx.AsyncClient, api: Api) -> None:
