@@ -104,12 +104,16 @@ class FrameCache:
         return len(self._frames)
 
     def frame(self, task_id: str, cursor: str, event: Mapping[str, Any]) -> bytes:
+        """The event's frame, with ``sequence_number`` (= ``seq``, as OpenAI's streaming
+        events carry it); encoded once per event, however many clients read it."""
         if event.get("type") == "gap":
             return gap_frame(event)
         key = (task_id, cursor)
         frame = self._frames.get(key)
         if frame is None:
-            frame = self._frames[key] = event_frame(cursor, event)
+            seq = event.get("seq")
+            served = {**event, "sequence_number": seq} if seq is not None else event
+            frame = self._frames[key] = event_frame(cursor, served)
             if len(self._frames) > self.size:
                 self._frames.popitem(last=False)
         return frame

@@ -178,7 +178,7 @@ async def _tail_frames(
     async with contextlib.aclosing(items):  # type: ignore[type-var]
         async for cursor, event in items:
             if not _before(event, floor):
-                yield svc.frames.frame(task_id, cursor, with_sequence_number(event))
+                yield svc.frames.frame(task_id, cursor, event)
 
 
 async def _page(
@@ -257,7 +257,7 @@ async def _group_frames(svc: Services, reader: GroupConsumer) -> AsyncIterator[b
     try:
         async with contextlib.aclosing(items):  # type: ignore[type-var]
             async for cursor, event in items:
-                yield svc.frames.frame(reader.task_id, cursor, with_sequence_number(event))
+                yield svc.frames.frame(reader.task_id, cursor, event)
     finally:
         await reader.aclose()
 
