@@ -76,6 +76,12 @@ class Keys:
         """The task feed: one ``created`` and one ``ended`` entry per task."""
         return f"{self.prefix}:tasks"
 
+    @property
+    def queue(self) -> str:
+        """The default arq queue of this deployment (derived from the prefix, so two
+        deployments sharing one Redis never run each other's jobs)."""
+        return f"{self.prefix}:queue"
+
     def task_id_of(self, events_key: str) -> str:
         """Inverse of :meth:`events` (used by the reader hub)."""
         head = f"{self.prefix}:{{"

@@ -24,7 +24,7 @@ def resolve_queue_name(keys: Keys, env: Mapping[str, str] | None = None) -> str:
     two test runs) from running each other's jobs. API and worker must agree on it.
     """
     env = os.environ if env is None else env
-    return env.get("AGENTSTREAM_QUEUE") or f"{keys.prefix}:queue"
+    return env.get("AGENTSTREAM_QUEUE") or keys.queue
 
 
 async def enqueue_task(arq_pool: ArqRedis, task_id: str, *, queue_name: str | None = None) -> None:
