@@ -173,10 +173,10 @@ def _frame_to_event(frame: SSEFrame) -> JsonObject:
         data: Any = json.loads(frame.data)
     except ValueError:
         data = frame.data
-    if frame.event == "gap":
+    if frame.event in ("gap", "reset"):
         if isinstance(data, dict):
             event = dict(data)
-            event.setdefault("type", "gap")
+            event.setdefault("type", frame.event)
         else:
             event = {"type": "gap", "first_cursor": data}
     elif isinstance(data, dict):
@@ -535,6 +535,15 @@ class AgentStreamClient:
                         if event.get("type") == "gap":
                             yield event
                             continue
+                        if event.get("type") == "reset":
+                            # The stream lost what we saw after ``last_seq``: go on from
+                            # where it now continues, and let the caller discard.
+                            reset_to = event.get("id")
+                            cursor = (
+                                reset_to if isinstance(reset_to, str) and _is_cursor(reset_to) else cursor
+                            )
+                            yield event
+                            continue
                         event_id = event.get("id")
                         if isinstance(event_id, str) and _is_cursor(event_id):
                             cursor = event_id
@@ -573,6 +582,11 @@ class _Seen:
         self._gaps: set[str] = set()
 
     def fresh(self, event: Mapping[str, Any]) -> bool:
+        if event.get("type") == "reset":
+            # Whatever came after the reset point was lost: later events are new again.
+            reset_to = event.get("id")
+            self._last = cursor_key(reset_to) if isinstance(reset_to, str) and _is_cursor(reset_to) else None
+            return True
         if event.get("type") == "gap":
             marker = str(event.get("first_cursor"))
             if marker in self._gaps:

@@ -92,6 +92,15 @@ def gap_frame(event: Mapping[str, Any]) -> bytes:
     return b"event: gap\ndata: %s\n\n" % orjson.dumps(data)
 
 
+def reset_frame(event: Mapping[str, Any]) -> bytes:
+    """A ``reset`` marker: the client saw events the stream lost. Its ``id:`` is where the
+    stream goes on from, so a browser's EventSource resumes from there."""
+    data = {k: v for k, v in event.items() if k != "id"}
+    cursor = event.get("id")
+    head = b"id: %s\n" % str(cursor).encode() if cursor and cursor != "0-0" else b""
+    return head + b"event: reset\ndata: %s\n\n" % orjson.dumps(data)
+
+
 class FrameCache:
     """The frames of recent events, keyed by (task, cursor): many clients of one task
     share each event's JSON encoding. Bounded to ``size`` frames (least recent dropped)."""
@@ -106,8 +115,11 @@ class FrameCache:
     def frame(self, task_id: str, cursor: str, event: Mapping[str, Any]) -> bytes:
         """The event's frame, with ``sequence_number`` (= ``seq``, as OpenAI's streaming
         events carry it); encoded once per event, however many clients read it."""
-        if event.get("type") == "gap":
+        kind = event.get("type")
+        if kind == "gap":
             return gap_frame(event)
+        if kind == "reset":
+            return reset_frame(event)
         key = (task_id, cursor)
         frame = self._frames.get(key)
         if frame is None:

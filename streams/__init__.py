@@ -27,6 +27,7 @@ from streams.errors import (
     UsageError,
 )
 from streams.events import (
+    ALWAYS_PASS,
     CATEGORIES,
     Event,
     EventFilter,
@@ -48,6 +49,7 @@ from streams.tasks import Attempt, Created, TaskMeta, TaskStore
 from streams.writer import Appended, StreamWriter
 
 __all__ = [
+    "ALWAYS_PASS",
     "CATEGORIES",
     "Appended",
     "Attempt",

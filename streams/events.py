@@ -245,6 +245,17 @@ class Gap(_Envelope):
     first_cursor: str | None
 
 
+class Reset(_Envelope):
+    """Reader marker, never stored: the stream is behind what this reader saw (events
+    after ``last_seq`` were lost, e.g. Redis restarted without its last writes). Discard
+    anything seen after ``last_seq``; what follows continues the stream from there."""
+
+    type: Literal["reset"] = "reset"
+    last_seq: int
+    last_cursor: str | None
+    reason: str
+
+
 class UnknownEvent(_Envelope):
     """An event type this version does not know; every field is kept as it came."""
 
@@ -255,7 +266,7 @@ _KNOWN: tuple[type[_Envelope], ...] = (
     Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, ToolCallDelta,
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
-    ResultEvent, ErrorEvent, Cancelled, Completed, Gap,
+    ResultEvent, ErrorEvent, Cancelled, Completed, Gap, Reset,
 )  # fmt: skip
 _KNOWN_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in _KNOWN)
 
@@ -292,6 +303,7 @@ Event = Annotated[
         Annotated[Cancelled, Tag("cancelled")],
         Annotated[Completed, Tag("completed")],
         Annotated[Gap, Tag("gap")],
+        Annotated[Reset, Tag("reset")],
         Annotated[UnknownEvent, Tag("__unknown__")],
     ],
     Discriminator(_tag),
@@ -315,7 +327,7 @@ def dump_event(event: Event) -> JsonObject:
 
 CATEGORIES: Mapping[str, str] = {
     "queued": "task", "status": "task", "started": "task", "retry": "task",
-    "error": "task", "cancelled": "task", "completed": "task", "gap": "task",
+    "error": "task", "cancelled": "task", "completed": "task", "gap": "task", "reset": "task",
     "iteration_start": "agent", "thought": "agent", "observation": "agent",
     "token": "chunk", "thinking_token": "chunk", "tool_call_delta": "chunk",
     "tool_calls_ready": "tool", "action": "tool", "tool_call": "tool",
@@ -327,8 +339,8 @@ CATEGORIES: Mapping[str, str] = {
 """Category of every known type; unknown types have none and pass only ``all``."""
 
 #: types that pass every mode and every ``types=`` list: a reader must always learn of
-#: failure, of the end, and of lost history.
-ALWAYS_PASS: frozenset[str] = frozenset({"error", "completed", "gap"})
+#: failure, of the end, and of lost history (``gap``: trimmed; ``reset``: rewound).
+ALWAYS_PASS: frozenset[str] = frozenset({"error", "completed", "gap", "reset"})
 
 
 def category_of(event_type: str) -> str | None:

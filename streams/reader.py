@@ -23,7 +23,7 @@ from streams.hub import ReaderHub, id_tuple
 from streams.keys import validate_task_id
 from streams.settings import StreamsSettings
 
-__all__ = ["Reader", "parse_cursor"]
+__all__ = ["Reader", "parse_cursor", "reset_marker"]
 
 _CURSOR = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _MAX_U64 = 2**64 - 1
@@ -40,6 +40,46 @@ class _Start:
     full: bool
     #: cursor of ``completed`` when the task has ended
     end: str | None
+
+
+def reset_marker(task_id: str, cursor: str, last_seq: int, reason: str) -> dict[str, Any]:
+    """The ``reset`` marker: discard what was seen after ``last_seq``; ``cursor`` is where
+    the stream goes on from."""
+    return {
+        "type": "reset",
+        "task_id": task_id,
+        "last_seq": last_seq,
+        "last_cursor": cursor if cursor != "0-0" else None,
+        "reason": f"{reason}: events after seq {last_seq} were lost; discard them",
+        "id": cursor,
+    }
+
+
+class _Tracker:
+    """What a tail has passed (cursor and seq): drops entries it already yielded, and
+    puts a ``reset`` marker before an entry whose seq does not move forward, so a reader
+    is never shown two different events under one seq."""
+
+    def __init__(self, task_id: str, cursor: str) -> None:
+        self.task_id = task_id
+        self.cursor = cursor
+        self._cursor_t = id_tuple(cursor)
+        self._seq: int | None = None
+
+    def accept(self, cursor: str, event: dict[str, Any]) -> list[Item]:
+        cursor_t = id_tuple(cursor)
+        if cursor_t <= self._cursor_t:
+            return []
+        out: list[Item] = []
+        seq = event.get("seq")
+        if isinstance(seq, int):
+            if self._seq is not None and seq <= self._seq:
+                marker = reset_marker(self.task_id, self.cursor, seq - 1, "the stream was rewound")
+                out.append((self.cursor, marker))
+            self._seq = seq
+        self.cursor, self._cursor_t = cursor, cursor_t
+        out.append((cursor, event))
+        return out
 
 
 def parse_cursor(cursor: str | None) -> str:
@@ -135,7 +175,9 @@ class Reader:
             pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
         pipe.xrange(key, count=1)
         pipe.hmget(self.keys.meta(task_id), ["done", "last_id"])
-        page, first, (done, last_id) = await pipe.execute()
+        # the entry at the cursor, or the one before it when the cursor is no entry
+        pipe.xrevrange(key, max=after if after != "$" else "+", count=1)
+        page, first, (done, last_id), at_or_before = await pipe.execute()
         if (
             not first
             and done is None
@@ -147,6 +189,17 @@ class Reader:
         if after == "$":
             return _Start(str(page[0][0]) if page else "0-0", [], False, end)
         items: list[Item] = []
+        trimmed = bool(first) and id_tuple(after) < id_tuple(first[0][0])
+        if after != "0-0" and not trimmed and not (at_or_before and at_or_before[0][0] == after):
+            # A cursor is always an entry the reader was given. One that is no entry
+            # (yet not older than retention) was lost after the reader saw it: Redis
+            # restarted without its last writes. Tell it, and go on from the last entry
+            # that survived before it.
+            kept = str(at_or_before[0][0]) if at_or_before else "0-0"
+            last_seq = entry_seq(at_or_before[0][1]) if at_or_before else 0
+            marker = reset_marker(task_id, kept, last_seq, "the reader's cursor is no longer in the stream")
+            items.append((kept, marker))
+            return _Start(kept, items, True, end)
         if first:
             first_cursor, first_fields = first[0]
             first_seq = entry_seq(first_fields)
@@ -208,51 +261,51 @@ class Reader:
         flt = filter or _ALL
         key = self.keys.events(task_id)
         start = await self._start(task_id, after)
-        last, items, full = start.after, start.items, start.full
-        for cursor, event in items:
-            if event["type"] != "gap":
-                last = cursor
-            if flt.matches(event):
+        full = start.full
+        tracker = _Tracker(task_id, start.after)
+        for cursor, event in start.items:
+            if event["type"] in ("gap", "reset"):
                 yield cursor, event
+                continue
+            for item in tracker.accept(cursor, event):
+                if flt.matches(item[1]):
+                    yield item
             if event["type"] == "completed":
                 return
-        if start.end is not None and id_tuple(last) >= id_tuple(start.end):
+        if start.end is not None and id_tuple(tracker.cursor) >= id_tuple(start.end):
             return  # the task ended at or before this cursor: nothing more will come
         while True:
             if full:
                 # Catch up by pages without a live subscription, so a long history does
                 # not overflow the hub queue while it is being read.
-                async for page in self._pages(task_id, last):
+                async for page in self._pages(task_id, tracker.cursor):
                     for cursor, event in page:
-                        last = cursor
-                        if flt.matches(event):
-                            yield cursor, event
+                        for item in tracker.accept(cursor, event):
+                            if flt.matches(item[1]):
+                                yield item
                         if event["type"] == "completed":
                             return
-            sub = await self.hub.subscribe(key, last)
+            sub = await self.hub.subscribe(key, tracker.cursor)
             try:
                 # Entries stored between the catch-up and the subscription: read them once
-                # more; duplicates are skipped by cursor below.
-                async for page in self._pages(task_id, last):
+                # more; the tracker drops what was already yielded.
+                async for page in self._pages(task_id, tracker.cursor):
                     for cursor, event in page:
-                        last = cursor
-                        if flt.matches(event):
-                            yield cursor, event
+                        for item in tracker.accept(cursor, event):
+                            if flt.matches(item[1]):
+                                yield item
                         if event["type"] == "completed":
                             return
-                last_t = id_tuple(last)
                 while not sub.overflowed:
                     batch = await sub.get(idle_timeout_s)
                     if not batch and not sub.overflowed:
                         return  # idle timeout
                     for cursor, event in batch:
-                        cursor_t = id_tuple(cursor)
-                        if cursor_t <= last_t:
-                            continue
-                        last, last_t = cursor, cursor_t
-                        if flt.matches(event):
-                            yield cursor, event
-                        if event["type"] == "completed":
+                        accepted = tracker.accept(cursor, event)
+                        for item in accepted:
+                            if flt.matches(item[1]):
+                                yield item
+                        if accepted and event["type"] == "completed":
                             return
             finally:
                 sub.close()

@@ -354,3 +354,38 @@ async def test_a_client_that_never_reads_is_cut_off(settings: StreamsSettings, r
             assert "agentstream_sse_slow_client_disconnects_total 1" in metrics
         finally:
             sock.close()
+
+
+async def test_a_reader_ahead_of_a_rewound_stream_gets_a_reset_frame(alice: Any, api: Any) -> None:
+    """Redis with ``appendfsync everysec`` may lose its last second of writes on a crash; a
+    client that already saw them must be told, not shown other events under those seqs."""
+    from tests.streams.test_reader import lose_last
+
+    task_id = await submit(alice)
+    store = api.services.store
+    attempt = await store.open_attempt(task_id)
+    async with store.writer(attempt) as writer:
+        for i in range(5):
+            await writer.append({"type": "token", "content": f"t{i}"})
+    seen = [item async for item in store_replay(api, task_id)]
+    await lose_last(api.services.redis, api.settings.streams, task_id, 2)
+    second = await store.open_attempt(task_id)
+    async with store.writer(second) as writer:
+        await writer.append({"type": "retry", "reason": "redis restarted"})
+        await writer.append(
+            {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
+        )
+    async with alice.stream(
+        "GET", f"/v1/tasks/{task_id}/events", headers={"Last-Event-ID": seen[-1][0]}
+    ) as response:
+        body = (await response.aread()).decode()
+    frames = [f for f in body.split("\n\n") if f.strip() and not f.startswith(":")]
+    assert "event: reset" in frames[0]
+    assert f"id: {seen[-3][0]}" in frames[0]  # where the stream goes on from
+    assert '"last_seq":4' in frames[0]
+    assert "event: retry" in frames[1] and "event: completed" in frames[2]
+
+
+async def store_replay(api: Any, task_id: str) -> Any:
+    async for item in api.services.reader.replay(task_id):
+        yield item

@@ -267,3 +267,57 @@ async def test_cursor_after_seq_finds_each_events_cursor(
     assert await reader.cursor_after_seq(task_id, last[1]["seq"] - 50) == by_seq[last[1]["seq"] - 50]
     with pytest.raises(UsageError):
         await reader.cursor_after_seq(task_id, -1)
+
+
+async def lose_last(redis: Any, settings: StreamsSettings, task_id: str, count: int) -> None:
+    """What Redis with ``appendfsync everysec`` may do on a crash: forget the last writes."""
+    key = settings.keys.events(task_id)
+    newest = await redis.xrevrange(key, count=count)
+    await redis.xdel(key, *[cursor for cursor, _ in newest])
+    kept = await redis.xrevrange(key, count=1)
+    await redis.hset(settings.keys.meta(task_id), mapping={"seq": kept[0][1]["s"], "last_id": kept[0][0]})
+
+
+async def test_a_cursor_ahead_of_the_stream_gets_a_reset_marker(
+    store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings
+) -> None:
+    attempt = await new_task(store)
+    async with store.writer(attempt) as writer:
+        for event in tokens(10):
+            await writer.append(event)
+    seen = await collect(reader.replay(attempt.task_id))
+    await lose_last(redis, settings, attempt.task_id, 4)  # seqs 8..11 are gone
+    cursor, marker = (await collect(reader.replay(attempt.task_id, after=seen[-1][0])))[0]
+    assert marker["type"] == "reset" and marker["last_seq"] == 7 and cursor == seen[6][0]
+    # the stream goes on: the next attempt writes seq 8 again, and the reader hears of it
+    second = await store.open_attempt(attempt.task_id)
+    assert second.last_seq == 7
+    tail = reader.tail(attempt.task_id, after=seen[-1][0])
+    first = await asyncio.wait_for(anext(tail), 5)
+    assert first[1]["type"] == "reset"
+    async with store.writer(second) as writer:
+        await writer.append({"type": "token", "content": "again"})
+        await writer.append(COMPLETED)
+    rest = await asyncio.wait_for(collect(tail), 5)
+    assert [(e["seq"], e.get("content")) for _, e in rest] == [(8, "again"), (9, None)]
+
+
+async def test_a_live_tail_is_told_when_the_stream_is_rewound(
+    store: TaskStore, reader: Reader, redis: Any, settings: StreamsSettings
+) -> None:
+    attempt = await new_task(store)
+    tail = reader.tail(attempt.task_id)
+    async with store.writer(attempt) as writer:
+        for event in tokens(6):
+            await writer.append(event)
+    seen = [await asyncio.wait_for(anext(tail), 5) for _ in range(7)]
+    assert [e["seq"] for _, e in seen] == list(range(1, 8))
+    await lose_last(redis, settings, attempt.task_id, 3)  # the tail saw seqs 5..7; they are gone
+    second = await store.open_attempt(attempt.task_id)
+    async with store.writer(second) as writer:
+        await writer.append({"type": "retry", "reason": "redis restarted"})
+        await writer.append(COMPLETED)
+    rest = await asyncio.wait_for(collect(tail), 5)
+    assert rest[0][1]["type"] == "reset" and rest[0][1]["last_seq"] == 4
+    assert [(e["type"], e["seq"]) for _, e in rest[1:]] == [("retry", 5), ("completed", 6)]
+    # never two different events under one seq without a reset between them
