@@ -532,6 +532,8 @@ class AgentStreamClient:
                         event = _frame_to_event(frame)
                         if not seen.fresh(event):
                             continue
+                        if event.get("type") == "drained" and grouped:
+                            return  # the group has nothing left for this consumer
                         if event.get("type") == "gap":
                             yield event
                             continue

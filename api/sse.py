@@ -101,6 +101,14 @@ def reset_frame(event: Mapping[str, Any]) -> bytes:
     return head + b"event: reset\ndata: %s\n\n" % orjson.dumps(data)
 
 
+def drained_frame(group: str, consumer: str) -> bytes:
+    """The last frame of a group consumer's stream when the task ended and the group has
+    nothing left for it (another consumer received ``completed``). No ``id:`` line."""
+    data = {"type": "drained", "group": group, "consumer": consumer,
+            "reason": "the task ended and the group has nothing left to deliver"}  # fmt: skip
+    return b"event: drained\ndata: %s\n\n" % orjson.dumps(data)
+
+
 class FrameCache:
     """The frames of recent events, keyed by (task, cursor): many clients of one task
     share each event's JSON encoding. Bounded to ``size`` frames (least recent dropped)."""

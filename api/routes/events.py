@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.agui import AgUiFrames, ResumePoint
 from api.errors import bad_request, unavailable
 from api.schemas import EventsPage, error_responses
-from api.sse import EventStreamResponse
+from api.sse import EventStreamResponse, drained_frame
 from api.state import Owned, Services, ServicesDep
 from streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
 
@@ -254,12 +254,18 @@ async def _group_page(reader: GroupConsumer, limit: int) -> EventsPage:
 
 async def _group_frames(svc: Services, reader: GroupConsumer) -> AsyncIterator[bytes]:
     items = aiter(reader)
+    last_type = None
     try:
         async with contextlib.aclosing(items):  # type: ignore[type-var]
             async for cursor, event in items:
+                last_type = event["type"]
                 yield svc.frames.frame(reader.task_id, cursor, event)
     finally:
         await reader.aclose()
+    if last_type != "completed":
+        # Another consumer of the group got ``completed``: say why this stream ends, so a
+        # client does not take the end for a dropped connection and reconnect.
+        yield drained_frame(reader.group, reader.consumer)
 
 
 # ---------------------------------------------------------------------- AG-UI

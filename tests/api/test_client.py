@@ -522,3 +522,24 @@ async def test_real_api_group_delivery_and_ack(stack: tuple[str, str]) -> None:
     assert delivered[0]["seq"] == 1 and delivered[-1]["type"] == "completed"
     assert 0 <= acked <= len(delivered)
     assert "audit" in json.dumps(groups)
+
+
+async def test_two_sdk_group_consumers_both_end_cleanly(stack: tuple[str, str]) -> None:
+    """The consumer that does not receive ``completed`` ends on the server's ``drained``
+    frame, instead of reconnecting until it gives up."""
+    url, key = stack
+    async with AgentStreamClient(url, key, backoff=FAST) as client:
+        task = await client.submit("What is 17 * 23?", agent="hybrid")
+        task_id = task["task_id"]
+
+        async def consume(name: str) -> list[dict[str, Any]]:
+            got = []
+            async for event in client.group_events(task_id, "split", name, mode="all"):
+                got.append(event)
+                await client.ack(task_id, "split", [event["id"]])
+            return got
+
+        first, second = await asyncio.wait_for(asyncio.gather(consume("a"), consume("b")), 60)
+    ids = [e["id"] for e in first + second]
+    assert len(ids) == len(set(ids))
+    assert [e["type"] for e in first + second].count("completed") == 1

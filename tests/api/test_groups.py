@@ -52,6 +52,8 @@ async def consume_and_ack(client: httpx.AsyncClient, task_id: str, consumer: str
             if frame.comment is not None:
                 continue
             got.append(frame)
+            if frame.event == "drained":
+                continue  # the stream's own end marker: no entry, nothing to ack
             ack = await client.post(f"/v1/tasks/{task_id}/groups/g1/ack", json={"ids": [frame.id]})
             assert ack.json() == {"acked": 1}
     return got
@@ -69,6 +71,9 @@ async def test_two_consumers_share_the_stream_disjointly(alice: httpx.AsyncClien
             await asyncio.sleep(0.005)
         await writer.write(completed())
     c1, c2 = await asyncio.wait_for(asyncio.gather(first, second), 20)
+    # one consumer receives ``completed``; the other's stream ends with ``drained``
+    assert sorted([c1[-1].event, c2[-1].event]) == ["completed", "drained"]
+    c1, c2 = [f for f in c1 if f.event != "drained"], [f for f in c2 if f.event != "drained"]
     ids1, ids2 = {f.id for f in c1}, {f.id for f in c2}
     assert not ids1 & ids2
     assert ids1 | ids2 == set(await all_ids(api, task_id))
