@@ -72,7 +72,15 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> None:
     config = deps.config
     job_id = str(ctx.get("job_id") or task_id)
     owner = f"{deps.worker_id}/{secrets.token_hex(3)}"
-    lease = Lease(deps.redis, job_id, config.lease_s, owner, meta_key=config.streams.keys.meta(task_id))
+    # arq's own connection holds the lease: its in-progress key is on the queue's Redis.
+    lease = Lease(
+        ctx.get("redis") or deps.redis,
+        job_id,
+        config.lease_s,
+        owner,
+        meta_key=config.streams.keys.meta(task_id),
+        meta_redis=deps.redis,
+    )
     try:
         async with lease:
             runner = AttemptRunner(deps, task_id, interrupted=_shutdown_probe(ctx), lease_lost=lease.lost)

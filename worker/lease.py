@@ -86,6 +86,7 @@ class Lease:
         owner: str,
         *,
         meta_key: str | None = None,
+        meta_redis: RedisClient | None = None,
     ) -> None:
         if lease_s <= 0:
             raise ConfigurationError(f"lease_s must be positive, got {lease_s}")
@@ -95,9 +96,12 @@ class Lease:
         self.lost = asyncio.Event()
         self._redis = redis
         self._meta_key = meta_key
+        # The lease lives where arq's queue is; the meta copy where the task's streams
+        # are (another Redis, e.g. a Cluster, when ``AGENTSTREAM_QUEUE_URL`` is set).
+        meta_redis = redis if meta_redis is None else meta_redis
         self._renew = redis.register_script(_RENEW)
-        self._record = redis.register_script(_RECORD)
-        self._clear = redis.register_script(_CLEAR)
+        self._record = meta_redis.register_script(_RECORD)
+        self._clear = meta_redis.register_script(_CLEAR)
         self._renewer: asyncio.Task[None] | None = None
         self._state = _State.NEW
 

@@ -102,6 +102,8 @@ class WorkerConfig:
     shutdown_grace_s: float = 10.0
     #: arq queue name; empty means ``<prefix>:queue``
     queue_name: str = ""
+    #: Redis of the arq queue when it is not the streams' (a Cluster cannot hold it)
+    queue_url: str | None = None
     #: how often an idle worker polls the queue
     poll_delay_s: float = 0.5
     #: delay before the first retry after a retryable failure, doubled per attempt
@@ -125,14 +127,15 @@ class WorkerConfig:
         return self.task_timeout_s + self.shutdown_grace_s + _JOB_TIMEOUT_MARGIN_S
 
     def redis_settings(self) -> RedisSettings:
-        """arq's connection settings for the same Redis as the streams."""
-        return RedisSettings.from_dsn(self.streams.redis_url)
+        """arq's connection settings: ``queue_url``, else the streams' Redis."""
+        return RedisSettings.from_dsn(self.queue_url or self.streams.redis_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> WorkerConfig:
         """Read ``REDIS_URL`` and the rest of :meth:`StreamsSettings.from_env`, then
         ``AGENTSTREAM_MAX_JOBS``, ``AGENTSTREAM_TASK_TIMEOUT_S``, ``AGENTSTREAM_MAX_ATTEMPTS``,
         ``AGENTSTREAM_LEASE_S``, ``AGENTSTREAM_SHUTDOWN_GRACE_S``, ``AGENTSTREAM_QUEUE``,
+        ``AGENTSTREAM_QUEUE_URL``,
         ``AGENTSTREAM_POLL_DELAY_S`` and ``AGENTSTREAM_RETRY_BACKOFF_S``; keyword overrides win."""
         env = os.environ if env is None else env
         streams = StreamsSettings.from_env(env)
@@ -145,6 +148,7 @@ class WorkerConfig:
             "lease_s": _number(env, "AGENTSTREAM_LEASE_S", default.lease_s),
             "shutdown_grace_s": _number(env, "AGENTSTREAM_SHUTDOWN_GRACE_S", default.shutdown_grace_s),
             "queue_name": resolve_queue_name(streams.keys, env),
+            "queue_url": env.get("AGENTSTREAM_QUEUE_URL") or None,
             "poll_delay_s": _number(env, "AGENTSTREAM_POLL_DELAY_S", default.poll_delay_s),
             "retry_backoff_s": _number(
                 env, "AGENTSTREAM_RETRY_BACKOFF_S", default.retry_backoff_s, zero_ok=True
