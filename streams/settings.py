@@ -90,7 +90,8 @@ class StreamsSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StreamsSettings:
         """Read ``REDIS_URL``, ``AGENTSTREAM_PREFIX``, ``AGENTSTREAM_RETENTION_S``,
-        ``AGENTSTREAM_MAXLEN``, ``AGENTSTREAM_REDIS_CLUSTER``, ``AGENTSTREAM_REDIS_TIMEOUT_S``
+        ``AGENTSTREAM_MAXLEN``, ``AGENTSTREAM_FEED_MAXLEN``, ``AGENTSTREAM_REDIS_CLUSTER``,
+        ``AGENTSTREAM_REDIS_TIMEOUT_S``
         and ``AGENTSTREAM_BLOCK_MS``; keyword overrides win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {
@@ -99,6 +100,7 @@ class StreamsSettings:
             "prefix": env.get("AGENTSTREAM_PREFIX") or cls.prefix,
             "retention_s": _int(env, "AGENTSTREAM_RETENTION_S", cls.retention_s, 1),
             "maxlen": _int(env, "AGENTSTREAM_MAXLEN", cls.maxlen, 1),
+            "feed_maxlen": _int(env, "AGENTSTREAM_FEED_MAXLEN", cls.feed_maxlen, 1),
             "command_timeout_s": _float(env, "AGENTSTREAM_REDIS_TIMEOUT_S", cls.command_timeout_s),
             "block_ms": _int(env, "AGENTSTREAM_BLOCK_MS", cls.block_ms, 10),
         }

@@ -217,7 +217,10 @@ function openTask(taskId, mode) {
     $("reconnects").textContent = String(Math.max(0, state.opens - 1));
     setConn("live");
   };
-  source.onerror = () => {
+  source.onerror = (event) => {
+    // A task's own `event: error` frame reaches this handler too (same event name):
+    // it carries data, a dropped connection does not.
+    if (event instanceof MessageEvent) return;
     if (state.source !== source) return;
     if (source.readyState === EventSource.CLOSED) diagnose(taskId);
     else setConn("reconnecting…", "reconnecting");
