@@ -8,6 +8,7 @@ The live viewer (``/ui``) is static files served by the same app: no build step.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,6 +28,11 @@ from streams import Reader, ReaderHub, TaskStore, create_redis
 
 __all__ = ["create_app", "open_services"]
 
+#: entries per XRANGE page a live client reads (and may hold while it is slow)
+TAIL_PAGE = 100
+#: entries the hub queues for one live client before it falls back to XRANGE
+TAIL_QUEUE = 1_000
+
 
 @asynccontextmanager
 async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
@@ -34,7 +40,14 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         redis = create_redis(settings.streams)
         stack.push_async_callback(redis.aclose)
-        hub = await stack.enter_async_context(ReaderHub(redis, settings.streams))
+        # Each live SSE client may sit on one decoded page and one hub queue while its
+        # socket is slow: keep both small, so a client that stops reading costs little.
+        reading = dataclasses.replace(
+            settings.streams,
+            page_size=min(settings.streams.page_size, TAIL_PAGE),
+            reader_queue=min(settings.streams.reader_queue, TAIL_QUEUE),
+        )
+        hub = await stack.enter_async_context(ReaderHub(redis, reading))
         queue = await stack.enter_async_context(JobQueue(settings))
         keys = ApiKeys(settings.api_keys)
         secret = settings.ui_secret.encode() if settings.ui_secret else secrets.token_bytes(32)
@@ -42,7 +55,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             settings=settings,
             redis=redis,
             hub=hub,
-            reader=Reader(redis, settings.streams, hub),
+            reader=Reader(redis, reading, hub),
             store=TaskStore(redis, settings.streams),
             queue=queue,
             keys=keys,

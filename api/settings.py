@@ -60,7 +60,7 @@ class ApiSettings:
     #: seconds of silence after which an SSE stream sends a ``: ping`` comment
     ping_interval_s: float = 15.0
     #: frames queued per SSE client between the stream and the socket
-    sse_buffer: int = 256
+    sse_buffer: int = 64
     #: a client whose buffer stays full this long is disconnected (it resumes by cursor)
     sse_slow_client_s: float = 10.0
     #: each SSE response ends (between frames) after this long and the client resumes by

@@ -55,6 +55,10 @@ _END = b""
 OPTIONS_STATE_KEY = "sse_options"
 
 
+#: at most this many bytes of frames are joined into one write
+MAX_WRITE_BYTES = 32 * 1024
+
+
 class SlowClient(Exception):
     """The client did not take a frame for ``slow_client_s`` while its buffer was full."""
 
@@ -190,9 +194,13 @@ async def _write(
         else:
             frame = queue.get_nowait()
         chunks: list[bytes] = []
+        size = 0
         while frame != _END:
             chunks.append(frame)
-            if queue.empty():
+            size += len(frame)
+            # Join what piled up into one write, up to a bound: a write to a socket
+            # that does not drain sits in the server's memory until it does.
+            if queue.empty() or size >= MAX_WRITE_BYTES:
                 break
             frame = queue.get_nowait()
         if chunks:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
 
@@ -32,3 +33,14 @@ class TaskRequest(BaseModel):
     max_iterations: int = Field(default=8, ge=1, le=50)
     #: a workflow document (markdown) run as a chain before the main loop
     workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Stored as JSON with orjson, which refuses integers beyond 64 bits: say so here
+        # (422) rather than fail when the task is written.
+        try:
+            orjson.dumps(value)
+        except TypeError as exc:
+            raise ValueError(f"metadata is not storable as JSON: {exc}") from None
+        return value

@@ -18,6 +18,7 @@ Timing, and why each figure is what it is:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -30,6 +31,8 @@ from typing import Any
 from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import Reader, StreamsSettings, TaskStore, create_redis
 from worker.enqueue import resolve_queue_name
@@ -214,10 +217,38 @@ def worker_options(config: WorkerConfig) -> dict[str, Any]:
     }
 
 
+class ResilientWorker(Worker):
+    """arq's worker, but a Redis outage does not end the process.
+
+    arq lets a connection error escape its queue poll, and the worker exits; ours waits
+    with capped backoff and polls again, so workers outlive a Redis restart (running
+    attempts meanwhile keep their own retries and lease).
+    """
+
+    _outage_backoff_s = 0.05
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            delay = self._outage_backoff_s
+            logger.warning("queue poll failed (%r); polling again in %.2fs", exc, delay)
+            self._outage_backoff_s = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+        else:
+            self._outage_backoff_s = 0.05
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            logger.warning("closing the worker without Redis: %r", exc)
+
+
 def create_worker(config: WorkerConfig | None = None, **overrides: Any) -> Worker:
     """An arq ``Worker`` for ``config`` (default: from the environment); ``overrides`` win."""
     options = worker_options(config if config is not None else WorkerConfig.from_env())
-    return Worker(**{**options, **overrides})
+    return ResilientWorker(**{**options, **overrides})
 
 
 _config = WorkerConfig.from_env()

@@ -30,12 +30,30 @@ _ALL = EventFilter.parse("all")
 
 router = APIRouter(prefix="/v1/tasks", tags=["events"])
 
+_SSE_EVENT: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "the cursor (AG-UI: `<cursor>[:<k>]`)"},
+        "event": {"type": "string", "description": "the event type"},
+        "data": {"type": "string", "description": "the event as JSON"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+
 _SSE_DOC = {
     "description": "SSE frames `id: <cursor>`, `event: <type>`, `data: <event JSON>`; `: ping` comments; "
     "ends after `completed`. With `Accept: application/json`, one page of events. With `format=ag-ui`, "
     "AG-UI events as `id: <cursor>[:<k>]`, `data: <AG-UI event JSON>` frames.",
     "model": EventsPage,
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    # Each server-sent event, as OpenAPI 3.2 describes a sequential media type: ``data``
+    # holds the event's JSON (a gap/reset/drained marker, or an AG-UI event with format=ag-ui).
+    "content": {
+        "text/event-stream": {
+            "itemSchema": _SSE_EVENT,
+            "schema": {"type": "array", "items": _SSE_EVENT},
+        }
+    },
 }
 
 

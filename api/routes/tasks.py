@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from api.errors import ApiError, bad_request
 from api.schemas import CURSOR_REGEX, CancelAccepted, SubmitTask, TaskAccepted, TaskView, error_responses
 from api.state import Owned, Services, ServicesDep, Tenant
-from streams import TaskMeta
+from streams import InvalidCursor, TaskMeta, parse_cursor
 from streams.codec import decode, decode_entry
 from worker.payload import MAX_INPUT_CHARS
 
@@ -125,6 +125,8 @@ async def recent_task_ids(
     (shared by all tenants, so at most ``task_list_scan`` entries are read), and the feed
     cursor to continue from (``None``: the feed has nothing older)."""
     key = svc.settings.streams.keys.tasks
+    if before == "0-0":
+        return [], None  # nothing is older than the start (and Redis refuses "(0-0")
     upper = f"({before}" if before else "+"
     budget = svc.settings.task_list_scan
     ids: list[str] = []
@@ -186,6 +188,11 @@ async def list_tasks(
 ) -> TaskList:
     """The caller's recent tasks, newest first, with their current status. Tasks whose
     retention expired are left out."""
+    if before is not None:
+        try:
+            before = parse_cursor(before)  # the pattern admits ids Redis would refuse (> 64 bits)
+        except InvalidCursor as exc:
+            raise bad_request(str(exc)) from None
     task_ids, next_before = await recent_task_ids(svc, owner, limit, before)
     return TaskList(tasks=await task_summaries(svc, owner, task_ids), next_before=next_before)
 
