@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams import StreamsSettings, UsageError
+from streams.settings import env_number
 from worker.enqueue import resolve_queue_name
 
 __all__ = ["ApiSettings", "parse_api_keys"]
@@ -26,19 +27,6 @@ def parse_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
             raise UsageError("AGENTSTREAM_API_KEYS must look like 'tenant:key,tenant2:key2'")
         pairs.append((tenant, key))
     return tuple(pairs)
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise UsageError(f"{name}={raw} must be >= {minimum}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -135,23 +123,23 @@ class ApiSettings:
             "api_keys": parse_api_keys(env.get("AGENTSTREAM_API_KEYS", "")),
             "queue_url": env.get("AGENTSTREAM_QUEUE_URL") or None,
             "queue_name": resolve_queue_name(streams.keys, env),
-            "rate_limit_per_min": _number(env, "AGENTSTREAM_RATE_LIMIT", cls.rate_limit_per_min),
-            "ping_interval_s": _number(env, "AGENTSTREAM_SSE_PING_S", cls.ping_interval_s, minimum=0.01),
-            "sse_buffer": int(_number(env, "AGENTSTREAM_SSE_BUFFER", cls.sse_buffer, minimum=1)),
-            "sse_slow_client_s": _number(
+            "rate_limit_per_min": env_number(env, "AGENTSTREAM_RATE_LIMIT", cls.rate_limit_per_min),
+            "ping_interval_s": env_number(env, "AGENTSTREAM_SSE_PING_S", cls.ping_interval_s, minimum=0.01),
+            "sse_buffer": int(env_number(env, "AGENTSTREAM_SSE_BUFFER", cls.sse_buffer, minimum=1)),
+            "sse_slow_client_s": env_number(
                 env, "AGENTSTREAM_SSE_SLOW_CLIENT_S", cls.sse_slow_client_s, minimum=0.01
             ),
-            "sse_max_duration_s": _number(env, "AGENTSTREAM_SSE_MAX_DURATION_S", cls.sse_max_duration_s),
-            "sse_retry_ms": int(_number(env, "AGENTSTREAM_SSE_RETRY_MS", cls.sse_retry_ms)),
+            "sse_max_duration_s": env_number(env, "AGENTSTREAM_SSE_MAX_DURATION_S", cls.sse_max_duration_s),
+            "sse_retry_ms": int(env_number(env, "AGENTSTREAM_SSE_RETRY_MS", cls.sse_retry_ms)),
             "max_sse_clients": int(
-                _number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
+                env_number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
             ),
             "max_body_bytes": int(
-                _number(env, "AGENTSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024)
+                env_number(env, "AGENTSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024)
             ),
-            "group_min_idle_ms": int(_number(env, "AGENTSTREAM_GROUP_MIN_IDLE_MS", cls.group_min_idle_ms)),
+            "group_min_idle_ms": int(env_number(env, "AGENTSTREAM_GROUP_MIN_IDLE_MS", cls.group_min_idle_ms)),
             "ui_secret": env.get("AGENTSTREAM_UI_SECRET") or None,
-            "ui_session_s": _number(env, "AGENTSTREAM_UI_SESSION_S", cls.ui_session_s, minimum=1),
+            "ui_session_s": env_number(env, "AGENTSTREAM_UI_SESSION_S", cls.ui_session_s, minimum=1),
         }
         values.update(overrides)
         return cls(**values)

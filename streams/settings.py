@@ -9,44 +9,69 @@ from dataclasses import dataclass, field
 from streams.errors import UsageError
 from streams.keys import Keys
 
-__all__ = ["StreamsSettings"]
+__all__ = ["StreamsSettings", "env_flag", "env_integer", "env_number"]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    error: type[Exception] = UsageError,
+) -> float:
+    """``env[name]`` as a number (unset or empty: ``default``), checked against ``minimum``
+    (inclusive) and ``above`` (exclusive); ``error`` says what is wrong and how to fix it.
+
+    The one parser of numeric settings for every process (streams, worker, API)."""
     raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise UsageError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise UsageError(f"{name}={value} must be > 0")
+        raise error(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise error(f"{name} must be >= {minimum:g}, got {raw!r}")
+    if above is not None and value <= above:
+        raise error(f"{name} must be > {above:g}, got {raw!r}")
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def env_integer(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    error: type[Exception] = UsageError,
+) -> int:
+    """``env[name]`` as an integer (unset or empty: ``default``), at least ``minimum``."""
     raw = env.get(name)
-    if raw is None or raw == "":
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise error(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise error(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def env_flag(
+    env: Mapping[str, str], name: str, default: bool, *, error: type[Exception] = UsageError
+) -> bool:
+    """``env[name]`` as a boolean: 1/true/yes/on or 0/false/no/off."""
+    raw = env.get(name)
+    if not raw:
         return default
     if raw.lower() in {"1", "true", "yes", "on"}:
         return True
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
-    raise UsageError(f"{name}={raw!r} is not a boolean (use true/false)")
+    raise error(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -96,13 +121,15 @@ class StreamsSettings:
         env = os.environ if env is None else env
         values: dict[str, object] = {
             "redis_url": env.get("REDIS_URL") or cls.redis_url,
-            "cluster": _bool(env, "AGENTSTREAM_REDIS_CLUSTER", False),
+            "cluster": env_flag(env, "AGENTSTREAM_REDIS_CLUSTER", False),
             "prefix": env.get("AGENTSTREAM_PREFIX") or cls.prefix,
-            "retention_s": _int(env, "AGENTSTREAM_RETENTION_S", cls.retention_s, 1),
-            "maxlen": _int(env, "AGENTSTREAM_MAXLEN", cls.maxlen, 1),
-            "feed_maxlen": _int(env, "AGENTSTREAM_FEED_MAXLEN", cls.feed_maxlen, 1),
-            "command_timeout_s": _float(env, "AGENTSTREAM_REDIS_TIMEOUT_S", cls.command_timeout_s),
-            "block_ms": _int(env, "AGENTSTREAM_BLOCK_MS", cls.block_ms, 10),
+            "retention_s": env_integer(env, "AGENTSTREAM_RETENTION_S", cls.retention_s, minimum=1),
+            "maxlen": env_integer(env, "AGENTSTREAM_MAXLEN", cls.maxlen, minimum=1),
+            "feed_maxlen": env_integer(env, "AGENTSTREAM_FEED_MAXLEN", cls.feed_maxlen, minimum=1),
+            "command_timeout_s": env_number(
+                env, "AGENTSTREAM_REDIS_TIMEOUT_S", cls.command_timeout_s, above=0
+            ),
+            "block_ms": env_integer(env, "AGENTSTREAM_BLOCK_MS", cls.block_ms, minimum=10),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ import openai
 import orjson
 from openai.types.chat import ChatCompletionChunk
 
+from streams.settings import env_number
 from worker.errors import (
     ConfigurationError,
     ModelError,
@@ -103,24 +104,25 @@ class ModelSettings:
             base_url=base_url,
             api_key=env.get("OPENAI_API_KEY") or (NO_API_KEY if base_url else None),
             model=env.get("AGENTSTREAM_MODEL") or default.model,
-            connect_timeout_s=_env_number(
-                env, "AGENTSTREAM_MODEL_CONNECT_TIMEOUT_S", default.connect_timeout_s
+            connect_timeout_s=env_number(
+                env,
+                "AGENTSTREAM_MODEL_CONNECT_TIMEOUT_S",
+                default.connect_timeout_s,
+                error=ConfigurationError,
             ),
-            read_timeout_s=_env_number(env, "AGENTSTREAM_MODEL_TIMEOUT_S", default.read_timeout_s),
-            max_retries=int(_env_number(env, "AGENTSTREAM_MODEL_RETRIES", default.max_retries)),
-            backoff_base_s=_env_number(env, "AGENTSTREAM_MODEL_BACKOFF_S", default.backoff_base_s),
-            backoff_max_s=_env_number(env, "AGENTSTREAM_MODEL_BACKOFF_MAX_S", default.backoff_max_s),
+            read_timeout_s=env_number(
+                env, "AGENTSTREAM_MODEL_TIMEOUT_S", default.read_timeout_s, error=ConfigurationError
+            ),
+            max_retries=int(
+                env_number(env, "AGENTSTREAM_MODEL_RETRIES", default.max_retries, error=ConfigurationError)
+            ),
+            backoff_base_s=env_number(
+                env, "AGENTSTREAM_MODEL_BACKOFF_S", default.backoff_base_s, error=ConfigurationError
+            ),
+            backoff_max_s=env_number(
+                env, "AGENTSTREAM_MODEL_BACKOFF_MAX_S", default.backoff_max_s, error=ConfigurationError
+            ),
         )
-
-
-def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
 # --------------------------------------------------------------------------- deltas

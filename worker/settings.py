@@ -35,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import Reader, StreamsSettings, TaskStore, create_redis
+from streams.settings import env_integer, env_number
 from worker.enqueue import resolve_queue_name
 from worker.errors import ConfigurationError
 from worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
@@ -60,32 +61,6 @@ logger = logging.getLogger(__name__)
 ARQ_MAX_TRIES = 1_000_000
 #: how far arq's job timeout sits above ours, so our timeout handling always runs first
 _JOB_TIMEOUT_MARGIN_S = 60.0
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0 or (value == 0 and not zero_ok):
-        raise ConfigurationError(f"{name} must be {'>=' if zero_ok else '>'} 0, got {raw!r}")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be >= 1, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +120,36 @@ class WorkerConfig:
         default = cls(streams=streams)
         values: dict[str, Any] = {
             "streams": streams,
-            "max_jobs": _integer(env, "AGENTSTREAM_MAX_JOBS", default.max_jobs),
-            "task_timeout_s": _number(env, "AGENTSTREAM_TASK_TIMEOUT_S", default.task_timeout_s),
-            "max_attempts": _integer(env, "AGENTSTREAM_MAX_ATTEMPTS", default.max_attempts),
-            "lease_s": _number(env, "AGENTSTREAM_LEASE_S", default.lease_s),
-            "shutdown_grace_s": _number(env, "AGENTSTREAM_SHUTDOWN_GRACE_S", default.shutdown_grace_s),
+            "max_jobs": env_integer(
+                env, "AGENTSTREAM_MAX_JOBS", default.max_jobs, minimum=1, error=ConfigurationError
+            ),
+            "task_timeout_s": env_number(
+                env, "AGENTSTREAM_TASK_TIMEOUT_S", default.task_timeout_s, above=0, error=ConfigurationError
+            ),
+            "max_attempts": env_integer(
+                env, "AGENTSTREAM_MAX_ATTEMPTS", default.max_attempts, minimum=1, error=ConfigurationError
+            ),
+            "lease_s": env_number(
+                env, "AGENTSTREAM_LEASE_S", default.lease_s, above=0, error=ConfigurationError
+            ),
+            "shutdown_grace_s": env_number(
+                env,
+                "AGENTSTREAM_SHUTDOWN_GRACE_S",
+                default.shutdown_grace_s,
+                above=0,
+                error=ConfigurationError,
+            ),
             "queue_name": resolve_queue_name(streams.keys, env),
             "queue_url": env.get("AGENTSTREAM_QUEUE_URL") or None,
-            "poll_delay_s": _number(env, "AGENTSTREAM_POLL_DELAY_S", default.poll_delay_s),
-            "retry_backoff_s": _number(
-                env, "AGENTSTREAM_RETRY_BACKOFF_S", default.retry_backoff_s, zero_ok=True
+            "poll_delay_s": env_number(
+                env, "AGENTSTREAM_POLL_DELAY_S", default.poll_delay_s, above=0, error=ConfigurationError
+            ),
+            "retry_backoff_s": env_number(
+                env,
+                "AGENTSTREAM_RETRY_BACKOFF_S",
+                default.retry_backoff_s,
+                minimum=0,
+                error=ConfigurationError,
             ),
         }
         values.update(overrides)

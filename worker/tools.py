@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema
 
+from streams.settings import env_number
 from worker.errors import (
     ConfigurationError,
     HttpGetRefused,
@@ -97,23 +98,22 @@ class ToolSettings:
         env = os.environ if environ is None else environ
         default = cls()
         return cls(
-            default_timeout_s=_env_number(env, "AGENTSTREAM_TOOL_TIMEOUT_S", default.default_timeout_s),
+            default_timeout_s=env_number(
+                env, "AGENTSTREAM_TOOL_TIMEOUT_S", default.default_timeout_s, error=ConfigurationError
+            ),
             http_get_allow=tuple(env.get("AGENTSTREAM_HTTP_GET_ALLOW", "").split(",")),
-            http_get_timeout_s=_env_number(env, "AGENTSTREAM_HTTP_GET_TIMEOUT_S", default.http_get_timeout_s),
+            http_get_timeout_s=env_number(
+                env, "AGENTSTREAM_HTTP_GET_TIMEOUT_S", default.http_get_timeout_s, error=ConfigurationError
+            ),
             http_get_max_bytes=int(
-                _env_number(env, "AGENTSTREAM_HTTP_GET_MAX_BYTES", default.http_get_max_bytes)
+                env_number(
+                    env,
+                    "AGENTSTREAM_HTTP_GET_MAX_BYTES",
+                    default.http_get_max_bytes,
+                    error=ConfigurationError,
+                )
             ),
         )
-
-
-def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
 def _normalise_host(host: str) -> str:
