@@ -173,6 +173,8 @@ class _Shard:
                 try:
                     conn = await self._connect() if self.client_id is None else self.conn
                     assert conn is not None
+                    if not self.positions:
+                        break  # every reader left while the connection was being made
                     self.included = self.version
                     reply = await conn.xread(
                         dict(self.positions), count=settings.page_size, block=settings.block_ms

@@ -321,3 +321,34 @@ async def test_a_live_tail_is_told_when_the_stream_is_rewound(
     assert rest[0][1]["type"] == "reset" and rest[0][1]["last_seq"] == 4
     assert [(e["type"], e["seq"]) for _, e in rest[1:]] == [("retry", 5), ("completed", 6)]
     # never two different events under one seq without a reset between them
+
+
+async def test_a_reader_leaving_while_its_shard_connects_stops_the_shard_cleanly(
+    redis: Any, settings: StreamsSettings, store: TaskStore
+) -> None:
+    """A slow connect let ``subscribe`` return before the shard was connected; if the only
+    reader then left, the shard sent an XREAD with no streams and died (found by a bench)."""
+    attempt = await new_task(store)
+    async with ReaderHub(redis, settings) as hub:
+        slow_connect = asyncio.Event()
+        original = ReaderHub._shard_for
+
+        def shard_for(self: ReaderHub, key: str) -> Any:
+            shard = original(self, key)
+            connect = shard._connect
+
+            async def slow() -> Any:
+                await slow_connect.wait()
+                return await connect()
+
+            shard._connect = slow  # type: ignore[method-assign]
+            return shard
+
+        hub._shard_for = shard_for.__get__(hub)  # type: ignore[method-assign]
+        sub = await hub.subscribe(settings.keys.events(attempt.task_id), "0-0")
+        sub.close()
+        task = next(iter(hub._shards.values())).task
+        slow_connect.set()
+        assert task is not None
+        await asyncio.wait_for(task, 5)  # ends by itself, no exception
+        assert task.exception() is None
