@@ -1,37 +1,73 @@
-"""``python -m bench [streams|api|worker|all] [--quick]``: run one benchmark or all of them.
+"""``python -m bench [streams|api|worker|latency|groups|resume|memory|report|all] [--quick]``.
 
-``all`` runs the streams core with modest sizes, then the API and the worker benches at
-their defaults; each prints its table and writes its JSON under ``bench/results/``.
+``all`` runs the streams core with modest sizes, then the API, worker, latency-matrix,
+consumer-group (vs FastStream), resume (vs Vercel's resumable-stream) and memory benches
+at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG plots under
+``bench/results/``). Each bench prints its table and writes its JSON under
+``bench/results/``; a bench that fails is reported and the others still run.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import traceback
+from collections.abc import Callable
 
-from bench import api_bench, streams_bench, worker_bench
+from bench import (
+    api_bench,
+    groups_peer_bench,
+    latency_bench,
+    memory_bench,
+    report,
+    resume_peer_bench,
+    streams_bench,
+    worker_bench,
+)
 
 STREAMS_MODEST = ["--events", "50000", "--memory-events", "200000", "--memory-streams", "200"]
 STREAMS_QUICK = ["--events", "10000", "--memory-events", "20000", "--memory-streams", "20"]
+NAMES = ["streams", "api", "worker", "latency", "groups", "resume", "memory", "report"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", nargs="?", default="all", choices=["streams", "api", "worker", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=[*NAMES, "all"])
     parser.add_argument("--quick", action="store_true", help="small runs (a smoke test of the benches)")
     args = parser.parse_args(argv)
     quick = ["--quick"] if args.quick else []
-    runs = {
+    runs: dict[str, Callable[[], None]] = {
         "streams": lambda: streams_bench.main(STREAMS_QUICK if args.quick else STREAMS_MODEST),
         "api": lambda: api_bench.main(quick),
         "worker": lambda: worker_bench.main(quick),
+        "latency": lambda: latency_bench.main(quick),
+        "groups": lambda: groups_peer_bench.main(quick),
+        "resume": lambda: resume_peer_bench.main(quick),
+        "memory": lambda: memory_bench.main(quick),
+        "report": report.main,
     }
+    started_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    failed: list[str] = []
     for name, run in runs.items():
         if args.which in (name, "all"):
             print(f"\n=== {name} ===", flush=True)
             started = time.perf_counter()
-            run()
-            print(f"({name}: {time.perf_counter() - started:.0f} s)", flush=True)
+            try:
+                run()
+            except Exception:  # one broken bench must not hide the others' results
+                traceback.print_exc()
+                failed.append(name)
+            timings[name] = time.perf_counter() - started
+            print(f"({name}: {timings[name]:.0f} s)", flush=True)
+    if len(timings) > 1:
+        total = time.perf_counter() - started_all
+        print(
+            "\n" + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; total {total:.0f} s",
+            flush=True,
+        )
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,476 @@
+"""Turn ``bench/results/*.json`` into ``bench/RESULTS.md`` and PNG plots (issue 5).
+
+Run: ``python -m bench.report`` (``python -m bench all`` runs it last). Every table row gives
+the absolute figures of both sides, their ratio where there is a counterpart measured in
+the same run on the same Redis, the target where the project set one, and whether it was
+met. A section whose JSON is missing is listed as not run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+OUT = HERE / "RESULTS.md"
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def num(x: float | None, digits: int = 1, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def met(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "**missed**")
+
+
+def md_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+HEAD = ("measure", "baseline (raw / peer)", "agentstream", "ratio", "target", "met?")
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> list[str]:
+    model = "?"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kb = int(meminfo.read_text().split("\n", 1)[0].split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+
+    def version(*cmd: str) -> str:
+        if shutil.which(cmd[0]) is None:
+            return "not found"
+        try:
+            return (
+                subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().split("\n")[0]
+            )
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    return [
+        f"- CPU: {model}, {os.cpu_count()} logical cores; RAM {mem}",
+        f"- OS: {platform.platform()}; Python {platform.python_version()}",
+        f"- Redis: {version('redis-server', '--version')} (each bench starts its own on a free loopback port)",
+        f"- node: {version('node', '--version')}",
+        f"- load average when the report was written: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def streams_section(d: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
+    i, r, g, lat, mem = (d[k] for k in ("ingest", "replay", "groups", "latency", "memory"))
+    rows: list[Row] = [
+        ("ingest events/s (batch 64)", num(i["raw_pipelined_xadd"]["per_s"], 0), num(i["writer"]["per_s"], 0),
+         ratio(i["ratio_throughput"]), ">= 1.0x", met(i["ratio_throughput"] >= 1.0)),
+        ("ingest client CPU us/event", num(i["raw_pipelined_xadd"]["cpu_us_per_item"]), num(i["writer"]["cpu_us_per_item"]),
+         ratio(i["ratio_cpu"]), "", ""),
+        ("replay entries/s (decoded)", num(r["raw_xrange"]["per_s"], 0), num(r["replay_decoded_filtered"]["per_s"], 0),
+         ratio(r["ratio"]), ">= 0.70x", met(r["ratio"] >= 0.7)),
+        ("group read+ack entries/s", num(g["raw_xreadgroup_xack"]["per_s"], 0), num(g["group_consumer"]["per_s"], 0),
+         ratio(g["ratio"]), "", ""),
+        ("append -> tail p50 ms (light load)", num(lat["raw_xadd_xread_block"]["p50_ms"], 3), num(lat["writer_to_tail"]["p50_ms"], 3), "", "", ""),
+        ("append -> tail p99 ms (light load)", num(lat["raw_xadd_xread_block"]["p99_ms"], 3), num(lat["writer_to_tail"]["p99_ms"], 3),
+         ratio(lat["writer_to_tail"]["p99_ms"] / lat["raw_xadd_xread_block"]["p99_ms"]), "<= 2 ms", met(lat["writer_to_tail"]["p99_ms"] <= 2)),
+        ("Redis bytes / token event (5-char content)", "", num(mem["bytes_per_event"]),
+         f"{mem['overhead_bytes_per_event']:.1f} + content", "<= 64 + content", met(mem["overhead_bytes_per_event"] <= 64)),
+    ]  # fmt: skip
+    ratios = {"ingest": i["ratio_throughput"], "replay": r["ratio"], "group read+ack (raw)": g["ratio"]}
+    return rows, ratios
+
+
+def api_section(d: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
+    raw, sse, rep, p = d["raw_fanout"], d["sse_fanout"], d["replay"], d["params"]
+    rl, sl, rr = raw["load"], sse["load"], rep["ratios_vs_raw"]
+    target = d.get("target", {}).get("sse_p99_ms_max", 250)
+    fan_ratio = sse["delivered_per_s"] / raw["delivered_per_s"]
+    rows: list[Row] = [
+        (f"fan-out {p['tasks']} tasks x {p['clients_per_task']} clients: done", f"{rl['completed']}/{rl['clients']}",
+         f"{sl['completed']}/{sl['clients']}", "", "all", met(sl["completed"] == sl["clients"])),
+        ("fan-out deliveries/s", num(raw["delivered_per_s"], 0), num(sse["delivered_per_s"], 0), ratio(fan_ratio), "", ""),
+        ("fan-out latency p50 ms", num(rl.get("p50_ms")), num(sl.get("p50_ms")), "", "", ""),
+        ("fan-out latency p99 ms", num(rl.get("p99_ms")), num(sl.get("p99_ms")), ratio(sl.get("p99_ms", 0) / rl["p99_ms"]) if rl.get("p99_ms") else "-",
+         f"<= {target} ms", met(sl.get("p99_ms", 1e9) <= target)),
+        ("API RSS MB (clients connected / peak)", "", f"{sse['api_rss_kb']['before_run_clients_connected'] / 1024:.0f} / {sse['api_rss_kb']['peak'] / 1024:.0f}", "", "", ""),
+        ("API CPU us / delivery", "", num(sse["api_cpu_us_per_delivery"]), "", "", ""),
+        (f"replay {rep['events_in_stream']:,} over SSE, ev/s", num(rep["raw_xrange_1000"]["per_s"], 0), num(rep["sse_minimal_reader"]["per_s"], 0), ratio(rr["sse_minimal_reader"]), "", ""),
+        ("replay via SDK events(), ev/s", num(rep["raw_xrange_1000"]["per_s"], 0), num(rep["sdk_events_sse"]["per_s"], 0), ratio(rr["sdk_events_sse"]), "", ""),
+        ("replay via SDK JSON pages, ev/s", num(rep["raw_xrange_1000"]["per_s"], 0), num(rep["sdk_replay_json_pages_1000"]["per_s"], 0), ratio(rr["sdk_replay_json_pages_1000"]), "", ""),
+    ]  # fmt: skip
+    return rows, {"SSE fan-out deliveries": fan_ratio, "SSE replay": rr["sse_minimal_reader"]}
+
+
+def worker_section(d: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
+    tw, wi = d["throughput_worker"], d["throughput_writer_interleaved"]
+    lw, lb, r = d["latency_worker"], d["latency_writer"], d["ratios"]
+    adds = d["worker_adds_p99_ms"]
+    target = d.get("target", {}).get("worker_adds_p99_ms_max", 1.0)
+    rows: list[Row] = [
+        (f"events/s, {d['params']['tasks']} concurrent tasks (bare writer vs worker)", num(wi["per_s"], 0), num(tw["per_s"], 0),
+         ratio(r["worker_vs_writer_interleaved_throughput"]), "", ""),
+        ("client CPU us/event", num(wi["cpu_us_per_item"]), num(tw["cpu_us_per_item"]), ratio(r["worker_vs_writer_interleaved_cpu"]), "", ""),
+        ("token -> tail p50 ms", num(lb["p50_ms"], 3), num(lw["p50_ms"], 3), f"+{d['worker_adds_p50_ms']:.3f} ms", "", ""),
+        ("token -> tail p99 ms", num(lb["p99_ms"], 3), num(lw["p99_ms"], 3), f"+{adds:.3f} ms", f"<= +{target} ms", met(adds <= target)),
+        ("tasks that never ended", "", str(len(tw.get("never_ended", []))), "", "0", met(not tw.get("never_ended"))),
+    ]  # fmt: skip
+    return rows, {"worker vs bare writer": r["worker_vs_writer_interleaved_throughput"]}
+
+
+def latency_section(d: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = []
+    for c in d["cells"]:
+        raw, sse = c["raw"], c["sse"]
+        target = c.get("target_p99_ms")
+        frac = sse.get("machine_busy_fraction")
+        busy = "?" if frac is None else f"{frac * 100:.0f}%"
+        other = sse.get("other_processes_cores")
+        busy += "" if other is None else f", others {other:.2f}"
+        rows.append((
+            f"{c['tasks']} x {c['consumers']} @ {c['rate_per_task']:g}/s",
+            f"{num(raw['p50_ms'])} / {num(raw['p99_ms'])} / {num(raw['max_ms'])}",
+            f"{num(sse['p50_ms'])} / {num(sse['p99_ms'])} / {num(sse['max_ms'])}",
+            ratio(c.get("p99_ratio_vs_raw")),
+            "" if target is None else f"<= {target:g} ms", met(c.get("met")),
+            f"{sse['completed']}/{sse['clients']}, {sse['samples']}/{sse['expected']}",
+            f"API {sse['cpu_cores_used']['api']:.2f}, writer {sse['cpu_cores_used']['writer']:.2f}, "
+            f"clients {sse['cpu_cores_used']['load_clients']:.2f}, Redis {sse['cpu_cores_used']['redis']:.2f}; box {busy}",
+        ))  # fmt: skip
+    return rows
+
+
+def groups_section(d: dict[str, Any]) -> list[tuple[str, ...]]:
+    def row(name: str, k: str, vs: str | None) -> tuple[str, ...]:
+        x = d[k]
+        return (name, num(x["per_s"], 0), num(x["cpu_us_per_item"]), f"{x['items']}/{x['expected']}", str(x["pending_after"]),
+                ratio(x["per_s"] / d[vs]["per_s"]) if vs else "")  # fmt: skip
+
+    return [
+        row("raw XREADGROUP COUNT 100 + XACK per batch", "raw", None),
+        row("agentstream GroupConsumer read(100) + ack(batch)", "group_consumer_batch", "faststream_batch"),
+        row("FastStream StreamSub batch=True, max_records=100", "faststream_batch", None),
+        row("agentstream GroupConsumer async for + ack each", "group_consumer_each", "faststream_each"),
+        row("FastStream StreamSub per message, AckPolicy.ACK", "faststream_each", None),
+    ]
+
+
+def resume_section(d: dict[str, Any]) -> list[tuple[str, ...]]:
+    lib, sse = d["agentstream_reconnects"]["library"], d["agentstream_reconnects"]["sse"]
+    rs, ok, rk = d["resumable_reconnects"], d["agentstream_killed"], d["resumable_killed"]
+    t = lambda x, k: num(x["time_to_first_event_after_resume_ms"].get(k), 2)  # noqa: E731
+    lost = lambda x: f"{x['lost']} / {x['duplicated']} / {x['missing_at_end']}"  # noqa: E731
+    after = rk.get("after_stall") or {}
+    recover = after.get("error") or after.get("result") or "-"
+    return [
+        (f"reconnects done (of {d['params']['reconnects']})", str(lib["reconnects"]), str(sse["reconnects"]), str(rs["reconnects"]), ""),
+        ("resume -> first event p50 ms", t(lib, "p50_ms"), t(sse, "p50_ms"), t(rs, "p50_ms"), ""),
+        ("resume -> first event p99 ms", t(lib, "p99_ms"), t(sse, "p99_ms"), t(rs, "p99_ms"), ""),
+        ("resume -> first event max ms", t(lib, "max_ms"), t(sse, "max_ms"), t(rs, "max_ms"), ""),
+        ("lost / duplicated / missing at end", lost(lib), lost(sse), lost(rs), "0 / 0 / 0"),
+        ("Redis PUBLISH calls for the reconnect run", "0 (reads are XRANGE/XREAD)", "0", f"{rs.get('redis_publish_calls', '-')} for {d['params']['events']:,} events", ""),
+        ("producer SIGKILLed: events the reader had", str(ok["received_before_kill"]), "", str(rk["received"]), ""),
+        ("... the connected reader is told", f"no (silence; gives up after {d['params']['stall_ms']:g} ms)", "",
+         f"no (silence; {'stalled' if rk['stalled'] else 'ended'})", ""),
+        ("... a reader resuming now gets", f"{ok['fresh_reader_after_kill']['tokens']} stored tokens (of {ok['received_before_kill']} seen), seq gaps {ok['fresh_reader_after_kill']['seq_gaps']}",
+         "", f"{recover} after {num(after.get('after_ms'), 0)} ms", ""),
+        ("... stream finished by a new attempt", f"{ok['reader_final']['ended']}: lost / dup / missing {lost(ok['reader_final'])}", "",
+         "impossible (history lived in the producer)", ""),
+    ]  # fmt: skip
+
+
+def memory_section(d: dict[str, Any]) -> list[Row]:
+    raw, cycles = d["raw"], d["ours"]
+    last = cycles[-1]
+    target = d["target"]["residual_excluding_feed_bytes_max"]
+    feed = last["feed_bytes"]["after_expiry"] - last["feed_bytes"]["before"]
+    return [
+        (f"bytes / entry, {last['tasks']} tasks x {last['events_per_task']:.0f} entries", num(raw["bytes_per_entry_finished"]),
+         num(last["bytes_per_entry_finished"]), ratio(d["ratio_bytes_per_entry_vs_raw"]), "", ""),
+        (f"growth with {last['tasks']} tasks finished, MB", num(raw["growth_finished_bytes"] / 1e6, 2), num(last["growth_finished_bytes"] / 1e6, 2), "", "", ""),
+        (f"keys expired after (retention {d['params']['retention_s']} s)", f"{raw['expiry_wait_s']:.1f} s",
+         ", ".join(f"{c['expiry_wait_s']:.1f} s" for c in cycles), "", "", met(all(c["keys_left"] == 0 for c in cycles))),
+        ("residual after expiry, KB (per cycle)", num(raw["residual_after_expiry_bytes"] / 1e3),
+         ", ".join(num(c["residual_after_expiry_bytes"] / 1e3) for c in cycles), "", "", ""),
+        ("... of which the task feed (capped, not expired), KB", "", num(feed / 1e3), "", "", ""),
+        ("residual excluding the feed, KB (per cycle)", "", ", ".join(num(c["residual_excluding_feed_bytes"] / 1e3) for c in cycles),
+         "", f"<= {target / 1024:.0f} KiB", met(d["returned_to_baseline"])),
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plots(data: dict[str, dict[str, Any] | None]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(RESULTS / name, dpi=110)
+        plt.close(fig)
+        made.append(name)
+
+    lat = data.get("latency")
+    if lat:
+        cells = lat["cells"]
+        labels = [f"{c['tasks']}x{c['consumers']}\n@{c['rate_per_task']:g}/s" for c in cells]
+        fig, ax = plt.subplots(figsize=(max(7, len(cells) * 1.1), 4.5))
+        w = 0.2
+        xs = range(len(cells))
+        series = [("raw p50", "raw", "p50_ms", "#9ecae1"), ("raw p99", "raw", "p99_ms", "#3182bd"),
+                  ("SSE p50", "sse", "p50_ms", "#fdae6b"), ("SSE p99", "sse", "p99_ms", "#e6550d")]  # fmt: skip
+        for k, (name, side, key, color) in enumerate(series):
+            ax.bar(
+                [x + (k - 1.5) * w for x in xs],
+                [max(c[side][key] or 0.01, 0.01) for c in cells],
+                w,
+                label=name,
+                color=color,
+            )
+        for x, c in zip(xs, cells, strict=True):
+            if c.get("target_p99_ms"):
+                ax.hlines(c["target_p99_ms"], x - 0.45, x + 0.45, colors="k", linestyles="dashed")
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs), labels, fontsize=8)
+        ax.set_ylabel("token -> client latency, ms (log)")
+        ax.set_title("Latency matrix: tasks x consumers @ tokens/s per task (dashed: p99 target)")
+        ax.legend(fontsize=8)
+        save(fig, "latency_matrix.png")
+
+    ratios: dict[str, float] = {}
+    if data.get("streams"):
+        ratios.update(streams_section(data["streams"])[1])  # type: ignore[arg-type]
+    if data.get("api"):
+        ratios.update(api_section(data["api"])[1])  # type: ignore[arg-type]
+    if data.get("worker"):
+        ratios.update(worker_section(data["worker"])[1])  # type: ignore[arg-type]
+    g = data.get("groups")
+    if g:
+        ratios["groups: ours / FastStream (batch)"] = g["ratios"]["ours_batch_vs_faststream_batch"]
+        ratios["groups: ours / FastStream (each)"] = g["ratios"]["ours_each_vs_faststream_each"]
+    if ratios:
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(ratios) + 1.2))
+        names = list(ratios)
+        vals = [ratios[n] for n in names]
+        ax.barh(names, vals, color=["#31a354" if v >= 1 else "#de2d26" for v in vals])
+        ax.axvline(1.0, color="k", linewidth=1)
+        for y, v in enumerate(vals):
+            ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
+        ax.set_xlabel("agentstream / baseline, throughput (same run, same Redis)")
+        ax.invert_yaxis()
+        save(fig, "throughput_ratios.png")
+
+    if g:
+        keys = ["raw", "group_consumer_batch", "faststream_batch", "group_consumer_each", "faststream_each"]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.barh(
+            keys, [g[k]["per_s"] for k in keys], color=["#999", "#e6550d", "#3182bd", "#e6550d", "#3182bd"]
+        )
+        ax.set_xlabel(f"entries/s processed + acked ({g['entries']:,} entries, own group each)")
+        ax.invert_yaxis()
+        save(fig, "groups.png")
+
+    m = data.get("memory")
+    if m:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        stages = ["used_memory_before", "used_memory_finished", "used_memory_after_expiry"]
+        names = ["before", "all finished", "after expiry"]
+        ax.plot(names, [m["raw"][s] / 1e6 for s in stages], marker="o", label="raw XADD + EXPIRE")
+        for n, c in enumerate(m["ours"], 1):
+            ax.plot(names, [c[s] / 1e6 for s in stages], marker="o", label=f"agentstream cycle {n}")
+        ax.axhline(
+            m["baseline_used_memory"] / 1e6, color="k", linestyle="dashed", linewidth=1, label="baseline"
+        )
+        ax.set_ylabel("Redis used_memory - client buffers, MB")
+        ax.set_title(
+            f"{m['params']['tasks']} tasks x {m['params']['events_per_task']} events, retention {m['params']['retention_s']} s"
+        )
+        ax.legend(fontsize=8)
+        save(fig, "memory.png")
+
+    r = data.get("resume")
+    if r:
+        sides = [("agentstream Reader.tail", r["agentstream_reconnects"]["library"]),
+                 ("agentstream SSE API", r["agentstream_reconnects"]["sse"]),
+                 ("resumable-stream", r["resumable_reconnects"])]  # fmt: skip
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for k, key in enumerate(("p50_ms", "p99_ms", "max_ms")):
+            ax.bar([x + (k - 1) * 0.25 for x in range(len(sides))],
+                   [s["time_to_first_event_after_resume_ms"].get(key) or 0 for _, s in sides], 0.25, label=key)  # fmt: skip
+        ax.set_xticks(range(len(sides)), [n for n, _ in sides])
+        ax.set_ylabel("resume -> first event, ms")
+        ax.set_title(f"{r['params']['reconnects']} reconnects mid-stream")
+        ax.legend(fontsize=8)
+        save(fig, "resume.png")
+    return made
+
+
+# --------------------------------------------------------------------------- document
+
+
+def build() -> str:
+    names = ["streams", "api", "worker", "latency", "groups", "resume", "memory"]
+    data = {n: load(n) for n in names}
+    made = plots(data)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# agentstream benchmark results",
+        "",
+        f"Generated by `python -m bench.report` on {now} from `bench/results/*.json` "
+        "(`python -m bench all` runs every bench, then this). Each ratio is measured side by side in "
+        "one run, on the same Redis, on this machine; absolute figures are this machine's. Other "
+        "processes may have been running: figures are noisy, latency tails most of all.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+    ]
+    missing = [n for n in names if data[n] is None]
+    if missing:
+        parts += [f"Not run (no JSON): {', '.join(missing)}.", ""]
+    if data["streams"]:
+        parts += ["## Streams core vs raw redis-py (`bench/streams_bench.py`)", "",
+                  md_table(HEAD, streams_section(data["streams"])[0]), ""]  # fmt: skip
+    if data["api"]:
+        p = data["api"]["params"]
+        parts += ["## HTTP API vs raw Redis (`bench/api_bench.py`)", "",
+                  f"{p['tasks']} tasks x {p['clients_per_task']} SSE clients, {p['rate_per_task']:g} tokens/s per task, "
+                  f"{p['seconds']:g} s, one API process; raw = one blocking XREAD connection per client.", "",
+                  md_table(HEAD, api_section(data["api"])[0]), ""]  # fmt: skip
+    if data["worker"]:
+        parts += [
+            "## Worker vs bare writer (`bench/worker_bench.py`)",
+            "",
+            md_table(HEAD, worker_section(data["worker"])[0]),
+            "",
+        ]
+    if data["latency"]:
+        lat = data["latency"]
+        parts += [
+            "## Latency matrix: token -> SSE client (`bench/latency_bench.py`)", "",
+            f"Source of tokens: {lat['source']}. Each cell: {lat['params']['seconds']:g} s of writing; raw = XADD -> "
+            "blocking XREAD, one connection per consumer, same rate, same Redis, same run. Columns: p50 / p99 / max in ms; "
+            "the last column is the CPU (cores) each process used during the SSE phase and how busy the whole box was "
+            "(2 cores; the writer, the API, Redis and all clients share them).", "",
+            md_table(("tasks x consumers @ tokens/s per task", "raw XADD->XREAD", "agentstream SSE", "p99 ratio", "target p99", "met?",
+                      "SSE clients done, samples", "CPU (SSE phase)"), latency_section(lat)), "",
+            "![latency matrix](results/latency_matrix.png)", "",
+        ]  # fmt: skip
+        parts += latency_notes(lat)
+    if data["groups"]:
+        g = data["groups"]
+        parts += [
+            "## Consumer groups vs FastStream (`bench/groups_peer_bench.py`)", "",
+            f"One finished stream of {g['entries']:,} entries (agentstream's encoding), drained by each consumer with its "
+            f"own group created at `0`, one after the other, same process, same Redis. FastStream {g['versions']['faststream']} "
+            f"(redis-py {g['versions']['redis_py']}), access log off. Ratio: agentstream / FastStream in the same ack mode.", "",
+            md_table(("consumer", "entries/s", "CPU us/entry", "processed", "pending after", "ratio vs FastStream"), groups_section(g)), "",
+            "![groups](results/groups.png)", "",
+        ]  # fmt: skip
+    if data["resume"]:
+        r = data["resume"]
+        p = r["params"]
+        parts += [
+            "## Resume vs Vercel resumable-stream (`bench/resume_peer_bench.py`)", "",
+            f"resumable-stream {r['versions']['resumable-stream']} with `redis` {r['versions']['redis (npm)']} (node), same Redis. "
+            f"A producer process emits {p['events']:,} events, one per {p['interval_ms']:g} ms; a reader process reads "
+            f"{p['every']} events, disconnects, waits {p['pause_ms']:g} ms and resumes, {p['reconnects']} times, then reads to "
+            "the end. Then the producer is SIGKILLed half-way.", "",
+            md_table(("measure", "agentstream Reader.tail", "agentstream SSE API", "resumable-stream", "target"), resume_section(r)), "",
+            "What each guarantees:", "",
+            f"- **agentstream**: {r['guarantees']['agentstream']}",
+            f"- **resumable-stream**: {r['guarantees']['resumable-stream']}", "",
+            "![resume](results/resume.png)", "",
+        ]  # fmt: skip
+    if data["memory"]:
+        parts += ["## Memory over finished tasks (`bench/memory_bench.py`)", "",
+                  md_table(HEAD, memory_section(data["memory"])), "", "![memory](results/memory.png)", ""]  # fmt: skip
+    if "throughput_ratios.png" in made:
+        parts += ["## Throughput ratios", "", "![throughput ratios](results/throughput_ratios.png)", ""]
+    parts += ["Plots: " + ", ".join(f"`bench/results/{m}`" for m in made), ""]
+    return "\n".join(parts)
+
+
+def latency_notes(lat: dict[str, Any]) -> list[str]:
+    """Why a cell missed its target, from the evidence in the JSON."""
+    notes = []
+    for c in lat["cells"]:
+        if c.get("met") is False:
+            sse, raw = c["sse"], c["raw"]
+            cores = sse["cpu_cores_used"]
+            total = sum(cores.values())
+            notes.append(
+                f"- {c['tasks']} x {c['consumers']} @ {c['rate_per_task']:g}/s missed (SSE p99 {num(sse['p99_ms'])} ms; raw p99 "
+                f"{num(raw['p99_ms'])} ms): the bench's own processes used {total:.2f} of 2 cores (API {cores['api']:.2f}, "
+                f"writer {cores['writer']:.2f}, clients {cores['load_clients']:.2f}, Redis {cores['redis']:.2f}); the whole box "
+                f"was {num((sse.get('machine_busy_fraction') or float('nan')) * 100, 0)}% busy while writing, "
+                f"{num(sse.get('other_processes_cores'), 2)} cores of it other processes (load average "
+                f"{sse.get('loadavg_1m_before', float('nan')):.2f} before)."
+            )
+    if not notes:
+        return []
+    return ["Cells below target, with the evidence:", "", *notes, "", INVESTIGATION, ""]
+
+
+INVESTIGATION = """Investigation of the misses (by hand, 2026-11-21, same machine, other sessions' test suites running):
+with a `gc.callbacks` hook in the API process and the client's latencies bucketed per 250 ms,
+(a) 1 task x 3 consumers @ 100/s over 6-8 s, three runs: p99 3.2-3.8 ms, max 5.6-6.8 ms, no GC pause over 1.5 ms
+during the stream: the 5 ms target is met when nothing else stalls the box, and a single stall of the API, the
+client or the writer (the SSE path has one more process hop than raw XADD -> XREAD) is enough to miss it, since
+p99 of a few thousand samples is the ~10th-30th worst; (b) 100 tasks x 3 @ 10/s, two 6 s runs: p99 225 ms and 32 ms; in the
+second, bucketed, the p99 per 250 ms window was 3-14 ms in the steady state; the tail sits in the last 0.5 s, when every task appends `completed` and 300 SSE responses end
+together (window p99 39-119 ms), and in the API's gen2 collections (one of 108 ms observed while 300 clients
+connected; `collected 0`: long-lived objects, a candidate for `gc.freeze()` after startup); (c) 500 tasks @ 10/s
+(5,000 appends/s, each its own Lua call since a task's writer is idle between its tokens): the box runs out of CPU:
+the latency of raw XADD -> XREAD grows too, and the SSE latency grows over the cell (p50 per 0.5 s window 4-90 ms in
+the first 2 s, 1,000-1,600 ms by the end of an 8 s run, the writer process 1 s late on its own schedule): a backlog,
+not a per-event cost. At 2/s per task
+(1,000 appends/s) the same 500 tasks meet the target."""
+
+
+def main() -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(build())
+    print(f"written: {OUT}")
+
+
+if __name__ == "__main__":
+    main()
