@@ -162,14 +162,7 @@ async def task_summaries(svc: Services, owner: str, task_ids: list[str]) -> list
         preview = queued.get("input") if queued.get("type") == "queued" else None
         summaries.append(
             TaskSummary(
-                task_id=task_id,
-                status=meta.status,
-                agent=meta.agent,
-                attempt=meta.attempt,
-                done=meta.done,
-                created_at=meta.created_at,
-                started_at=meta.started_at,
-                ended_at=meta.ended_at,
+                **meta_fields(meta),
                 input=preview if isinstance(preview, str) else None,
                 events_url=events_url(task_id),
             )
@@ -214,16 +207,23 @@ async def last_outcome(svc: Services, task_id: str) -> tuple[dict[str, Any] | No
     return result, error
 
 
+def meta_fields(meta: TaskMeta) -> dict[str, Any]:
+    """What every view of a task shows from its meta hash."""
+    return {
+        "task_id": meta.task_id,
+        "status": meta.status,
+        "agent": meta.agent,
+        "attempt": meta.attempt,
+        "done": meta.done,
+        "created_at": meta.created_at,
+        "started_at": meta.started_at,
+        "ended_at": meta.ended_at,
+    }
+
+
 def task_view(meta: TaskMeta, result: dict[str, Any] | None, error: dict[str, Any] | None) -> TaskView:
     return TaskView(
-        task_id=meta.task_id,
-        status=meta.status,
-        agent=meta.agent,
-        attempt=meta.attempt,
-        done=meta.done,
-        created_at=meta.created_at,
-        started_at=meta.started_at,
-        ended_at=meta.ended_at,
+        **meta_fields(meta),
         cancel_requested=meta.cancel_requested is not None,
         result=result,
         error=error,
