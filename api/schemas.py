@@ -64,8 +64,8 @@ class TaskAccepted(BaseModel):
     events_url: str
 
 
-class TaskView(BaseModel):
-    """A task as its owner sees it."""
+class TaskFields(BaseModel):
+    """What every view of a task shows from its meta hash."""
 
     task_id: str
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
@@ -75,6 +75,11 @@ class TaskView(BaseModel):
     created_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+
+
+class TaskView(TaskFields):
+    """A task as its owner sees it."""
+
     cancel_requested: bool = False
     result: dict[str, Any] | None = Field(default=None, description="the last `result` event")
     error: dict[str, Any] | None = Field(default=None, description="the last `error` event")

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from api.errors import ApiError, bad_request
-from api.schemas import CURSOR_REGEX, CancelAccepted, SubmitTask, TaskAccepted, TaskView, error_responses
+from api.schemas import (
+    CURSOR_REGEX,
+    CancelAccepted,
+    SubmitTask,
+    TaskAccepted,
+    TaskFields,
+    TaskView,
+    error_responses,
+)
 from api.state import Owned, Services, ServicesDep, Tenant
 from streams import InvalidCursor, TaskMeta, parse_cursor
 from streams.codec import decode, decode_entry
@@ -90,17 +98,9 @@ async def submit_task(
     return TaskAccepted(task_id=task_id, status=created.status, events_url=events_url(task_id))
 
 
-class TaskSummary(BaseModel):
+class TaskSummary(TaskFields):
     """One task of a list: its current status and a preview of its input."""
 
-    task_id: str
-    status: str = Field(description="queued, running, succeeded, failed or cancelled")
-    agent: str
-    attempt: int
-    done: bool
-    created_at: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
     input: str | None = Field(default=None, description="the start of the input (the `queued` event's)")
     events_url: str
 
@@ -208,17 +208,8 @@ async def last_outcome(svc: Services, task_id: str) -> tuple[dict[str, Any] | No
 
 
 def meta_fields(meta: TaskMeta) -> dict[str, Any]:
-    """What every view of a task shows from its meta hash."""
-    return {
-        "task_id": meta.task_id,
-        "status": meta.status,
-        "agent": meta.agent,
-        "attempt": meta.attempt,
-        "done": meta.done,
-        "created_at": meta.created_at,
-        "started_at": meta.started_at,
-        "ended_at": meta.ended_at,
-    }
+    """The :class:`TaskFields` of a task, from its meta hash."""
+    return {name: getattr(meta, name) for name in TaskFields.model_fields}
 
 
 def task_view(meta: TaskMeta, result: dict[str, Any] | None, error: dict[str, Any] | None) -> TaskView:
