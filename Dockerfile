@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY worker ./worker
 COPY api ./api
+COPY agentstream ./agentstream
 RUN /opt/agentstream/bin/pip install --no-cache-dir --prefer-binary .
 
 FROM python:3.11-slim

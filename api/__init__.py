@@ -5,8 +5,8 @@
 to expose the open dev mode (no API keys) beyond loopback.
 """
 
-from api.app import create_app
-from api.auth import check_bind
-from api.settings import ApiSettings
+from agentstream.api.app import create_app
+from agentstream.api.auth import check_bind
+from agentstream.api.settings import ApiSettings
 
 __all__ = ["ApiSettings", "check_bind", "create_app"]

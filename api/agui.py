@@ -74,17 +74,13 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
+from agentstream.streams import InvalidCursor, parse_cursor
 
-from streams import InvalidCursor, parse_cursor
+from agentstream.protocol import cursor_key
 
 __all__ = ["AgUiFrames", "AgUiTranslator", "OpenBlocks", "ResumePoint", "frame_ids"]
 
 _MAX_INDEX_DIGITS = 6
-
-
-def _cursor_key(cursor: str) -> tuple[int, int]:
-    ms, _, seq = cursor.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _millis(timestamp: Any) -> int | None:
@@ -497,13 +493,13 @@ class AgUiFrames:
                 return [self.encode(e, None) for e in translated]
             for e in translated:
                 self._open.observe(e)
-            if _cursor_key(resume.cursor) < _cursor_key(str(event.get("first_cursor") or "0-0")):
+            if cursor_key(resume.cursor) < cursor_key(str(event.get("first_cursor") or "0-0")):
                 self._lost = [e for e in translated if isinstance(e, CustomEvent)]
             return []
         ids = frame_ids(cursor, len(translated))
         if resume is None:
             return [self.encode(e, i) for e, i in zip(translated, ids, strict=True)]
-        position = _cursor_key(cursor), _cursor_key(resume.cursor)
+        position = cursor_key(cursor), cursor_key(resume.cursor)
         if position[0] < position[1] or (cursor == resume.cursor and resume.index is None):
             for e in translated:
                 self._open.observe(e)

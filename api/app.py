@@ -15,17 +15,16 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from agentstream.api.auth import ApiKeys, UiSessions
+from agentstream.api.errors import install_error_handlers
+from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
+from agentstream.api.queue import JobQueue
+from agentstream.api.routes import events, groups, health, tasks, ui
+from agentstream.api.settings import ApiSettings
+from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
+from agentstream.api.state import STATE_KEY, Services
+from agentstream.streams import Reader, ReaderHub, TaskStore, create_redis
 from fastapi import FastAPI
-
-from api.auth import ApiKeys, UiSessions
-from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware, RateLimiter
-from api.queue import JobQueue
-from api.routes import events, groups, health, tasks, ui
-from api.settings import ApiSettings
-from api.sse import OPTIONS_STATE_KEY, SseOptions
-from api.state import STATE_KEY, Services
-from streams import Reader, ReaderHub, TaskStore, create_redis
 
 __all__ = ["create_app", "open_services"]
 

@@ -21,9 +21,9 @@ import hmac
 import ipaddress
 import time
 
-from api.errors import ApiError
-from api.settings import ApiSettings
-from streams import UsageError
+from agentstream.api.errors import ApiError
+from agentstream.api.settings import ApiSettings
+from agentstream.streams import UsageError
 
 __all__ = ["OPEN_TENANT", "SESSION_COOKIE", "ApiKeys", "UiSessions", "check_bind", "is_loopback"]
 

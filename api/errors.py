@@ -18,14 +18,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from agentstream.streams import StreamsError, StreamStateError, TaskNotFound, UsageError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
-
-from streams import StreamsError, StreamStateError, TaskNotFound, UsageError
 
 __all__ = [
     "ApiError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams import ReaderHub
+from agentstream.streams import ReaderHub
 
 __all__ = ["Metrics"]
 

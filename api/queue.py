@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from agentstream.api.settings import ApiSettings
+from agentstream.worker.enqueue import enqueue_task
 from arq.connections import ArqRedis
-
-from api.settings import ApiSettings
-from worker.enqueue import enqueue_task
 
 __all__ = ["JobQueue"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentstream.worker.payload import MAX_INPUT_CHARS, TaskRequest
 from pydantic import BaseModel, ConfigDict, Field
-
-from worker.payload import MAX_INPUT_CHARS, TaskRequest
 
 __all__ = [
     "AckRequest",

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams import StreamsSettings, UsageError
-from streams.settings import env_number
-from worker.enqueue import resolve_queue_name
+from agentstream.streams import StreamsSettings, UsageError
+from agentstream.streams.settings import env_number
+from agentstream.worker.enqueue import resolve_queue_name
 
 __all__ = ["ApiSettings", "parse_api_keys"]
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from agentstream.api.metrics import Metrics
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-
-from api.metrics import Metrics
 
 __all__ = [
     "OPTIONS_STATE_KEY",

@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from agentstream.api.auth import SESSION_COOKIE, ApiKeys, UiSessions
+from agentstream.api.errors import not_found
+from agentstream.api.limits import RateLimiter
+from agentstream.api.metrics import Metrics
+from agentstream.api.queue import JobQueue
+from agentstream.api.settings import ApiSettings
+from agentstream.api.sse import FrameCache
+from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
+from agentstream.streams.keys import TASK_ID_PATTERN
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-from api.auth import SESSION_COOKIE, ApiKeys, UiSessions
-from api.errors import not_found
-from api.limits import RateLimiter
-from api.metrics import Metrics
-from api.queue import JobQueue
-from api.settings import ApiSettings
-from api.sse import FrameCache
-from streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
-from streams.keys import TASK_ID_PATTERN
 
 __all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
 

@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from agentstream.streams import StreamsSettings, TaskStore, create_redis
 from redis.asyncio import Redis
 
-from api.client import AgentStreamClient
+from agentstream.sdk.client import AgentStreamClient
 from bench.streams_bench import percentiles
 from bench.worker_bench import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
-from streams import StreamsSettings, TaskStore, create_redis
 from tests.redis_server import free_port, redis_node
 
 RESULTS = Path(__file__).parent / "results"

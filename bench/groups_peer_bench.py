@@ -34,9 +34,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from agentstream.streams import GroupConsumer, StreamsSettings, TaskStore, create_redis
+
 from bench.streams_bench import finished_task
 from bench.worker_bench import render
-from streams import GroupConsumer, StreamsSettings, TaskStore, create_redis
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

@@ -28,8 +28,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams import StreamsSettings, TaskStore, create_redis
-from streams.codec import encode
+from agentstream.streams import StreamsSettings, TaskStore, create_redis
+from agentstream.streams.codec import encode
+
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

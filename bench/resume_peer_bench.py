@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 
 from bench.api_bench import api_process
 from bench.streams_bench import percentiles
 from bench.worker_bench import read_line, render, spawn, stop_child
-from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,10 +19,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from agentstream.streams import (
+    EventFilter,
+    GroupConsumer,
+    Reader,
+    ReaderHub,
+    StreamsSettings,
+    TaskStore,
+    create_redis,
+)
+from agentstream.streams.codec import encode
 from redis.asyncio import Redis
 
-from streams import EventFilter, GroupConsumer, Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
-from streams.codec import encode
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

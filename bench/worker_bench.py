@@ -36,15 +36,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
+from agentstream.worker.enqueue import enqueue_task
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.settings import WorkerConfig, create_worker
 from arq import create_pool
 from arq.connections import ArqRedis
 
 from bench.streams_bench import percentiles
-from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
 from tests.redis_server import redis_node
-from worker.enqueue import enqueue_task
-from worker.payload import TaskRequest
-from worker.settings import WorkerConfig, create_worker
 
 RESULTS = Path(__file__).parent / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -107,7 +107,7 @@ async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
 @contextlib.asynccontextmanager
 async def scripted_model() -> AsyncIterator[tuple[str, int]]:
     """The scripted model in its own process; yields ``(base_url, pid)``."""
-    proc = await spawn("-m", "worker.scripted_llm", "--port", "0", "--log-level", "warning")
+    proc = await spawn("-m", "agentstream.worker.scripted_llm", "--port", "0", "--log-level", "warning")
     try:
         line = await read_line(proc, 20)
         prefix = "scripted LLM listening on "

@@ -23,11 +23,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-from api.cli import running_stack
-from api.client import AgentStreamClient
-from api.embedded import EmbeddedRedis
-from streams import FeedConsumer, GroupConsumer, StreamingMode, StreamsSettings, create_redis
-from worker.scripted_llm import ScriptedLLMServer
+from agentstream.streams import FeedConsumer, GroupConsumer, StreamingMode, StreamsSettings, create_redis
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+
+from agentstream.cli.embedded import EmbeddedRedis
+from agentstream.cli.main import running_stack
+from agentstream.sdk.client import AgentStreamClient
 
 
 @contextlib.asynccontextmanager

@@ -35,12 +35,12 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from pydantic import TypeAdapter
 
-from api.cli import running_stack
-from api.client import AgentStreamClient, SSEParser
-from api.embedded import EmbeddedRedis
-from worker.scripted_llm import ScriptedLLMServer
+from agentstream.cli.embedded import EmbeddedRedis
+from agentstream.cli.main import running_stack
+from agentstream.sdk.client import AgentStreamClient, SSEParser
 
 AG_UI: TypeAdapter[BaseEvent] = TypeAdapter(Event)
 

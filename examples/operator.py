@@ -19,13 +19,13 @@ import tempfile
 from collections.abc import AsyncIterator
 
 import httpx
+from agentstream.streams import StreamsSettings, create_redis
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.settings import WorkerConfig
 
-from api.cli import InProcessWorker, running_stack
-from api.client import AgentStreamClient
-from api.embedded import EmbeddedRedis
-from streams import StreamsSettings, create_redis
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import WorkerConfig
+from agentstream.cli.embedded import EmbeddedRedis
+from agentstream.cli.main import InProcessWorker, running_stack
+from agentstream.sdk.client import AgentStreamClient
 
 #: what this deployment is configured with (in production: the containers' environment)
 ENV = {"AGENTSTREAM_RETENTION_S": "3600", "AGENTSTREAM_MAX_JOBS": "2"}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 
-from api.embedded import EmbeddedRedis
-from streams import EventFilter, Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.streams import EventFilter, Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+
+from agentstream.cli.embedded import EmbeddedRedis
 
 
 async def main() -> None:

@@ -11,9 +11,9 @@ Knows Redis; knows nothing of arq, OpenAI or HTTP. The pieces:
 - :mod:`streams.groups`: consumer groups with claiming and dead-lettering, the task feed
 """
 
-from streams.codec import decode, encode
-from streams.connection import RedisClient, create_redis
-from streams.errors import (
+from .codec import decode, encode
+from .connection import RedisClient, create_redis
+from .errors import (
     ClosedError,
     FencedError,
     InvalidCursor,
@@ -26,7 +26,7 @@ from streams.errors import (
     TaskNotFound,
     UsageError,
 )
-from streams.events import (
+from .events import (
     ALWAYS_PASS,
     CATEGORIES,
     Event,
@@ -40,13 +40,13 @@ from streams.events import (
     parse_event,
     utc_now_iso,
 )
-from streams.groups import DeadLetter, FeedConsumer, GroupConsumer, GroupInfo, group_info
-from streams.hub import ReaderHub, Subscription
-from streams.keys import Keys, validate_task_id
-from streams.reader import Reader, parse_cursor
-from streams.settings import StreamsSettings
-from streams.tasks import Attempt, Created, TaskMeta, TaskStore
-from streams.writer import Appended, StreamWriter
+from .groups import DeadLetter, FeedConsumer, GroupConsumer, GroupInfo, group_info
+from .hub import ReaderHub, Subscription
+from .keys import Keys, validate_task_id
+from .reader import Reader, parse_cursor
+from .settings import StreamsSettings
+from .tasks import Attempt, Created, TaskMeta, TaskStore
+from .writer import Appended, StreamWriter
 
 __all__ = [
     "ALWAYS_PASS",

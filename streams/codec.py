@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.errors import InvalidEvent
+from .errors import InvalidEvent
 
 __all__ = [
     "ENVELOPE",

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streams.settings import StreamsSettings
+from .settings import StreamsSettings
 
 __all__ = ["RedisClient", "create_redis", "dedicated_connection", "raw_stream_client"]
 

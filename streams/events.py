@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from streams.errors import InvalidFilter
+from agentstream.protocol import StreamingMode
+
+from .errors import InvalidFilter
 
 __all__ = [
     "ALWAYS_PASS",
@@ -357,30 +359,6 @@ def effective_loop_scope(event: Mapping[str, Any]) -> dict[str, Any]:
     """The event's ``loop_scope``; an absent one means ``{"kind": "main"}``."""
     scope = event.get("loop_scope")
     return dict(scope) if isinstance(scope, Mapping) else {"kind": "main"}
-
-
-class StreamingMode(enum.StrEnum):
-    """AWorld's streaming modes: which categories a reader receives."""
-
-    CORE = "core"
-    CHUNK = "chunk"
-    OUTPUT = "output"
-    CHUNK_OUTPUT = "chunk_output"
-    ALL = "all"
-
-    @property
-    def categories(self) -> frozenset[str] | None:
-        """The categories passed; ``None`` means everything, unknown types included."""
-        return _MODE_CATEGORIES[self]
-
-
-_MODE_CATEGORIES: dict[StreamingMode, frozenset[str] | None] = {
-    StreamingMode.CORE: frozenset({"agent", "tool", "chunk", "task", "group"}),
-    StreamingMode.CHUNK: frozenset({"chunk"}),
-    StreamingMode.OUTPUT: frozenset({"output"}),
-    StreamingMode.CHUNK_OUTPUT: frozenset({"chunk", "output"}),
-    StreamingMode.ALL: None,
-}
 
 
 class Scope(enum.StrEnum):

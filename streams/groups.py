@@ -18,14 +18,14 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from streams.codec import decode
-from streams.connection import RedisClient
-from streams.errors import ClosedError, TaskNotFound
-from streams.events import EventFilter
-from streams.keys import validate_group_name, validate_task_id
-from streams.reader import parse_cursor
-from streams.scripts import DEAD_LETTER
-from streams.settings import StreamsSettings
+from .codec import decode
+from .connection import RedisClient
+from .errors import ClosedError, TaskNotFound
+from .events import EventFilter
+from .keys import validate_group_name, validate_task_id
+from .reader import parse_cursor
+from .scripts import DEAD_LETTER
+from .settings import StreamsSettings
 
 __all__ = ["DeadLetter", "FeedConsumer", "GroupConsumer", "GroupInfo", "group_info"]
 

@@ -26,10 +26,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.codec import decode_entry
-from streams.connection import RedisClient, dedicated_connection
-from streams.errors import ClosedError
-from streams.settings import StreamsSettings
+from .codec import decode_entry
+from .connection import RedisClient, dedicated_connection
+from .errors import ClosedError
+from .settings import StreamsSettings
 
 __all__ = ["ReaderHub", "Subscription"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from streams.errors import InvalidTaskId, UsageError
+from .errors import InvalidTaskId, UsageError
 
 __all__ = ["TASK_ID_PATTERN", "Keys", "validate_group_name", "validate_task_id"]
 

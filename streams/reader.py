@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from streams.codec import decode_entry, decode_flat, entry_seq
-from streams.connection import RedisClient, raw_stream_client
-from streams.errors import InvalidCursor, TaskNotFound, UsageError
-from streams.events import EventFilter
-from streams.hub import ReaderHub, id_tuple
-from streams.keys import validate_task_id
-from streams.settings import StreamsSettings
+from .codec import decode_entry, decode_flat, entry_seq
+from .connection import RedisClient, raw_stream_client
+from .errors import InvalidCursor, TaskNotFound, UsageError
+from .events import EventFilter
+from .hub import ReaderHub, id_tuple
+from .keys import validate_task_id
+from .settings import StreamsSettings
 
 __all__ = ["Reader", "parse_cursor", "reset_marker"]
 

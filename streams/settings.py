@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from streams.errors import UsageError
-from streams.keys import Keys
+from .errors import UsageError
+from .keys import Keys
 
 __all__ = ["StreamsSettings", "env_flag", "env_integer", "env_number"]
 

@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 from redis.exceptions import ResponseError
 
-from streams.codec import encode
-from streams.connection import RedisClient
-from streams.errors import from_script_reply
-from streams.events import utc_now_iso
-from streams.keys import validate_task_id
-from streams.scripts import CREATE, OPEN_ATTEMPT, REQUEST_CANCEL
-from streams.settings import StreamsSettings
-from streams.writer import StreamWriter
+from .codec import encode
+from .connection import RedisClient
+from .errors import from_script_reply
+from .events import utc_now_iso
+from .keys import validate_task_id
+from .scripts import CREATE, OPEN_ATTEMPT, REQUEST_CANCEL
+from .settings import StreamsSettings
+from .writer import StreamWriter
 
 __all__ = ["Attempt", "Created", "TaskMeta", "TaskStore"]
 

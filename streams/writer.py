@@ -21,18 +21,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.codec import EncodedEvent, encode
-from streams.connection import RedisClient
-from streams.errors import (
+from .codec import EncodedEvent, encode
+from .connection import RedisClient
+from .errors import (
     ClosedError,
     InvalidEvent,
     StreamsError,
     TaskCompleted,
     from_script_reply,
 )
-from streams.events import utc_now_iso
-from streams.scripts import APPEND
-from streams.settings import StreamsSettings
+from .events import utc_now_iso
+from .scripts import APPEND
+from .settings import StreamsSettings
 
 __all__ = ["Appended", "StreamWriter"]
 

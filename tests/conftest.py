@@ -6,8 +6,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 
-from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from tests.redis_server import redis_cluster, redis_node
 
 

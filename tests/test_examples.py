@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agentstream.streams import StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-from api.cli import running_stack
-from api.client import AgentStreamClient
-from streams import StreamsSettings
-from worker.scripted_llm import ScriptedLLMServer
+from agentstream.cli.main import running_stack
+from agentstream.sdk.client import AgentStreamClient
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from worker.settings import WorkerConfig, create_worker
+from agentstream.worker.settings import WorkerConfig, create_worker
 
 
 def main() -> None:

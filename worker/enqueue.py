@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from agentstream.streams.keys import Keys
+from agentstream.worker.payload import JOB_NAME
 from arq.connections import ArqRedis
-
-from streams.keys import Keys
-from worker.payload import JOB_NAME
 
 __all__ = ["enqueue_task", "resolve_queue_name"]
 

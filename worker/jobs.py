@@ -25,11 +25,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from agentstream.worker.errors import ConfigurationError
+from agentstream.worker.lease import Lease
+from agentstream.worker.run import TRANSIENT_ERRORS, AttemptRunner, Outcome, WorkerDeps
 from arq import Retry
-
-from worker.errors import ConfigurationError
-from worker.lease import Lease
-from worker.run import TRANSIENT_ERRORS, AttemptRunner, Outcome, WorkerDeps
 
 __all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
 

@@ -30,11 +30,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
+from agentstream.streams.connection import RedisClient
+from agentstream.worker.errors import ConfigurationError
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
-
-from streams.connection import RedisClient
-from worker.errors import ConfigurationError
 
 __all__ = ["Lease"]
 

@@ -27,15 +27,14 @@ from typing import Any, Self, TypeAlias
 import httpx
 import openai
 import orjson
-from openai.types.chat import ChatCompletionChunk
-
-from streams.settings import env_number
-from worker.errors import (
+from agentstream.streams.settings import env_number
+from agentstream.worker.errors import (
     ConfigurationError,
     ModelError,
     ModelStreamBroken,
     ModelUnavailable,
 )
+from openai.types.chat import ChatCompletionChunk
 
 __all__ = [
     "Finish",

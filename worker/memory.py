@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
-
-from streams.connection import RedisClient
-from streams.keys import Keys
-from worker.errors import ConfigurationError
+from agentstream.streams.connection import RedisClient
+from agentstream.streams.keys import Keys
+from agentstream.worker.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MEMORY_TTL_S", "ConversationMemory", "InMemoryMemory", "RedisMemory"]
 

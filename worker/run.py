@@ -40,11 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from streams import (
+from agentstream.streams import (
     Attempt,
     FencedError,
     Reader,
@@ -55,16 +51,19 @@ from streams import (
     TaskNotFound,
     TaskStore,
 )
-from streams.connection import RedisClient
-from worker.agents import ResumeState, build_agent, rebuild_resume_state
-from worker.errors import ModelError
-from worker.llm import OpenAIClient
-from worker.memory import RedisMemory
-from worker.payload import TaskRequest
-from worker.tools import ToolRegistry
+from agentstream.streams.connection import RedisClient
+from agentstream.worker.agents import ResumeState, build_agent, rebuild_resume_state
+from agentstream.worker.errors import ModelError
+from agentstream.worker.llm import OpenAIClient
+from agentstream.worker.memory import RedisMemory
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.tools import ToolRegistry
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
-    from worker.settings import WorkerConfig
+    from agentstream.worker.settings import WorkerConfig
 
 __all__ = [
     "TRANSIENT_ERRORS",

@@ -29,21 +29,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.settings import env_integer, env_number
+from agentstream.worker.enqueue import resolve_queue_name
+from agentstream.worker.errors import ConfigurationError
+from agentstream.worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
+from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.payload import JOB_NAME
+from agentstream.worker.run import WorkerDeps
+from agentstream.worker.tools import ToolSettings, default_registry
 from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from streams import Reader, StreamsSettings, TaskStore, create_redis
-from streams.settings import env_integer, env_number
-from worker.enqueue import resolve_queue_name
-from worker.errors import ConfigurationError
-from worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
-from worker.llm import ModelSettings, OpenAIClient
-from worker.payload import JOB_NAME
-from worker.run import WorkerDeps
-from worker.tools import ToolSettings, default_registry
 
 __all__ = [
     "ARQ_MAX_TRIES",

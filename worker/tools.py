@@ -30,12 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpcore
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
-from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import CoreSchema
-
-from streams.settings import env_number
-from worker.errors import (
+from agentstream.streams.settings import env_number
+from agentstream.worker.errors import (
     ConfigurationError,
     HttpGetRefused,
     ToolArgumentsInvalid,
@@ -43,6 +39,9 @@ from worker.errors import (
     ToolNotFound,
     UnsafeExpression,
 )
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import CoreSchema
 
 __all__ = [
     "Tool",

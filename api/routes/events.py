@@ -13,14 +13,15 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
 import orjson
+from agentstream.api.agui import AgUiFrames, ResumePoint
+from agentstream.api.errors import bad_request, unavailable
+from agentstream.api.schemas import EventsPage, error_responses
+from agentstream.api.sse import EventStreamResponse, drained_frame
+from agentstream.api.state import Owned, Services, ServicesDep
+from agentstream.streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from api.agui import AgUiFrames, ResumePoint
-from api.errors import bad_request, unavailable
-from api.schemas import EventsPage, error_responses
-from api.sse import EventStreamResponse, drained_frame
-from api.state import Owned, Services, ServicesDep
-from streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
+from agentstream.protocol import cursor_key
 
 __all__ = ["FORMATS", "router", "with_sequence_number"]
 
@@ -155,17 +156,12 @@ def _check_capacity(svc: Services) -> None:
         raise unavailable("too many live event streams; retry shortly")
 
 
-def _cursor_key(cursor: str) -> tuple[int, int]:
-    ms, _, seq = cursor.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _past_the_end(meta: TaskMeta, cursor: str) -> bool:
     """The task ended and the reader already has ``completed``: a live tail would wait
     for an event that can never come."""
     if not meta.done or not meta.last_id:
         return False
-    return cursor == "$" or _cursor_key(cursor) >= _cursor_key(meta.last_id)
+    return cursor == "$" or cursor_key(cursor) >= cursor_key(meta.last_id)
 
 
 async def _no_frames() -> AsyncIterator[bytes]:

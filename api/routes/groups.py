@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from agentstream.api.errors import ApiError
+from agentstream.api.schemas import AckRequest, AckResponse, GroupsResponse, GroupView, error_responses
+from agentstream.api.state import Owned, ServicesDep
+from agentstream.streams import GroupConsumer, group_info, parse_cursor
+from agentstream.streams.keys import validate_group_name
 from fastapi import APIRouter
-
-from api.errors import ApiError
-from api.schemas import AckRequest, AckResponse, GroupsResponse, GroupView, error_responses
-from api.state import Owned, ServicesDep
-from streams import GroupConsumer, group_info, parse_cursor
-from streams.keys import validate_group_name
 
 __all__ = ["router"]
 

@@ -6,11 +6,8 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, Field, ValidationError
-
-from api.errors import ApiError, bad_request
-from api.schemas import (
+from agentstream.api.errors import ApiError, bad_request
+from agentstream.api.schemas import (
     CURSOR_REGEX,
     CancelAccepted,
     SubmitTask,
@@ -19,10 +16,12 @@ from api.schemas import (
     TaskView,
     error_responses,
 )
-from api.state import Owned, Services, ServicesDep, Tenant
-from streams import InvalidCursor, TaskMeta, parse_cursor
-from streams.codec import decode, decode_entry
-from worker.payload import MAX_INPUT_CHARS
+from agentstream.api.state import Owned, Services, ServicesDep, Tenant
+from agentstream.streams import InvalidCursor, TaskMeta, parse_cursor
+from agentstream.streams.codec import decode, decode_entry
+from agentstream.worker.payload import MAX_INPUT_CHARS
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, Field, ValidationError
 
 __all__ = ["TaskList", "TaskSummary", "router"]
 

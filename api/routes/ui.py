@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentstream.api.auth import OPEN_TENANT, SESSION_COOKIE
+from agentstream.api.errors import ApiError
+from agentstream.api.schemas import error_responses
+from agentstream.api.state import ServicesDep, Tenant
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-
-from api.auth import OPEN_TENANT, SESSION_COOKIE
-from api.errors import ApiError
-from api.schemas import error_responses
-from api.state import ServicesDep, Tenant
 
 __all__ = ["router"]
 

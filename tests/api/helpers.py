@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import orjson
-
-from streams import TaskStore
+from agentstream.streams import TaskStore
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import uvicorn
+from agentstream.api import ApiSettings, create_app
+from agentstream.api.state import Services
+from agentstream.streams import StreamsSettings
 from fastapi import FastAPI
 
-from api import ApiSettings, create_app
-from api.state import Services
-from streams import StreamsSettings
 from tests.redis_server import free_port
 
 KEYS = (("alice", "key-alice"), ("bob", "key-bob"))

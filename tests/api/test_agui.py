@@ -29,10 +29,10 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
+from agentstream.api.agui import AgUiTranslator, ResumePoint, frame_ids
+from agentstream.streams import InvalidCursor, StreamsSettings
 from pydantic import TypeAdapter
 
-from api.agui import AgUiTranslator, ResumePoint, frame_ids
-from streams import InvalidCursor, StreamsSettings
 from tests.api.helpers import Frame, completed, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import Api, submit
 

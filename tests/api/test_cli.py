@@ -17,9 +17,16 @@ from typing import Any
 
 import pytest
 
-from api.cli import Renderer, StatusLine, format_tool_call, format_tool_result, main, summarize_replay
-from api.client import AgentStreamClient
-from api.embedded import EmbeddedRedis
+from agentstream.cli.embedded import EmbeddedRedis
+from agentstream.cli.main import (
+    Renderer,
+    StatusLine,
+    format_tool_call,
+    format_tool_result,
+    main,
+    summarize_replay,
+)
+from agentstream.sdk.client import AgentStreamClient
 
 # arq's Worker.close() calls redis-py's deprecated close() when the in-process stack stops.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -28,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _demo_ready() -> bool:
-    modules = ("api.routes", "worker.jobs", "worker.settings")
+    modules = ("api.routes", "agentstream.worker.jobs", "agentstream.worker.settings")
     return all(importlib.util.find_spec(name) is not None for name in modules)
 
 
@@ -196,7 +203,7 @@ def test_replay_summary_catches_a_gap_and_different_text() -> None:
 
 
 def test_worker_check_reports_whether_redis_answers(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
-    if importlib.util.find_spec("worker.jobs") is None:
+    if importlib.util.find_spec("agentstream.worker.jobs") is None:
         pytest.skip("worker.settings needs worker.jobs, not there yet")
     monkeypatch.setenv("REDIS_URL", redis_url)
     assert main(["worker", "--check"]) == 0
@@ -216,7 +223,7 @@ def test_api_refuses_a_public_bind_without_keys(
 
 def test_scripted_llm_subcommand_serves_and_prints_its_url() -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "scripted-llm", "--port", "0"],
+        [sys.executable, "-m", "agentstream.cli", "scripted-llm", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -260,8 +267,9 @@ def test_embedded_redis_is_single_use(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 async def stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
     """The real API and an arq worker in this loop, the scripted model behind them."""
-    from api.cli import running_stack
-    from worker.scripted_llm import ScriptedLLMServer
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
+
+    from agentstream.cli.main import running_stack
 
     async with (
         ScriptedLLMServer() as llm,
@@ -274,7 +282,7 @@ async def _agentstream(*args: str) -> tuple[int, str, str]:
     """Run the command in a subprocess while this loop keeps serving the stack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSTREAM_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "agentstream.cli", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(60):
@@ -318,7 +326,7 @@ def test_demo_runs_offline_from_nothing(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", "demo", "What is 17 * 23?"],
+        [sys.executable, "-m", "agentstream.cli", "demo", "What is 17 * 23?"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

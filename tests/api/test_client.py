@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from agentstream.streams.events import EventFilter, StreamingMode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
 
-from api.client import (
+from agentstream.sdk.client import (
     AgentStreamClient,
     AgentStreamConnectionError,
     AgentStreamError,
@@ -32,7 +33,6 @@ from api.client import (
     SSEParser,
     cursor_key,
 )
-from streams.events import EventFilter, StreamingMode
 
 # arq's Worker.close() calls redis-py's deprecated close() when the real stack stops.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -439,7 +439,7 @@ def test_sse_parser_frames_comments_and_multiline_data() -> None:
 
 
 def _real_app_available() -> bool:
-    modules = ("api.app", "api.settings", "worker.jobs", "worker.settings")
+    modules = ("api.app", "api.settings", "agentstream.worker.jobs", "agentstream.worker.settings")
     try:
         return all(importlib.util.find_spec(name) is not None for name in modules)
     except ImportError:
@@ -452,8 +452,9 @@ real_api = pytest.mark.skipif(not _real_app_available(), reason="api.app or the 
 @pytest.fixture(scope="module")
 async def stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
     """The real API and an arq worker in this loop, the scripted model behind them."""
-    from api.cli import running_stack
-    from worker.scripted_llm import ScriptedLLMServer
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
+
+    from agentstream.cli.main import running_stack
 
     async with (
         ScriptedLLMServer() as llm,

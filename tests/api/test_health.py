@@ -6,8 +6,8 @@ import contextlib
 from typing import Any
 
 import httpx
+from agentstream.streams import StreamsSettings
 
-from streams import StreamsSettings
 from tests.api.helpers import completed, read_sse, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
 from tests.redis_server import free_port

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from api import ApiSettings
-from api.errors import ApiError
-from api.limits import RateLimiter
-from api.settings import parse_api_keys
-from streams import UsageError
+from agentstream.api import ApiSettings
+from agentstream.api.errors import ApiError
+from agentstream.api.limits import RateLimiter
+from agentstream.api.settings import parse_api_keys
+from agentstream.streams import UsageError
 
 
 def test_from_env_reads_everything_once() -> None:

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
-from api.metrics import Metrics
-from api.sse import PING, EventStreamResponse, FrameCache, SlowClient, event_frame, pump
+from agentstream.api.metrics import Metrics
+from agentstream.api.sse import PING, EventStreamResponse, FrameCache, SlowClient, event_frame, pump
 
 
 class Source:

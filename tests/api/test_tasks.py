@@ -7,11 +7,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from agentstream.streams import StreamsSettings, TaskStore
+from agentstream.worker.payload import JOB_NAME, MAX_INPUT_CHARS
 
-from streams import StreamsSettings, TaskStore
 from tests.api.helpers import completed, result, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
-from worker.payload import JOB_NAME, MAX_INPUT_CHARS
 
 
 async def test_submit_creates_the_task_and_enqueues_its_job(alice: httpx.AsyncClient, api: Api) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from agentstream.api import ApiSettings
+from agentstream.api.auth import SESSION_COOKIE, UiSessions
+from agentstream.streams import StreamsSettings, TaskStore, UsageError
 
-from api import ApiSettings
-from api.auth import SESSION_COOKIE, UiSessions
-from streams import StreamsSettings, TaskStore, UsageError
 from tests.api.helpers import completed, read_sse, run_worker, tokens
 from tests.api.server import ALICE, BOB, Api, api_settings, serve, submit
 

@@ -7,13 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from agentstream.streams import StreamsSettings, TaskStore
+from agentstream.worker.enqueue import enqueue_task
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.settings import WorkerConfig
 from arq.connections import ArqRedis, create_pool
-
-from streams import StreamsSettings, TaskStore
-from worker.enqueue import enqueue_task
-from worker.payload import TaskRequest
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import WorkerConfig
 
 
 @pytest.fixture

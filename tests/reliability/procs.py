@@ -93,7 +93,7 @@ class WorkerProcess(Child):
     """``python -m worker``."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        super().__init__([sys.executable, "-m", "worker"], env, log_path)
+        super().__init__([sys.executable, "-m", "agentstream.worker"], env, log_path)
 
     async def ready(self, timeout_s: float = 20.0) -> None:
         async with asyncio.timeout(timeout_s):
@@ -108,7 +108,7 @@ class ApiProcess(Child):
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "api.cli", "api", "--host", "127.0.0.1", "--port", str(self.port),
+        args = [sys.executable, "-m", "agentstream.cli", "api", "--host", "127.0.0.1", "--port", str(self.port),
                 "--log-level", "warning"]  # fmt: skip
         super().__init__(args, env, log_path)
 

@@ -31,14 +31,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from agentstream.api.settings import ApiSettings
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-from api.settings import ApiSettings
-from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from tests.api.server import serve
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import ApiProcess, RedisProcess, WorkerProcess, child_env, stopping
 from tests.reliability.sse import read_sse
-from worker.scripted_llm import ScriptedLLMServer
 
 KEY = {"Authorization": "Bearer key-t"}
 AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")

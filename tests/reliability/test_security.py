@@ -9,10 +9,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from agentstream.streams import StreamsSettings
+from agentstream.worker.tools import ToolSettings, default_registry
 
-from streams import StreamsSettings
 from tests.api.server import ALICE, BOB, api_settings, serve
-from worker.tools import ToolSettings, default_registry
 
 TRICKS = ["..%2F..%2Fetc", "%2e%2e", "a%00b", "a%0D%0Ab", "%7Bx%7D", "x}:events", "{x}", "a:b:c",
           "*", "a" * 65, "a" * 5000, "%C3%A9", "%F0%9F%98%80", "tsk_%252F"]  # fmt: skip

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from agentstream.streams import Reader, StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-from streams import Reader, StreamsSettings
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import ApiProcess, WorkerProcess, child_env, median, stopping
 from tests.reliability.sse import read_sse
-from worker.scripted_llm import ScriptedLLMServer
 
 KEY = {"Authorization": "Bearer key-t"}
 RATE_PER_S = 4.0

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from agentstream.streams import Reader, StreamsSettings, TaskStore
 
-from streams import Reader, StreamsSettings, TaskStore
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import ApiProcess, child_env, stopping
 from tests.reliability.sse import read_sse

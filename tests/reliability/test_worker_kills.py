@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agentstream.streams import Reader, StreamsSettings, TaskStore
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq.connections import ArqRedis
 
-from streams import Reader, StreamsSettings, TaskStore
 from tests.reliability.conftest import submit
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import WorkerProcess, child_env
-from worker.scripted_llm import ScriptedLLMServer
 
 LEASE_S = 2
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from streams import Attempt, TaskStore
+from agentstream.streams import Attempt, TaskStore
 
 
 async def new_task(store: TaskStore, task_id: str | None = None, owner: str = "tenant-a") -> Attempt:

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
-from streams import (
+from agentstream.streams import (
     FencedError,
     GroupConsumer,
     Reader,
@@ -19,6 +18,7 @@ from streams import (
     create_redis,
     group_info,
 )
+
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 pytestmark = pytest.mark.cluster

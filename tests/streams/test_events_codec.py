@@ -6,10 +6,7 @@ import string
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from streams import (
+from agentstream.streams import (
     ALWAYS_PASS,
     CATEGORIES,
     EventFilter,
@@ -25,8 +22,10 @@ from streams import (
     parse_cursor,
     parse_event,
 )
-from streams.codec import format_us, parse_us
-from streams.events import UnknownEvent
+from agentstream.streams.codec import format_us, parse_us
+from agentstream.streams.events import UnknownEvent
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SAMPLES: list[dict[str, Any]] = [
     {"type": "queued", "agent": "hybrid", "input": "What is 17 * 23?"},

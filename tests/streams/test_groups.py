@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-
-from streams import (
+from agentstream.streams import (
     ClosedError,
     EventFilter,
     FeedConsumer,
@@ -17,6 +16,7 @@ from streams import (
     TaskStore,
     group_info,
 )
+
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

@@ -8,8 +8,7 @@ import random
 from typing import Any
 
 import pytest
-
-from streams import (
+from agentstream.streams import (
     EventFilter,
     InvalidCursor,
     Reader,
@@ -19,6 +18,7 @@ from streams import (
     TaskStore,
     UsageError,
 )
+
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

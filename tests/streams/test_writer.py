@@ -6,9 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
-
-from streams import (
+from agentstream.streams import (
     ClosedError,
     FencedError,
     InvalidEvent,
@@ -18,7 +16,9 @@ from streams import (
     TaskStore,
     decode,
 )
-from streams.writer import StreamWriter
+from agentstream.streams.writer import StreamWriter
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

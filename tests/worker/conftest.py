@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-
-from worker.llm import ModelSettings, OpenAIClient
-from worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 
 @pytest.fixture(scope="session")

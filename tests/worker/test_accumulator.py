@@ -7,10 +7,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from worker.llm import (
+from agentstream.worker.llm import (
     Finish,
     ReadyToolCall,
     TextDelta,
@@ -20,6 +17,8 @@ from worker.llm import (
     TurnAccumulator,
     Usage,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def fragment(

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from worker.agents import BaseAgent, HybridAgent, LLMAgent, ToolAgent, build_agent
-from worker.errors import ConfigurationError, ModelError, ModelStreamBroken
-from worker.llm import OpenAIClient
-from worker.memory import InMemoryMemory
-from worker.payload import TaskRequest
-from worker.tools import default_registry
+from agentstream.worker.agents import BaseAgent, HybridAgent, LLMAgent, ToolAgent, build_agent
+from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken
+from agentstream.worker.llm import OpenAIClient
+from agentstream.worker.memory import InMemoryMemory
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.tools import default_registry
 
 Event = dict[str, Any]
 CHUNKS = {"token", "thinking_token", "tool_call_delta"}

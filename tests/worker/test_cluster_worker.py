@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.settings import WorkerConfig
 from arq import create_pool
 
-from streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from tests.worker.test_jobs import assert_well_formed, running_worker, submit, until_completed
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import WorkerConfig
 
 pytestmark = [
     pytest.mark.cluster,

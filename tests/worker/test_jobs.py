@@ -13,22 +13,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.enqueue import enqueue_task
+from agentstream.worker.jobs import DEPS_KEY
+from agentstream.worker.lease import Lease
+from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.payload import JOB_NAME, TaskRequest
+from agentstream.worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.settings import WorkerConfig, WorkerSettings, create_worker, worker_options
+from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job
 from arq.worker import get_kwargs
-
-from streams import Reader, StreamsSettings, TaskStore, create_redis
-from worker.enqueue import enqueue_task
-from worker.jobs import DEPS_KEY
-from worker.lease import Lease
-from worker.llm import ModelSettings, OpenAIClient
-from worker.payload import JOB_NAME, TaskRequest
-from worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import WorkerConfig, WorkerSettings, create_worker, worker_options
-from worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -504,7 +503,7 @@ async def test_tasks_of_one_session_share_the_conversation(
 async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation(monkeypatch: Any) -> None:
     """redis-py can swallow a cancel() landing inside a command (seen in the worker bench:
     a task hung after its result). The watcher must stop on its own flag."""
-    from worker.run import AttemptRunner
+    from agentstream.worker.run import AttemptRunner
 
     calls = 0
 

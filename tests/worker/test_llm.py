@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai.types.chat import ChatCompletionChunk
-
-from worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
-from worker.llm import (
+from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
+from agentstream.worker.llm import (
     Finish,
     ModelDelta,
     ModelSettings,
@@ -24,8 +22,9 @@ from worker.llm import (
     Usage,
     chunk_to_deltas,
 )
-from worker.scripted_llm import ScriptedLLMServer
-from worker.tools import calculator
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.tools import calculator
+from openai.types.chat import ChatCompletionChunk
 
 CALCULATOR_TOOLS = [calculator.openai_schema()]
 
@@ -293,7 +292,7 @@ async def test_a_tool_result_leads_to_a_final_answer(client: OpenAIClient) -> No
 async def test_rate_limits_are_retried_before_the_first_delta(
     llm: ScriptedLLMServer, client: OpenAIClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="worker.llm"):
+    with caplog.at_level(logging.WARNING, logger="agentstream.worker.llm"):
         deltas = await collect(client.stream_chat(user("[fail:429x2] hi")))
 
     assert "".join(d.content for d in deltas if isinstance(d, TextDelta)) == "Turn 1: you said hi."
@@ -412,9 +411,8 @@ CHUNK_SAMPLES = [
 
 @pytest.mark.parametrize("raw", CHUNK_SAMPLES)
 def test_the_fast_chunk_parser_maps_like_the_sdk_models(raw: dict[str, Any]) -> None:
+    from agentstream.worker.llm import chunk_to_deltas, parse_chunk
     from openai.types.chat import ChatCompletionChunk
-
-    from worker.llm import chunk_to_deltas, parse_chunk
 
     full = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", **raw}
     assert parse_chunk(full) == chunk_to_deltas(ChatCompletionChunk.model_validate(full))

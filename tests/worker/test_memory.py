@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from streams import StreamsSettings
-from worker.agents import HybridAgent, LLMAgent
-from worker.errors import ConfigurationError
-from worker.llm import OpenAIClient
-from worker.memory import ConversationMemory, InMemoryMemory, RedisMemory
+from agentstream.streams import StreamsSettings
+from agentstream.worker.agents import HybridAgent, LLMAgent
+from agentstream.worker.errors import ConfigurationError
+from agentstream.worker.llm import OpenAIClient
+from agentstream.worker.memory import ConversationMemory, InMemoryMemory, RedisMemory
 
 
 def msg(role: str, content: str) -> dict[str, Any]:

@@ -11,12 +11,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from agentstream.worker.agents import HybridAgent, LLMAgent, ResumeState, ToolAgent, rebuild_resume_state
+from agentstream.worker.llm import OpenAIClient
+from agentstream.worker.tools import ToolRegistry
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from worker.agents import HybridAgent, LLMAgent, ResumeState, ToolAgent, rebuild_resume_state
-from worker.llm import OpenAIClient
-from worker.tools import ToolRegistry
 
 Event = dict[str, Any]
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from agentstream.worker.scripted_llm import Directives, ScriptedLLMServer, main, parse_directives
 from openai import AsyncOpenAI, Omit, omit
 from openai.types.chat import (
     ChatCompletionChunk,
@@ -22,8 +23,6 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
     ChatCompletionUserMessageParam,
 )
-
-from worker.scripted_llm import Directives, ScriptedLLMServer, main, parse_directives
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"
@@ -445,7 +444,7 @@ async def test_cli_serves_in_the_foreground() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "worker.scripted_llm",
+        "agentstream.worker.scripted_llm",
         "--port",
         "0",
         "--log-level",

@@ -9,10 +9,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, Field
-
-from worker.errors import ConfigurationError, ToolError, ToolNotFound, UnsafeExpression
-from worker.tools import (
+from agentstream.worker.errors import ConfigurationError, ToolError, ToolNotFound, UnsafeExpression
+from agentstream.worker.tools import (
     Tool,
     ToolOutcome,
     ToolRegistry,
@@ -25,6 +23,7 @@ from worker.tools import (
     make_http_get,
     tool,
 )
+from pydantic import BaseModel, Field
 
 # --------------------------------------------------------------------------- calculator
 

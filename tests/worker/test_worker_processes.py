@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from agentstream.streams import Reader, StreamsSettings, TaskStore
+from agentstream.worker.enqueue import enqueue_task
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.settings import WorkerConfig
 from arq.connections import ArqRedis, create_pool
-
-from streams import Reader, StreamsSettings, TaskStore
-from worker.enqueue import enqueue_task
-from worker.payload import TaskRequest
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import WorkerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 5.0
@@ -45,7 +44,11 @@ class WorkerProcess:
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "agentstream.worker"],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property

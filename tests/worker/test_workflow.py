@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from worker.agents import (
+from agentstream.worker.agents import (
     DawpStreamConsumer,
     HybridAgent,
     LLMAgent,
@@ -18,9 +17,9 @@ from worker.agents import (
     parse_workflow,
     rebuild_resume_state,
 )
-from worker.errors import ConfigurationError
-from worker.llm import ModelSettings, OpenAIClient
-from worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.errors import ConfigurationError
+from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 Event = dict[str, Any]
 

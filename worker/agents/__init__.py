@@ -13,17 +13,17 @@
 
 from __future__ import annotations
 
-from streams.events import effective_loop_scope
-from worker.agents.base import BaseAgent
-from worker.agents.hybrid import HybridAgent
-from worker.agents.llm import LLMAgent
-from worker.agents.resume import ResumeState, rebuild_resume_state
-from worker.agents.tool import ToolAgent
-from worker.agents.workflow import DawpStreamConsumer, WorkflowPlugin, parse_workflow
-from worker.llm import OpenAIClient
-from worker.memory import ConversationMemory
-from worker.payload import TaskRequest
-from worker.tools import ToolRegistry
+from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.agents.base import BaseAgent
+from agentstream.worker.agents.hybrid import HybridAgent
+from agentstream.worker.agents.llm import LLMAgent
+from agentstream.worker.agents.resume import ResumeState, rebuild_resume_state
+from agentstream.worker.agents.tool import ToolAgent
+from agentstream.worker.agents.workflow import DawpStreamConsumer, WorkflowPlugin, parse_workflow
+from agentstream.worker.llm import OpenAIClient
+from agentstream.worker.memory import ConversationMemory
+from agentstream.worker.payload import TaskRequest
+from agentstream.worker.tools import ToolRegistry
 
 __all__ = [
     "BaseAgent",

@@ -20,13 +20,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, cast
 
-from streams.events import utc_now_iso
-from worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
-from worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
-from worker.errors import ConfigurationError, ModelError
-from worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
-from worker.memory import ConversationMemory, InMemoryMemory
-from worker.tools import ToolRegistry, default_registry
+from agentstream.streams.events import utc_now_iso
+from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
+from agentstream.worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
+from agentstream.worker.errors import ConfigurationError, ModelError
+from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
+from agentstream.worker.memory import ConversationMemory, InMemoryMemory
+from agentstream.worker.tools import ToolRegistry, default_registry
 
 __all__ = ["BaseAgent", "EventStream", "LoopState", "RunContext"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-from worker.agents.base import BaseAgent, EventStream, RunContext
-from worker.llm import ReadyToolCall
+from agentstream.worker.agents.base import BaseAgent, EventStream, RunContext
+from agentstream.worker.llm import ReadyToolCall
 
 __all__ = ["HybridAgent", "observation_text"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import ClassVar
 
-from worker.agents.base import BaseAgent, EventStream, RunContext
+from agentstream.worker.agents.base import BaseAgent, EventStream, RunContext
 
 __all__ = ["LLMAgent"]
 

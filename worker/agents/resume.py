@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from streams.events import effective_loop_scope
-from worker.llm import ReadyToolCall
+from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.llm import ReadyToolCall
 
 __all__ = [
     "ResumeState",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-from worker.agents.base import BaseAgent, EventStream, RunContext
-from worker.llm import ReadyToolCall
+from agentstream.worker.agents.base import BaseAgent, EventStream, RunContext
+from agentstream.worker.llm import ReadyToolCall
 
 __all__ = ["ToolAgent"]
 

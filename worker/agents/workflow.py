@@ -21,9 +21,9 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from streams.events import effective_loop_scope
-from worker.errors import ConfigurationError, ModelError
-from worker.llm import TurnAccumulator
+from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.errors import ConfigurationError, ModelError
+from agentstream.worker.llm import TurnAccumulator
 
 __all__ = [
     "DawpStep",

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
-from streams.events import StreamingMode
+from agentstream.protocol import StreamingMode, cursor_key
 
 __all__ = [
     "DEFAULT_SSE_TIMEOUT",
@@ -149,12 +149,6 @@ class SSEParser:
         if not data:
             return None
         return SSEFrame(event=event or "message", data="\n".join(data), id=frame_id)
-
-
-def cursor_key(cursor: str) -> tuple[int, int]:
-    """Order of a stream cursor ``<ms>-<seq>`` (``<ms>`` alone means ``<ms>-0``)."""
-    ms, _, seq = cursor.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _is_cursor(value: str | None) -> bool:

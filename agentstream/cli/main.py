@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import uvicorn
+from agentstream.streams.errors import UsageError
+from agentstream.worker.errors import ConfigurationError
 from redis.exceptions import RedisError
 
-from api.client import AgentStreamClient, AgentStreamError
-from api.embedded import EmbeddedRedis, EmbeddedRedisError
-from streams.errors import UsageError
-from worker.errors import ConfigurationError
+from agentstream.cli.embedded import EmbeddedRedis, EmbeddedRedisError
+from agentstream.sdk.client import AgentStreamClient, AgentStreamError
 
 if TYPE_CHECKING:
     from arq import Worker
@@ -351,7 +351,7 @@ class InProcessApi:
         self._sock: socket.socket | None = None
 
     async def __aenter__(self) -> str:
-        from api.app import create_app
+        from agentstream.api.app import create_app
 
         self._sock = _loopback_socket()
         port = self._sock.getsockname()[1]
@@ -412,8 +412,8 @@ class InProcessWorker:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> InProcessWorker:
-        from worker.jobs import DEPS_KEY
-        from worker.settings import create_worker
+        from agentstream.worker.jobs import DEPS_KEY
+        from agentstream.worker.settings import create_worker
 
         self._worker = worker = create_worker(self._config, handle_signals=False)
         self._task = asyncio.create_task(worker.async_run(), name="agentstream-worker")
@@ -486,8 +486,8 @@ async def running_stack(
     client at an OpenAI-compatible server: that client reads ``os.environ`` only, so the
     variable is set in this process for the block (and restored after).
     """
-    from api.settings import ApiSettings
-    from worker.settings import WorkerConfig
+    from agentstream.api.settings import ApiSettings
+    from agentstream.worker.settings import WorkerConfig
 
     values = dict(os.environ if env is None else env)
     values["REDIS_URL"] = redis_url
@@ -612,7 +612,7 @@ def _say(text: str) -> None:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from worker.scripted_llm import ScriptedLLMServer
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
 
     out = sys.stdout
     _say(f"agentstream demo: {args.prompt!r}")
@@ -645,9 +645,9 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve_api(args: argparse.Namespace) -> int:
-    from api.app import create_app
-    from api.auth import check_bind
-    from api.settings import ApiSettings
+    from agentstream.api.app import create_app
+    from agentstream.api.auth import check_bind
+    from agentstream.api.settings import ApiSettings
 
     settings = ApiSettings.from_env()
     check_bind(args.host, settings)
@@ -664,10 +664,10 @@ def _serve_api(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     if args.check:
-        from streams.settings import StreamsSettings
+        from agentstream.streams.settings import StreamsSettings
 
         return asyncio.run(_check_redis(StreamsSettings.from_env().redis_url))
-    from worker.__main__ import main as run_worker
+    from agentstream.worker.__main__ import main as run_worker
 
     run_worker()  # until SIGINT/SIGTERM
     return 0
@@ -688,7 +688,7 @@ async def _check_redis(url: str) -> int:
 
 
 def _scripted_llm(args: argparse.Namespace) -> int:
-    from worker.scripted_llm import main as scripted_main
+    from agentstream.worker.scripted_llm import main as scripted_main
 
     argv = ["--host", args.host, "--port", str(args.port), "--token-delay", str(args.token_delay)]
     scripted_main([*argv, "--allow-remote"] if args.allow_remote else argv)
