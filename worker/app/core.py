@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, overload
 
 from agentstream.worker.agents import HybridAgent, LLMAgent, ToolAgent, WorkflowPlugin, parse_workflow
 from agentstream.worker.agents.base import BaseAgent
-from agentstream.worker.app.config import AgentConfiguration, check_model_options
+from agentstream.worker.app.config import (
+    AgentConfiguration,
+    ResolvedConfiguration,
+    check_model_options,
+    resolve_configuration,
+)
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.memory import ConversationMemory, RedisMemory
@@ -64,6 +69,13 @@ class AgentSpec:
         if self.kind == "llm":
             return []
         return list(self.tools) if self.tools is not None else registry.names()
+
+    def resolved(self) -> ResolvedConfiguration:
+        """Prompt, model, budget and options once ``config`` and the defaults are applied."""
+        return resolve_configuration(
+            self.config, system_prompt=self.system_prompt, model=self.model,
+            max_iterations=self.max_iterations, model_options=self.model_options,
+        )  # fmt: skip
 
     def for_request(self, request: TaskRequest) -> AgentSpec:
         """This spec with what ``request`` may override: a subset of the tools, the model,
@@ -253,6 +265,32 @@ class App:
     def agent_names(self) -> list[str]:
         """Every agent name this app serves: the built-in kinds, then its own."""
         return [*BUILTIN_KINDS, *self._agents]
+
+    def describe(self, registry: ToolRegistry, default_model: str | None = None) -> dict[str, Any]:
+        """What this app serves with ``registry``, as the catalog publishes it: every agent
+        (name, kind, model, tool names, ...) and every tool (name, description, JSON
+        schema, timeout). ``default_model`` stands for agents that name none."""
+        agents = []
+        for name in self.agent_names():
+            spec = self.spec(name)
+            resolved = spec.resolved()
+            agents.append({
+                "name": name, "kind": spec.kind, "builtin": spec.builtin,
+                "model": resolved.model or default_model, "tools": spec.tool_names(registry),
+                "max_iterations": resolved.max_iterations, "description": spec.description,
+                "has_system_prompt": bool(resolved.system_prompt),
+            })  # fmt: skip
+        tools = [
+            {
+                "name": item.name,
+                "description": item.description,
+                "parameters": item.parameters,
+                "timeout_s": item.timeout_s,
+                "builtin": item.name not in self._tools,
+            }
+            for item in map(registry.get, registry.names())
+        ]
+        return {"app": self.name, "agents": agents, "tools": tools}
 
     # ------------------------------------------------------------------ building agents
 
