@@ -7,7 +7,7 @@ last step's output is handed to the main loop as context.
 
 Every event of a run carries ``loop_scope = {"kind": "dawp", run_id, workflow_id, step_id,
 step_index}`` so readers can tell it from the main loop (``scope=main|dawp``).
-:class:`DawpStreamConsumer` is the reading side: feed it events, read steps and main text.
+:class:`DawpStreamConsumer` (in :mod:`.dawp_consumer`) is the reading side.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.agents.dawp_consumer import DawpRunPanel, DawpStep, DawpStreamConsumer
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import TurnAccumulator
 
 __all__ = [
+    "DawpRunPanel",
     "DawpStep",
     "DawpStreamConsumer",
     "Workflow",
@@ -153,14 +154,15 @@ def _step_prompt(step: WorkflowStep, previous: str | None, task: str) -> str:
 class WorkflowPlugin:
     """Runs a :class:`Workflow` as a chain before an agent's main loop.
 
-    ``stream_boundary_events`` adds ``dawp_run_started``/``dawp_run_completed`` around the
-    run; ``dawp_step_started``/``dawp_step_completed`` are always streamed.
+    ``stream_boundary_events`` (off unless asked, as in the seed) adds
+    ``dawp_run_started``/``dawp_run_completed`` around the run;
+    ``dawp_step_started``/``dawp_step_completed`` are always streamed.
     """
 
     def __init__(
         self,
         workflow: Workflow,
-        stream_boundary_events: bool = True,
+        stream_boundary_events: bool = False,
         placement: Literal["before_main"] = "before_main",
     ) -> None:
         if placement != "before_main":
@@ -259,68 +261,3 @@ def _summary(step: WorkflowStep, success: bool, output: str) -> dict[str, Any]:
         "success": success,
         "output": output[:_SUMMARY_CHARS],
     }
-
-
-# --------------------------------------------------------------------------- reading side
-
-
-@dataclass(slots=True)
-class DawpStep:
-    """A workflow step as seen in a stream: its text so far and whether it succeeded."""
-
-    run_id: str
-    step_id: str
-    index: int
-    text: str = ""
-    success: bool | None = None
-
-
-class DawpStreamConsumer:
-    """Groups a task's events per workflow run and step, apart from the main loop's text.
-
-    Feed it events in stream order (:meth:`feed`); a ``retry`` resets the main text, as
-    the protocol asks of a consumer that renders output.
-    """
-
-    def __init__(self) -> None:
-        self._steps: dict[tuple[str, str], DawpStep] = {}
-        self._main: list[str] = []
-        self.runs: dict[str, dict[str, Any]] = {}
-
-    def feed(self, event: Mapping[str, Any]) -> None:
-        """Take one event into account."""
-        scope = effective_loop_scope(event)
-        kind = event.get("type")
-        if scope.get("kind") != "dawp":
-            if kind == "token":
-                self._main.append(str(event.get("content", "")))
-            elif kind == "retry":
-                self._main.clear()
-            return
-        run_id = str(scope.get("run_id") or event.get("run_id") or "")
-        if kind in ("dawp_run_started", "dawp_run_completed"):
-            self.runs.setdefault(run_id, {}).update({k: v for k, v in event.items() if k != "loop_scope"})
-            return
-        if scope.get("step_id") is None:
-            return
-        step = self._step(run_id, str(scope["step_id"]), int(scope.get("step_index") or 0))
-        if kind == "token":
-            step.text += str(event.get("content", ""))
-        elif kind == "dawp_step_completed":
-            step.success = bool(event.get("success"))
-
-    def _step(self, run_id: str, step_id: str, index: int) -> DawpStep:
-        key = (run_id, step_id)
-        if key not in self._steps:
-            self._steps[key] = DawpStep(run_id=run_id, step_id=step_id, index=index)
-        return self._steps[key]
-
-    @property
-    def steps(self) -> list[DawpStep]:
-        """Every step seen, in the order it first appeared."""
-        return list(self._steps.values())
-
-    @property
-    def main_text(self) -> str:
-        """The main loop's tokens since the last ``retry``."""
-        return "".join(self._main)
