@@ -72,7 +72,9 @@ def shop() -> tuple[App, list[str]]:
 
 
 async def run(agent: Any, text: str, context: dict[str, Any] | None = None) -> list[Event]:
-    return [e async for e in agent.execute_task_streaming({"description": text, "task_id": "t1"}, context or {})]
+    return [
+        e async for e in agent.execute_task_streaming({"description": text, "task_id": "t1"}, context or {})
+    ]
 
 
 def kinds(events: list[Event]) -> list[str]:
@@ -187,7 +189,9 @@ async def test_a_named_agent_calls_its_tool_and_streams_the_tools_own_events(spy
     app, calls = shop()
     agent = app.get_agent("support", llm_client=spy)
 
-    events = await run(agent, "Where is my order? [call:lookup_order:order_id=A17]", {"attempt": 2, "tenant": "acme"})
+    events = await run(
+        agent, "Where is my order? [call:lookup_order:order_id=A17]", {"attempt": 2, "tenant": "acme"}
+    )
 
     assert kinds(events) == [
         "started", "iteration_start", "tool_calls_ready", "thought", "action", "tool_call", "custom",
@@ -213,11 +217,15 @@ async def test_a_failed_call_has_a_failed_tool_result_and_a_tool_error(spy: SpyC
 
     failed = [e for e in events if e["type"] in ("tool_result", "tool_error")]
     assert [e["type"] for e in failed] == ["tool_result", "tool_error"]
-    assert failed[0]["success"] is False and "no order X" in failed[0]["error"] and failed[0]["result"] is None
+    assert (
+        failed[0]["success"] is False and "no order X" in failed[0]["error"] and failed[0]["result"] is None
+    )
     assert failed[1]["error"] == failed[0]["error"]
     assert next(e for e in events if e["type"] == "observation")["has_error"] is True
     # the seed's branch
-    outcomes = ["ok" if e["success"] else f"failed: {e['error']}" for e in events if e["type"] == "tool_result"]
+    outcomes = [
+        "ok" if e["success"] else f"failed: {e['error']}" for e in events if e["type"] == "tool_result"
+    ]
     assert outcomes[0].startswith("failed: tool 'lookup_order' failed")
 
 
