@@ -122,7 +122,7 @@ def test_tools_default_to_the_deployments_timeout_and_names_are_checked() -> Non
     with pytest.raises(ConfigurationError, match="already has a tool"):
         app.tool(name="slow")(lambda: None)
     app.agent("bad", tools=["nope"])
-    with pytest.raises(ConfigurationError, match="agent 'bad' uses unknown tool.*nope"):
+    with pytest.raises(ConfigurationError, match=r"agent 'bad' uses unknown tool.*nope"):
         app.build_registry(ToolSettings())
 
 
@@ -233,7 +233,7 @@ async def test_a_tool_the_agent_does_not_have_is_refused_to_the_model(spy: SpyCl
     app, calls = shop()
     request = TaskRequest(input="x", agent="support", tools=["lookup_order"])
     assert app.spec("support").for_request(request).tools == ("lookup_order",)
-    with pytest.raises(ConfigurationError, match="agent 'support' has no tool.*add_numbers"):
+    with pytest.raises(ConfigurationError, match=r"agent 'support' has no tool.*add_numbers"):
         app.spec("support").for_request(TaskRequest(input="x", agent="support", tools=["add_numbers"]))
     # the built-in kinds get every tool of the app
     hybrid = app.get_agent("hybrid", llm_client=spy)
