@@ -22,8 +22,8 @@ from typing import Any, ClassVar, TypeAlias, cast
 
 from agentstream.streams.events import utc_now_iso
 from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
-from agentstream.worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
-from agentstream.worker.app.batch import run_tool_batch
+from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, WorkflowPlugin
+from agentstream.worker.app.batch import run_tool_batch, split_recorded
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.errors import ConfigurationError, ModelError
@@ -319,7 +319,12 @@ class BaseAgent(ABC):
         return TurnAccumulator(id_salt=f"{self.agent_id}:{label}:{run.state.completed_turns}")
 
     async def run_tools(
-        self, run: RunContext, calls: Sequence[ReadyToolCall], *, iteration: int | None = None
+        self,
+        run: RunContext,
+        calls: Sequence[ReadyToolCall],
+        *,
+        iteration: int | None = None,
+        scope: Mapping[str, Any] | None = None,
     ) -> EventStream:
         """Announce ``calls`` (``action`` when ``iteration`` is given, ``tool_call``), run
         them concurrently and yield each one's ``custom`` events and outcome as they come
@@ -336,12 +341,13 @@ class BaseAgent(ABC):
                     iteration=iteration,
                 )
             yield self.event(
-                "tool_call", tool_name=call.tool_name, tool_call_id=call.tool_call_id, parameters=parameters
-            )
+                "tool_call", scope=scope, tool_name=call.tool_name, tool_call_id=call.tool_call_id,
+                parameters=parameters,
+            )  # fmt: skip
         caller = CallerInfo(run.task_id, run.attempt, run.tenant, self.agent_id)
-        async with aclosing(run_tool_batch(self.registry, self.tool_names, calls, caller)) as stream:
+        async with aclosing(run_tool_batch(self.registry, self.tool_names, calls, caller, scope)) as stream:
             async for fields in stream:
-                yield self.event(fields.pop("type"), **fields)
+                yield self.event(fields.pop("type"), scope=scope, **fields)
 
     async def run_workflow(self, run: RunContext) -> EventStream:
         """Run the workflow plugin before the main loop; its output joins the prompt."""
@@ -350,11 +356,13 @@ class BaseAgent(ABC):
         output = run.resume.workflow_output if run.resume is not None else None
         if output is None:
             outcome = WorkflowOutcome()
-            async with aclosing(
-                self.workflow.run(
-                    self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event
-                )
-            ) as stream:
+            tools = StepTools(
+                self._step_tool_schemas, lambda calls, scope: self._step_calls(run, calls, scope)
+            )
+            plugin_run = self.workflow.run(
+                self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event, tools=tools
+            )
+            async with aclosing(plugin_run) as stream:
                 async for event in stream:
                     yield event
             run.state.add_usage(outcome.usage)
@@ -365,6 +373,31 @@ class BaseAgent(ABC):
             "content": f"Context prepared by workflow {self.workflow.title!r}:\n{output}",
         }
         run.prompt.insert(len(run.prompt) - 1, note)
+
+    async def _step_calls(
+        self, run: RunContext, calls: Sequence[ReadyToolCall], scope: Mapping[str, Any]
+    ) -> EventStream:
+        """A workflow step's calls: those an earlier attempt made are replayed, not rerun."""
+        recorded = run.resume.dawp_results if run.resume is not None else {}
+        replayed, pending = split_recorded(calls, recorded, scope.get("step_id"))
+        for call, outcome in replayed:
+            parameters = dict(call.parameters or {})
+            ids = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
+            yield self.event("tool_call", scope=scope, **ids, parameters=parameters)
+            for fields in outcome:
+                yield self.event(fields.pop("type"), scope=scope, **fields)
+        async with aclosing(self.run_tools(run, pending, scope=scope)) as stream:
+            async for event in stream:
+                yield event
+
+    def _step_tool_schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The schemas of tools a workflow step offers: some of this agent's tools."""
+        if missing := [name for name in names if name not in self.tool_names]:
+            raise ConfigurationError(
+                f"workflow step tool(s) {', '.join(missing)} are not tools of agent {self.agent_id!r}; "
+                f"its tools: {', '.join(self.tool_names) or 'none'}"
+            )
+        return self.registry.openai_schema(list(names))
 
     def result_event(self, run: RunContext, output: Any, *, success: bool = True, **extra: Any) -> Event:
         """The ``result`` event of this run."""

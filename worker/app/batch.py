@@ -15,11 +15,12 @@ import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
+from agentstream.worker.agents.resume import dawp_call_key
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.llm import ReadyToolCall
 from agentstream.worker.tools import ToolRegistry
 
-__all__ = ["outcome_events", "run_tool_batch"]
+__all__ = ["outcome_events", "run_tool_batch", "split_recorded"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,24 @@ def outcome_events(call: ReadyToolCall, *, result: Any = None, error: str | None
         {"type": "tool_result", **base, "result": None, "success": False, "error": error},
         {"type": "tool_error", **base, "error": error},
     ]
+
+
+def split_recorded(
+    calls: Sequence[ReadyToolCall], recorded: Mapping[str, Mapping[str, Any]], step_id: Any
+) -> tuple[list[tuple[ReadyToolCall, list[Fields]]], list[ReadyToolCall]]:
+    """The calls of a workflow step an earlier attempt already made (with the outcome
+    events to replay under their new ids), and the calls still to run."""
+    replayed: list[tuple[ReadyToolCall, list[Fields]]] = []
+    pending: list[ReadyToolCall] = []
+    for call in calls:
+        found = recorded.get(dawp_call_key(step_id, call.tool_name, call.parameters))
+        if found is None or call.parameters is None:
+            pending.append(call)
+        else:
+            replayed.append(
+                (call, outcome_events(call, result=found.get("result"), error=found.get("error")))
+            )
+    return replayed, pending
 
 
 async def _call_tool(

@@ -112,7 +112,7 @@ class ToolContext:
             "tool_name": self.tool_name,
             "tool_call_id": self.tool_call_id,
         }
-        if self.loop_scope is not None:
+        if self.loop_scope is not None:  # the agent's event() sets the same, for its own events
             event["loop_scope"] = dict(self.loop_scope)
         return event
 
