@@ -3,6 +3,7 @@ workers of one queue, and what a submit may ask for."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -130,3 +131,14 @@ async def test_what_a_submit_may_ask_for(redis: Any, settings: StreamsSettings) 
     )
     assert "no tool(s) 'rm_rf'" in (catalog.refusal("hybrid", ["rm_rf"]) or "")
     assert "its tools: lookup_order" in (catalog.refusal("support", ["calculator"]) or "")
+
+
+async def test_the_entry_is_refreshed_while_the_worker_lives(redis: Any, settings: StreamsSettings) -> None:
+    queue = f"{settings.prefix}:queue"
+    async with publisher(redis, settings, "w1", document(App()), ttl_s=1.5):
+        first = (await read_catalog(redis, settings.keys, queue)).workers[0].published_at
+        async with asyncio.timeout(20):
+            while True:  # the refresh comes every ttl / 3
+                if (await read_catalog(redis, settings.keys, queue)).workers[0].published_at > first:
+                    break
+                await asyncio.sleep(0.05)

@@ -137,6 +137,31 @@ async def test_the_example_project_runs_through_a_real_worker(
         assert (await client.get("/v1/agents")).json()["workers"] == []  # it left the catalog
 
 
+async def test_tasks_submitted_before_any_worker_run_once_one_starts(
+    api: Api, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    async with api.client() as client:
+        early = await client.post("/v1/tasks", json={"agent": "support", "input": "Hello"})
+        unknown = await client.post("/v1/tasks", json={"agent": "sales", "input": "Hello"})
+        assert (early.status_code, unknown.status_code) == (202, 202)  # no live worker: they wait
+
+        worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "late.log")
+        try:
+            everything = {"mode": "all"}
+            served = [f.json for f in await read_sse(client, early.json()["events_url"], params=everything)]
+            refused = [
+                f.json for f in await read_sse(client, unknown.json()["events_url"], params=everything)
+            ]
+        finally:
+            worker.stop()
+
+    assert served[-1]["status"] == "succeeded" and served[-2]["output"] == "Turn 1: you said Hello."
+    error = next(e for e in refused if e["type"] == "error")
+    assert error["error_type"] == "ConfigurationError"
+    assert "unknown agent 'sales'; this app serves: llm, tool, hybrid, support" in error["error"]
+    assert refused[-1]["status"] == "failed"
+
+
 async def test_a_wrong_app_reference_stops_the_worker_with_a_clear_error(
     worker_env: dict[str, str], tmp_path: Path
 ) -> None:
