@@ -37,7 +37,9 @@ async def lookup_order(order_id: str, ctx: ToolContext) -> dict[str, object]:
     order = ORDERS.get(order_id.upper())
     if order is None:
         raise LookupError(f"no order {order_id!r}")
-    await ctx.emit("progress", {"step": "found", "task_id": ctx.task_id, "attempt": ctx.attempt})
+    await ctx.emit(
+        "progress", {"step": "found", "task_id": ctx.task_id, "attempt": ctx.attempt, "tenant": ctx.tenant}
+    )
     return {"order_id": order_id.upper(), **order}
 
 

@@ -109,7 +109,8 @@ async def test_the_example_project_runs_through_a_real_worker(
         assert call["tool_name"] == "lookup_order" and call["parameters"] == {"order_id": "A17"}
         custom = [e for e in events if e["type"] == "custom"]
         assert [c["data"]["step"] for c in custom] == ["querying", "found"]
-        assert custom[1]["data"] == {"step": "found", "task_id": events[0]["task_id"], "attempt": 1}
+        found = {"step": "found", "task_id": events[0]["task_id"], "attempt": 1, "tenant": "alice"}
+        assert custom[1]["data"] == found
         assert kinds.index("custom") < kinds.index("tool_result")
         assert all(c["tool_call_id"] == call["tool_call_id"] and c["agent_id"] == "support" for c in custom)
         result = next(e for e in events if e["type"] == "tool_result")["result"]
