@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.app.batch import dawp_call_key
 from agentstream.worker.llm import ReadyToolCall
 
 __all__ = [
     "ResumeState",
     "assistant_message",
-    "dawp_call_key",
     "rebuild_resume_state",
     "tool_message",
     "zero_usage",
@@ -74,11 +74,6 @@ class ResumeState:
     #: outcomes of workflow-step tool calls, by :func:`dawp_call_key`: a workflow run
     #: again (it had not finished) reuses them instead of calling the tool again
     dawp_results: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def dawp_call_key(step_id: Any, tool_name: str, parameters: Any) -> str:
-    """Identifies a workflow step's tool call across attempts (its id is the model's)."""
-    return f"{step_id}|{tool_name}|{orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode()}"
 
 
 def tool_message(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from agentstream.worker.agents.resume import dawp_call_key
+import orjson
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.llm import ReadyToolCall
 from agentstream.worker.tools import ToolRegistry
 
-__all__ = ["outcome_events", "run_tool_batch", "split_recorded"]
+__all__ = ["dawp_call_key", "outcome_events", "run_tool_batch", "split_recorded"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ def outcome_events(call: ReadyToolCall, *, result: Any = None, error: str | None
         {"type": "tool_result", **base, "result": None, "success": False, "error": error},
         {"type": "tool_error", **base, "error": error},
     ]
+
+
+def dawp_call_key(step_id: Any, tool_name: str, parameters: Any) -> str:
+    """Identifies a workflow step's tool call across attempts (its id is the model's)."""
+    return f"{step_id}|{tool_name}|{orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode()}"
 
 
 def split_recorded(
