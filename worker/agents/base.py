@@ -219,7 +219,8 @@ class BaseAgent(ABC):
 
         ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
         memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
-        ``asyncio.CancelledError`` at its next safe point) and ``raise_retryable``.
+        ``asyncio.CancelledError`` at its next safe point), ``raise_retryable``, and
+        ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too).
         """
         run = self._new_run(task, context or {})
         success = False

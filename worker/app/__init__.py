@@ -6,9 +6,8 @@
 
     app = App()
 
-    @app.tool
+    @app.tool(description="Add two integers.")
     def add_numbers(a: int, b: int) -> int:
-        \"\"\"Add two integers.\"\"\"
         return a + b
 
     app.agent("adder", kind="tool", tools=["add_numbers"], system_prompt="You add numbers.")
