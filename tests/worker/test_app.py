@@ -105,8 +105,14 @@ def test_a_context_is_recognised_by_annotation_under_any_name() -> None:
         """Where."""
         return f"{city}:{run_info.task_id}"
 
-    assert app.build_registry(ToolSettings()).names() == ["where"]
+    @app.tool
+    async def when(day: int, ctx) -> int:  # type: ignore[no-untyped-def]  # the issue's spelling
+        """When."""
+        return day
+
+    assert app.build_registry(ToolSettings()).names() == ["where", "when"]
     assert where.context_param == "run_info" and list(where.parameters["properties"]) == ["city"]
+    assert when.context_param == "ctx" and list(when.parameters["properties"]) == ["day"]
 
 
 def test_tools_default_to_the_deployments_timeout_and_names_are_checked() -> None:
