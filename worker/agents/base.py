@@ -23,9 +23,10 @@ from typing import Any, ClassVar, TypeAlias, cast
 from agentstream.streams.events import utc_now_iso
 from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
 from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, WorkflowPlugin
-from agentstream.worker.app.batch import run_tool_batch, split_recorded
+from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
+from agentstream.worker.app.steps import step_tool_functions
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
@@ -357,9 +358,7 @@ class BaseAgent(ABC):
         output = run.resume.workflow_output if run.resume is not None else None
         if output is None:
             outcome = WorkflowOutcome()
-            tools = StepTools(
-                self._step_tool_schemas, lambda calls, scope: self._step_calls(run, calls, scope)
-            )
+            tools = StepTools(*step_tool_functions(self, run))
             plugin_run = self.workflow.run(
                 self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event, tools=tools
             )
@@ -374,31 +373,6 @@ class BaseAgent(ABC):
             "content": f"Context prepared by workflow {self.workflow.title!r}:\n{output}",
         }
         run.prompt.insert(len(run.prompt) - 1, note)
-
-    async def _step_calls(
-        self, run: RunContext, calls: Sequence[ReadyToolCall], scope: Mapping[str, Any]
-    ) -> EventStream:
-        """A workflow step's calls: those an earlier attempt made are replayed, not rerun."""
-        recorded = run.resume.dawp_results if run.resume is not None else {}
-        replayed, pending = split_recorded(calls, recorded, scope.get("step_id"))
-        for call, outcome in replayed:
-            parameters = dict(call.parameters or {})
-            ids = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
-            yield self.event("tool_call", scope=scope, **ids, parameters=parameters)
-            for fields in outcome:
-                yield self.event(fields.pop("type"), scope=scope, **fields)
-        async with aclosing(self.run_tools(run, pending, scope=scope)) as stream:
-            async for event in stream:
-                yield event
-
-    def _step_tool_schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        """The schemas of tools a workflow step offers: some of this agent's tools."""
-        if missing := [name for name in names if name not in self.tool_names]:
-            raise ConfigurationError(
-                f"workflow step tool(s) {', '.join(missing)} are not tools of agent {self.agent_id!r}; "
-                f"its tools: {', '.join(self.tool_names) or 'none'}"
-            )
-        return self.registry.openai_schema(list(names))
 
     def result_event(self, run: RunContext, output: Any, *, success: bool = True, **extra: Any) -> Event:
         """The ``result`` event of this run."""
