@@ -14,6 +14,7 @@ from agentstream.api.settings import ApiSettings
 from agentstream.api.sse import FrameCache
 from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
 from agentstream.streams.keys import TASK_ID_PATTERN
+from agentstream.worker.catalog import CatalogCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -37,6 +38,7 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics = field(default_factory=Metrics)
     frames: FrameCache = field(default_factory=FrameCache)
+    catalog: CatalogCache = field(default_factory=CatalogCache)
 
 
 async def services(request: Request) -> Services:

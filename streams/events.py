@@ -157,6 +157,7 @@ class ToolResult(_Envelope):
     tool_call_id: str
     result: Any
     success: bool = True
+    error: str | None = None  # set when success is false (the twin of a ``tool_error``)
 
 
 class ToolError(_Envelope):
@@ -240,6 +241,16 @@ class Completed(_Envelope):
     execution_time: float
 
 
+class Custom(_Envelope):
+    """An event a tool emitted itself (``ctx.emit(name, data)``), category ``custom``."""
+
+    type: Literal["custom"] = "custom"
+    name: str
+    data: Any = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
 class Gap(_Envelope):
     """Reader marker, never stored: events before ``first_cursor`` were trimmed."""
 
@@ -268,7 +279,7 @@ _KNOWN: tuple[type[_Envelope], ...] = (
     Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, ToolCallDelta,
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
-    ResultEvent, ErrorEvent, Cancelled, Completed, Gap, Reset,
+    ResultEvent, ErrorEvent, Cancelled, Completed, Custom, Gap, Reset,
 )  # fmt: skip
 _KNOWN_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in _KNOWN)
 
@@ -304,6 +315,7 @@ Event = Annotated[
         Annotated[ErrorEvent, Tag("error")],
         Annotated[Cancelled, Tag("cancelled")],
         Annotated[Completed, Tag("completed")],
+        Annotated[Custom, Tag("custom")],
         Annotated[Gap, Tag("gap")],
         Annotated[Reset, Tag("reset")],
         Annotated[UnknownEvent, Tag("__unknown__")],
@@ -336,7 +348,7 @@ CATEGORIES: Mapping[str, str] = {
     "tool_result": "tool", "tool_error": "tool",
     "dawp_run_started": "group", "dawp_step_started": "group",
     "dawp_step_completed": "group", "dawp_run_completed": "group",
-    "usage": "debug", "result": "output",
+    "usage": "debug", "result": "output", "custom": "custom",
 }  # fmt: skip
 """Category of every known type; unknown types have none and pass only ``all``."""
 

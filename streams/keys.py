@@ -82,6 +82,10 @@ class Keys:
         deployments sharing one Redis never run each other's jobs)."""
         return f"{self.prefix}:queue"
 
+    def catalog(self, queue: str) -> str:
+        """The catalog of the workers serving ``queue``: one hash field per live worker."""
+        return f"{self.prefix}:catalog:{validate_group_name(queue, 'queue')}"
+
     def task_id_of(self, events_key: str) -> str:
         """Inverse of :meth:`events` (used by the reader hub)."""
         head = f"{self.prefix}:{{"

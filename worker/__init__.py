@@ -11,6 +11,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "App": "agentstream.worker.app",
+    "AgentConfiguration": "agentstream.worker.app",
+    "ToolContext": "agentstream.worker.app",
     "BaseAgent": "agentstream.worker.agents",
     "LLMAgent": "agentstream.worker.agents",
     "ToolAgent": "agentstream.worker.agents",

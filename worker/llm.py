@@ -379,6 +379,7 @@ class OpenAIClient:
         tools: list[dict[str, Any]] | None = None,
         *,
         model: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ModelDelta]:
         """Stream one model turn as deltas.
 
@@ -386,6 +387,7 @@ class OpenAIClient:
         backoff while nothing has been yielded; then `ModelUnavailable` is raised. Other
         4xx raise `ModelError(retryable=False)` at once. Once a delta has been yielded,
         any failure raises `ModelStreamBroken`: the caller must drop the partial turn.
+        `options` are further request fields (`temperature`, `max_tokens`, ...).
         """
         if self._closed:
             raise ConfigurationError("cannot stream from a closed OpenAIClient")
@@ -397,6 +399,8 @@ class OpenAIClient:
         }
         if tools:
             request["tools"] = tools
+        if options:  # sampling options (temperature, ...), sent as top-level body fields
+            request["extra_body"] = dict(options)
         attempt = 0
         while True:
             attempt += 1

@@ -6,17 +6,19 @@ composition root), so it depends on nothing but pydantic.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
+__all__ = ["AGENT_NAME_REGEX", "JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
 
 #: the arq function name of the job that runs one task (all attempts)
 JOB_NAME = "run_task"
 #: inputs above this are refused at the API with 413
 MAX_INPUT_CHARS = 100_000
+#: an agent name: a built-in kind (llm, tool, hybrid) or a named agent of the worker's App
+AGENT_NAME_REGEX = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class TaskRequest(BaseModel):
@@ -25,14 +27,17 @@ class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    agent: Literal["llm", "tool", "hybrid"] = "hybrid"
+    agent: str = Field(default="hybrid", pattern=AGENT_NAME_REGEX)
     tools: list[str] | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
     metadata: dict[str, Any] = Field(default_factory=dict)
-    max_iterations: int = Field(default=8, ge=1, le=50)
+    #: None: the agent's own budget (8 for the built-in kinds)
+    max_iterations: int | None = Field(default=None, ge=1, le=50)
     #: a workflow document (markdown) run as a chain before the main loop
     workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
+    #: stream ``dawp_run_started``/``dawp_run_completed`` around the workflow (as the seed's)
+    stream_boundary_events: bool = False
 
     @field_validator("metadata")
     @classmethod

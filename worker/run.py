@@ -204,6 +204,7 @@ class AttemptRunner:
         self._interrupted = interrupted
         self._lease_lost = lease_lost if lease_lost is not None else asyncio.Event()
         self._started_at = time.time()
+        self._tenant: str | None = None
         self._cancel_reason = "cancelled by request"
         # what the agent appended in this attempt
         self._error_seen = False
@@ -248,6 +249,7 @@ class AttemptRunner:
         if meta is None:
             return _DONE
         self._started_at = _started_at(meta) or self._started_at
+        self._tenant = meta.owner
         try:
             request = TaskRequest.model_validate(meta.request)
         except ValidationError as exc:
@@ -318,6 +320,9 @@ class AttemptRunner:
             "sender_id": request.session_id,
             "cancel_event": cancel_event,
             "raise_retryable": True,
+            # what a tool's context tells it (agentstream.worker.app.ToolContext)
+            "attempt": writer.attempt,
+            "tenant": self._tenant,
         }
         events = agent.execute_task_streaming(task, context)
         try:

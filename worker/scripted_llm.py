@@ -26,6 +26,9 @@ request alone, in this order:
        tool-call arguments are truncated, invalid JSON.
    ``[no-id]``
        tool-call chunks carry no ``id``.
+   ``[call:lookup_order:order_id=A17,count=2]``
+       call that tool (if the request offers it) with those arguments (values that parse
+       as JSON are JSON, others strings); several ``call`` directives make parallel calls.
 
 2. The last message has role ``tool``: a final answer built from the trailing tool results
    ("The answer is 391." / "The answers are 391 and 12."); a JSON result with a
@@ -87,7 +90,8 @@ _NARRATION = "Let me calculate that."
 
 _DIRECTIVE = re.compile(
     r"\[(?:(?P<counted>fail-after|fail|slow|tokens):(?P<value>\d+)(?:x(?P<times>\d+))?"
-    r"|(?P<flag>think|narrate|bad-args|no-id))\]"
+    r"|(?P<flag>think|narrate|bad-args|no-id)"
+    r"|call:(?P<call>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<call_args>[^\]]*))?)\]"
 )
 
 
@@ -109,6 +113,8 @@ class Directives:
     narrate: bool = False
     bad_args: bool = False
     no_id: bool = False
+    #: ``[call:...]`` directives: (tool name, arguments)
+    calls: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def parse_directives(text: str) -> tuple[Directives, str]:
@@ -118,6 +124,9 @@ def parse_directives(text: str) -> tuple[Directives, str]:
     """
     found: dict[str, Any] = {}
     for match in _DIRECTIVE.finditer(text):
+        if match["call"]:
+            found["calls"] = (*found.get("calls", ()), (match["call"], _call_arguments(match["call_args"])))
+            continue
         if flag := match["flag"]:
             found[flag.replace("-", "_")] = True
             continue
@@ -133,6 +142,17 @@ def parse_directives(text: str) -> tuple[Directives, str]:
             case "tokens":
                 found["tokens"] = value
     return Directives(**found), " ".join(_DIRECTIVE.sub(" ", text).split())
+
+
+def _call_arguments(text: str | None) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for pair in filter(None, (text or "").split(",")):
+        name, _, raw = pair.partition("=")
+        try:
+            arguments[name.strip()] = json.loads(raw)
+        except ValueError:
+            arguments[name.strip()] = raw.strip()
+    return arguments
 
 
 # --------------------------------------------------------------------------- planning
@@ -168,6 +188,16 @@ def plan_reply(messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] = ())
     if messages and messages[-1].get("role") == "tool":
         answer = _answer_from_results(_trailing_tool_results(messages))
         return Reply(content=_answer_words(answer, directives), reasoning=reasoning)
+    offered = {
+        tool["function"].get("name") for tool in tools if isinstance(tool, Mapping) and "function" in tool
+    }
+    named = [(name, args) for name, args in directives.calls if name in offered]
+    if named:
+        calls = tuple(
+            ScriptedToolCall(id=f"call_{len(messages)}_{index}_{name}", name=name, arguments=json.dumps(args))
+            for index, (name, args) in enumerate(named)
+        )
+        return Reply(reasoning=reasoning, tool_calls=calls)
     expressions = _expressions(echo) if _offers_calculator(tools) else []
     if expressions:
         return Reply(

@@ -31,13 +31,16 @@ from typing import Any
 
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 from agentstream.streams.settings import env_integer, env_number
+from agentstream.worker.app.core import App
+from agentstream.worker.app.loader import load_configured_app
+from agentstream.worker.catalog import start_publishing
 from agentstream.worker.enqueue import resolve_queue_name
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
 from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.payload import JOB_NAME
 from agentstream.worker.run import WorkerDeps
-from agentstream.worker.tools import ToolSettings, default_registry
+from agentstream.worker.tools import ToolSettings
 from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
@@ -57,6 +60,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: the ctx key of the worker's catalog publisher
+CATALOG_KEY = "agentstream_catalog"
 #: arq's own retry limit, far out of reach: our retry budget decides, never arq
 ARQ_MAX_TRIES = 1_000_000
 #: how far arq's job timeout sits above ours, so our timeout handling always runs first
@@ -160,8 +165,10 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def build_deps(config: WorkerConfig) -> WorkerDeps:
-    """The clients one worker process shares between its tasks (nothing is connected yet)."""
+def build_deps(config: WorkerConfig, app: App | None = None) -> WorkerDeps:
+    """The clients one worker process shares between its tasks (nothing is connected yet);
+    ``app`` (default: the one ``AGENTSTREAM_APP`` names) decides the agents and tools."""
+    app = app if app is not None else load_configured_app()
     redis = create_redis(config.streams)
     return WorkerDeps(
         config=config,
@@ -169,15 +176,18 @@ def build_deps(config: WorkerConfig) -> WorkerDeps:
         store=TaskStore(redis, config.streams),
         reader=Reader(redis, config.streams),
         llm=OpenAIClient(ModelSettings.from_env()),
-        registry=default_registry(ToolSettings.from_env()),
+        registry=app.build_registry(ToolSettings.from_env()),
         worker_id=_worker_id(),
+        agent_factory=app.task_agent,
     )
 
 
 async def startup(ctx: dict[str, Any], config: WorkerConfig | None = None) -> None:
     """arq ``on_startup``: build :class:`WorkerDeps` and keep them under one ctx key."""
-    deps = build_deps(config if config is not None else WorkerConfig.from_env())
+    app = load_configured_app()
+    deps = build_deps(config if config is not None else WorkerConfig.from_env(), app)
     ctx[DEPS_KEY] = deps
+    ctx[CATALOG_KEY] = await start_publishing(app, deps)
     # Everything alive now (modules, the SDK's models, clients) lives as long as the
     # process: keep it out of the collector's scans, whose full passes otherwise add
     # milliseconds to token latency (bench: send-lag p99 2.7 -> 1.1 ms).
@@ -191,6 +201,8 @@ async def startup(ctx: dict[str, Any], config: WorkerConfig | None = None) -> No
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """arq ``on_shutdown`` (after every running job returned): close the clients."""
+    if CATALOG_KEY in ctx:
+        await ctx.pop(CATALOG_KEY).aclose()
     if DEPS_KEY in ctx:
         await deps_from(ctx).aclose()
         del ctx[DEPS_KEY]

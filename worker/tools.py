@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpcore
 import httpx
 from agentstream.streams.settings import env_number
+from agentstream.worker.app.context import ToolContext, context_parameter
 from agentstream.worker.errors import (
     ConfigurationError,
     HttpGetRefused,
@@ -162,6 +163,8 @@ class Tool:
     timeout_s: float = DEFAULT_TOOL_TIMEOUT_S
     params_model: type[BaseModel] | None = None
     model_param: str | None = None
+    #: the parameter that receives the call's `ToolContext` (left out of the schema)
+    context_param: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -194,13 +197,17 @@ class Tool:
             return {self.model_param: validated}
         return {name: getattr(validated, name) for name in type(validated).model_fields}
 
-    async def run(self, parameters: Mapping[str, Any]) -> Any:
+    async def run(self, parameters: Mapping[str, Any], context: ToolContext | None = None) -> Any:
         """Validate, call within the timeout, return the result; raises `ToolError`.
+
+        A tool taking a context gets `context` (a detached one when None).
 
         A sync function runs in a thread; on timeout the thread cannot be stopped and
         finishes in the background, so sync tools must bound their own work.
         """
         kwargs = self.validate(parameters)
+        if self.context_param is not None:
+            kwargs[self.context_param] = context or ToolContext(tool_name=self.name, tool_call_id="")
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
@@ -230,7 +237,7 @@ def _build_tool(
         raise ConfigurationError(f"tool name {tool_name!r} must be an identifier; pass name=")
     if timeout_s <= 0:
         raise ConfigurationError(f"tool {tool_name!r}: timeout_s must be positive")
-    params_model, model_param = _parameters_model(fn, tool_name)
+    params_model, model_param, context_param = _parameters_model(fn, tool_name)
     return Tool(
         name=tool_name,
         description=description or inspect.getdoc(fn) or tool_name,
@@ -239,14 +246,19 @@ def _build_tool(
         timeout_s=timeout_s,
         params_model=params_model,
         model_param=model_param,
+        context_param=context_param,
     )
 
 
-def _parameters_model(fn: Callable[..., Any], tool_name: str) -> tuple[type[BaseModel], str | None]:
-    """A pydantic model of `fn`'s parameters, or the model `fn` takes as its one argument."""
+def _parameters_model(
+    fn: Callable[..., Any], tool_name: str
+) -> tuple[type[BaseModel], str | None, str | None]:
+    """A pydantic model of `fn`'s parameters, or the model `fn` takes as its one argument;
+    and the names of that one argument and of the context parameter, if any."""
     signature = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)
-    params = list(signature.parameters.values())
+    context_param = context_parameter(fn, hints)
+    params = [param for param in signature.parameters.values() if param.name != context_param]
     for param in params:
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise ConfigurationError(
@@ -256,7 +268,7 @@ def _parameters_model(fn: Callable[..., Any], tool_name: str) -> tuple[type[Base
     if len(params) == 1:
         only = hints.get(params[0].name)
         if isinstance(only, type) and issubclass(only, BaseModel):
-            return only, params[0].name
+            return only, params[0].name, context_param
     fields: dict[str, Any] = {
         param.name: (
             hints.get(param.name, Any),
@@ -265,7 +277,7 @@ def _parameters_model(fn: Callable[..., Any], tool_name: str) -> tuple[type[Base
         for param in params
     }
     model = create_model(f"{tool_name}_parameters", __config__=ConfigDict(extra="forbid"), **fields)
-    return model, None
+    return model, None, context_param
 
 
 @overload
@@ -344,10 +356,12 @@ class ToolRegistry:
         selected = self.names() if names is None else names
         return [self.get(name).openai_schema() for name in selected]
 
-    async def call(self, name: str, parameters: Mapping[str, Any]) -> ToolOutcome:
+    async def call(
+        self, name: str, parameters: Mapping[str, Any], context: ToolContext | None = None
+    ) -> ToolOutcome:
         """Run a tool. Never raises for a failure of the tool: returns an error outcome."""
         try:
-            result = await self.get(name).run(parameters)
+            result = await self.get(name).run(parameters, context)
         except ToolError as exc:
             return ToolOutcome(success=False, error=exc.message)
         except Exception as exc:

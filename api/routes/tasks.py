@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from agentstream.api.errors import ApiError, bad_request
+from agentstream.api.routes.agents import check_served
 from agentstream.api.schemas import (
     CURSOR_REGEX,
     CancelAccepted,
@@ -72,6 +73,7 @@ async def submit_task(
         request = body.to_request()
     except ValidationError as exc:
         raise ApiError(422, str(exc.errors()[0].get("msg", "invalid body"))) from None
+    await check_served(svc, request)
     try:
         svc.limiter.check(owner)
     except ApiError:

@@ -37,9 +37,15 @@ def assert_stream_sound(events: Sequence[Event], *, status: str | None = None) -
 
 
 def assert_no_tool_ran_twice(events: Sequence[Event]) -> None:
-    """At most one ``tool_result``/``tool_error`` per ``tool_call_id``, and once a result is
-    recorded no later attempt announces that call again (``tool_call`` precedes a run)."""
-    outcomes = Counter(e["tool_call_id"] for e in events if e["type"] in ("tool_result", "tool_error"))
+    """At most one outcome per ``tool_call_id`` (``tool_error``, or a successful
+    ``tool_result``: a failure's ``tool_result`` with ``success: false`` is the twin of its
+    ``tool_error``), and once a result is recorded no later attempt announces that call
+    again (``tool_call`` precedes a run)."""
+    outcomes = Counter(
+        e["tool_call_id"]
+        for e in events
+        if e["type"] == "tool_error" or (e["type"] == "tool_result" and e.get("success") is not False)
+    )
     twice = {call: n for call, n in outcomes.items() if n > 1}
     assert not twice, f"tool calls with more than one recorded outcome: {twice}"
     recorded: set[str] = set()

@@ -20,6 +20,7 @@ from agentstream.worker.agents.llm import LLMAgent
 from agentstream.worker.agents.resume import ResumeState, rebuild_resume_state
 from agentstream.worker.agents.tool import ToolAgent
 from agentstream.worker.agents.workflow import DawpStreamConsumer, WorkflowPlugin, parse_workflow
+from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.memory import ConversationMemory
 from agentstream.worker.payload import TaskRequest
@@ -54,9 +55,14 @@ def build_agent(
     given), model, iteration budget and workflow. Unknown tools raise
     ``ConfigurationError`` at ``initialize``.
     """
+    if request.agent not in _AGENTS:
+        raise ConfigurationError(f"unknown agent kind {request.agent!r}; expected llm, tool or hybrid")
     cls = _AGENTS[request.agent]
     tools = request.tools if request.tools is not None else registry.names()
-    workflow = WorkflowPlugin(parse_workflow(request.workflow)) if request.workflow else None
+    workflow = None
+    if request.workflow:
+        boundary = request.stream_boundary_events
+        workflow = WorkflowPlugin(parse_workflow(request.workflow), stream_boundary_events=boundary)
     agent_id = agent_id or f"{request.agent}-agent"
     return cls(
         agent_id=agent_id,

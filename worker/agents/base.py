@@ -22,7 +22,11 @@ from typing import Any, ClassVar, TypeAlias, cast
 
 from agentstream.streams.events import utc_now_iso
 from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
-from agentstream.worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
+from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, WorkflowPlugin
+from agentstream.worker.app.batch import run_tool_batch
+from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
+from agentstream.worker.app.context import CallerInfo
+from agentstream.worker.app.steps import step_tool_functions
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
@@ -95,6 +99,10 @@ class RunContext:
 
     task_text: str
     sender_id: str | None = None
+    #: who runs this (for tools' contexts): the worker's task, attempt and tenant
+    task_id: str | None = None
+    attempt: int = 1
+    tenant: str | None = None
     cancel_event: asyncio.Event | None = None
     resume: ResumeState | None = None
     raise_retryable: bool = False
@@ -159,25 +167,30 @@ class BaseAgent(ABC):
         llm_client: OpenAIClient | None = None,
         tools: Sequence[str] | None = None,
         registry: ToolRegistry | None = None,
-        max_iterations: int = 8,
+        max_iterations: int | None = None,
         system_prompt: str | None = None,
         model: str | None = None,
         memory: ConversationMemory | None = None,
         workflow: WorkflowPlugin | None = None,
         raise_retryable: bool = False,
+        config: AgentConfiguration | None = None,
+        model_options: Mapping[str, Any] | None = None,
     ) -> None:
         if llm_client is None:
             raise ConfigurationError(f"agent {agent_id!r} needs an llm_client (an OpenAIClient)")
-        if max_iterations < 1:
-            raise ConfigurationError(f"max_iterations must be >= 1, got {max_iterations}")
+        resolved = resolve_configuration(
+            config, system_prompt=system_prompt, model=model, max_iterations=max_iterations,
+            model_options=model_options,
+        )  # fmt: skip
         self.agent_id = agent_id
         self.name = name or agent_id
         self.llm_client = llm_client
         self.tool_names = list(tools or ())
         self.registry = registry if registry is not None else default_registry()
-        self.max_iterations = max_iterations
-        self.system_prompt = system_prompt
-        self.model = model
+        self.max_iterations = resolved.max_iterations
+        self.system_prompt = resolved.system_prompt
+        self.model = resolved.model
+        self.model_options = resolved.model_options
         self.memory = memory
         self.workflow = workflow
         self.raise_retryable = raise_retryable
@@ -207,7 +220,8 @@ class BaseAgent(ABC):
 
         ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
         memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
-        ``asyncio.CancelledError`` at its next safe point) and ``raise_retryable``.
+        ``asyncio.CancelledError`` at its next safe point), ``raise_retryable``, and
+        ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too).
         """
         run = self._new_run(task, context or {})
         success = False
@@ -289,7 +303,8 @@ class BaseAgent(ABC):
     ) -> EventStream:
         """Stream one model call into ``turn``, yielding its chunk and ``usage`` events."""
         # stream_chat is an async generator: close it (and its HTTP stream) if we stop early.
-        deltas = self.llm_client.stream_chat(messages, tools, model=self.model)
+        options = {"options": self.model_options} if self.model_options else {}
+        deltas = self.llm_client.stream_chat(messages, tools, model=self.model, **options)
         deltas = cast("AsyncGenerator[ModelDelta, None]", deltas)
         async with aclosing(deltas) as stream:
             async for delta in stream:
@@ -306,10 +321,16 @@ class BaseAgent(ABC):
         return TurnAccumulator(id_salt=f"{self.agent_id}:{label}:{run.state.completed_turns}")
 
     async def run_tools(
-        self, run: RunContext, calls: Sequence[ReadyToolCall], *, iteration: int | None = None
+        self,
+        run: RunContext,
+        calls: Sequence[ReadyToolCall],
+        *,
+        iteration: int | None = None,
+        scope: Mapping[str, Any] | None = None,
     ) -> EventStream:
         """Announce ``calls`` (``action`` when ``iteration`` is given, ``tool_call``), run
-        them concurrently and yield each ``tool_result``/``tool_error`` as it finishes."""
+        them concurrently and yield each one's ``custom`` events and outcome as they come
+        (:func:`~agentstream.worker.app.batch.run_tool_batch`)."""
         run.check_cancel()
         for call in calls:
             parameters = dict(call.parameters) if call.parameters is not None else {}
@@ -322,11 +343,13 @@ class BaseAgent(ABC):
                     iteration=iteration,
                 )
             yield self.event(
-                "tool_call", tool_name=call.tool_name, tool_call_id=call.tool_call_id, parameters=parameters
-            )
-        async with aclosing(_run_concurrently(self.registry, self.tool_names, calls)) as stream:
+                "tool_call", scope=scope, tool_name=call.tool_name, tool_call_id=call.tool_call_id,
+                parameters=parameters,
+            )  # fmt: skip
+        caller = CallerInfo(run.task_id, run.attempt, run.tenant, self.agent_id)
+        async with aclosing(run_tool_batch(self.registry, self.tool_names, calls, caller, scope)) as stream:
             async for fields in stream:
-                yield self.event(fields.pop("type"), **fields)
+                yield self.event(fields.pop("type"), scope=scope, **fields)
 
     async def run_workflow(self, run: RunContext) -> EventStream:
         """Run the workflow plugin before the main loop; its output joins the prompt."""
@@ -335,11 +358,11 @@ class BaseAgent(ABC):
         output = run.resume.workflow_output if run.resume is not None else None
         if output is None:
             outcome = WorkflowOutcome()
-            async with aclosing(
-                self.workflow.run(
-                    self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event
-                )
-            ) as stream:
+            tools = StepTools(*step_tool_functions(self, run))
+            plugin_run = self.workflow.run(
+                self, run.task_text, outcome, trigger=run.trigger, cancel_event=run.cancel_event, tools=tools
+            )
+            async with aclosing(plugin_run) as stream:
                 async for event in stream:
                     yield event
             run.state.add_usage(outcome.usage)
@@ -380,6 +403,9 @@ class BaseAgent(ABC):
             cancel_event=context.get("cancel_event"),
             resume=resume if isinstance(resume, ResumeState) else None,
             raise_retryable=bool(context.get("raise_retryable", self.raise_retryable)),
+            task_id=task.get("task_id"),
+            attempt=int(context.get("attempt") or 1),
+            tenant=context.get("tenant"),
         )
         if run.resume is not None and self.resumes_conversation:
             run.state = LoopState.from_resume(run.resume)
@@ -411,73 +437,3 @@ class BaseAgent(ABC):
     def _failure_fields(self, run: RunContext) -> dict[str, Any]:
         """Extra ``result`` fields of a failed run (the Hybrid agent adds its counters)."""
         return {}
-
-
-# --------------------------------------------------------------------------- tool batches
-
-
-async def _call_tool(registry: ToolRegistry, allowed: Sequence[str], call: ReadyToolCall) -> dict[str, Any]:
-    """The ``tool_result``/``tool_error`` fields of one call; never raises but cancellation."""
-    base = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
-    if call.error is not None or call.parameters is None:
-        return {"type": "tool_error", **base, "error": call.error or "the tool call has no arguments"}
-    if call.tool_name not in allowed:
-        error = f"tool {call.tool_name!r} is not available to this agent; available: {', '.join(allowed)}"
-        return {"type": "tool_error", **base, "error": error}
-    try:
-        outcome = await registry.call(call.tool_name, call.parameters)
-    except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
-        logger.exception("tool %r raised through the registry", call.tool_name)
-        return {"type": "tool_error", **base, "error": f"tool {call.tool_name!r} failed: {exc!r}"}
-    if outcome.success:
-        return {"type": "tool_result", **base, "result": outcome.result, "success": True}
-    return {"type": "tool_error", **base, "error": outcome.error or "the tool failed"}
-
-
-async def _run_concurrently(
-    registry: ToolRegistry, allowed: Sequence[str], calls: Sequence[ReadyToolCall]
-) -> EventStream:
-    """Run ``calls`` in a TaskGroup and yield each one's fields in completion order.
-
-    The TaskGroup lives in its own task: a generator must not yield from inside a
-    TaskGroup, whose exit would wrap the ``GeneratorExit`` of a consumer that stops early.
-    Stopping early cancels the calls still running.
-    """
-    if not calls:
-        return
-    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def one(call: ReadyToolCall) -> None:
-        done.put_nowait(await _call_tool(registry, allowed, call))
-
-    async def all_calls() -> None:
-        async with asyncio.TaskGroup() as group:
-            for call in calls:
-                group.create_task(one(call), name=f"tool:{call.tool_name}:{call.tool_call_id}")
-
-    runner = asyncio.create_task(all_calls(), name="tool-batch")
-    try:
-        for _ in calls:
-            yield await _next_result(done, runner)
-        await runner
-    finally:
-        if not runner.done():
-            runner.cancel()
-            await asyncio.wait({runner})
-
-
-async def _next_result(done: asyncio.Queue[dict[str, Any]], runner: asyncio.Task[None]) -> dict[str, Any]:
-    """The next finished call, or the exception that ended the batch without one."""
-    if runner.done():
-        runner.result()
-        return done.get_nowait()  # every call put its fields before the batch could end
-    getter = asyncio.ensure_future(done.get())
-    try:
-        await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not getter.done():
-            getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    runner.result()
-    return done.get_nowait()

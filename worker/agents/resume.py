@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.app.batch import dawp_call_key
 from agentstream.worker.llm import ReadyToolCall
 
 __all__ = [
@@ -70,6 +71,9 @@ class ResumeState:
     workflow_output: str | None = None
     #: the calls of the last recorded batch, pending or not, in call order
     open_batch: list[ReadyToolCall] = field(default_factory=list)
+    #: outcomes of workflow-step tool calls, by :func:`dawp_call_key`: a workflow run
+    #: again (it had not finished) reuses them instead of calling the tool again
+    dawp_results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def tool_message(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,13 +132,17 @@ class _Rebuild:
     text: list[str] = field(default_factory=list)
     current_iteration: int = 0
     batch_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dawp_calls: dict[str, str] = field(default_factory=dict)
 
     def feed(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         if kind == "usage":
             for name in _USAGE_FIELDS:
                 self.state.usage[name] += int(event.get(name) or 0)
-        if effective_loop_scope(event).get("kind") != "main":
+        scope = effective_loop_scope(event)
+        if scope.get("kind") != "main":
+            if scope.get("kind") == "dawp":
+                self._dawp_tool(event, scope)
             return
         match kind:
             case "token":
@@ -169,6 +177,15 @@ class _Rebuild:
         if any(call.tool_call_id == call_id for call in self.state.open_batch):
             self.batch_results[call_id] = fields
 
+    def _dawp_tool(self, event: Mapping[str, Any], scope: Mapping[str, Any]) -> None:
+        call_id = event.get("tool_call_id")
+        if event.get("type") == "tool_call" and isinstance(call_id, str):
+            key = dawp_call_key(scope.get("step_id"), str(event.get("tool_name")), event.get("parameters"))
+            self.dawp_calls[call_id] = key
+        elif event.get("type") in ("tool_result", "tool_error") and call_id in self.dawp_calls:
+            outcome = {"result": event.get("result"), "error": event.get("error")}
+            self.state.dawp_results.setdefault(self.dawp_calls[call_id], outcome)
+
     def _close_batch(self) -> None:
         """Append the tool messages of a batch the agent went past (one per call)."""
         for call in self.state.open_batch:
@@ -182,7 +199,7 @@ class _Rebuild:
         if not state.pending_tool_calls:
             self._close_batch()
             state.open_batch = []
-        if state.completed_turns == 0 and workflow_output is None:
+        if state.completed_turns == 0 and workflow_output is None and not state.dawp_results:
             return None
         return state
 

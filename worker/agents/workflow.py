@@ -7,7 +7,7 @@ last step's output is handed to the main loop as context.
 
 Every event of a run carries ``loop_scope = {"kind": "dawp", run_id, workflow_id, step_id,
 step_index}`` so readers can tell it from the main loop (``scope=main|dawp``).
-:class:`DawpStreamConsumer` is the reading side: feed it events, read steps and main text.
+:class:`DawpStreamConsumer` (in :mod:`.dawp_consumer`) is the reading side.
 """
 
 from __future__ import annotations
@@ -16,18 +16,21 @@ import asyncio
 import hashlib
 import re
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from agentstream.streams.events import effective_loop_scope
+from agentstream.worker.agents.dawp_consumer import DawpRunPanel, DawpStep, DawpStreamConsumer
+from agentstream.worker.agents.resume import assistant_message, tool_message
 from agentstream.worker.errors import ConfigurationError, ModelError
-from agentstream.worker.llm import TurnAccumulator
+from agentstream.worker.llm import ReadyToolCall, TurnAccumulator
 
 __all__ = [
+    "DawpRunPanel",
     "DawpStep",
     "DawpStreamConsumer",
+    "StepTools",
     "Workflow",
     "WorkflowOutcome",
     "WorkflowPlugin",
@@ -38,6 +41,9 @@ __all__ = [
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _NUMBERED = re.compile(r"^\s*(\d+)[.)]\s+(.*)$")
 _SUMMARY_CHARS = 500
+_TOOLS_LINE = re.compile(r"^[ \t]*tools:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+#: model turns a step may spend calling tools; the turn after them offers none, to answer
+MAX_STEP_TOOL_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,14 @@ class WorkflowStep:
     index: int
     name: str
     prompt: str
+    #: tools of the agent this step may call (a ``Tools: a, b`` line of its body)
+    tools: tuple[str, ...] = ()
+
+
+def _split_tools(prompt: str) -> tuple[str, tuple[str, ...]]:
+    """A step body without its ``Tools:`` lines, and the tools they name."""
+    names = [name.strip() for line in _TOOLS_LINE.findall(prompt) for name in line.split(",")]
+    return _TOOLS_LINE.sub("", prompt).strip() or prompt, tuple(dict.fromkeys(n for n in names if n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +123,8 @@ def parse_workflow(markdown: str, workflow_id: str | None = None) -> Workflow:
         if step_id in seen:
             step_id = f"{step_id}-{index + 1}"
         seen.add(step_id)
-        steps.append(WorkflowStep(step_id=step_id, index=index, name=name, prompt=prompt))
+        text, tools = _split_tools(prompt)
+        steps.append(WorkflowStep(step_id=step_id, index=index, name=name, prompt=text, tools=tools))
     default_id = _slug(title) or hashlib.sha256(markdown.encode()).hexdigest()[:12]
     return Workflow(workflow_id=workflow_id or default_id, title=title, steps=tuple(steps))
 
@@ -122,6 +137,27 @@ class WorkflowOutcome:
     success: bool = False
     output: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepTools:
+    """How steps use their agent's tools: the schemas of some of them (raising
+    ``ConfigurationError`` for a tool the agent lacks), and running a batch of calls
+    whose events carry the given ``loop_scope``."""
+
+    schemas: Callable[[Sequence[str]], list[dict[str, Any]]]
+    run: Callable[[list[ReadyToolCall], Mapping[str, Any]], AsyncGenerator[dict[str, Any], None]]
+
+
+@dataclass(slots=True)
+class _StepOutput:
+    text: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def add(self, turn: TurnAccumulator) -> None:
+        self.text = turn.text
+        for name, value in turn.usage_fields().items():
+            self.usage[name] = self.usage.get(name, 0) + value
 
 
 class StepModel(Protocol):
@@ -153,14 +189,15 @@ def _step_prompt(step: WorkflowStep, previous: str | None, task: str) -> str:
 class WorkflowPlugin:
     """Runs a :class:`Workflow` as a chain before an agent's main loop.
 
-    ``stream_boundary_events`` adds ``dawp_run_started``/``dawp_run_completed`` around the
-    run; ``dawp_step_started``/``dawp_step_completed`` are always streamed.
+    ``stream_boundary_events`` (off unless asked, as in the seed) adds
+    ``dawp_run_started``/``dawp_run_completed`` around the run;
+    ``dawp_step_started``/``dawp_step_completed`` are always streamed.
     """
 
     def __init__(
         self,
         workflow: Workflow,
-        stream_boundary_events: bool = True,
+        stream_boundary_events: bool = False,
         placement: Literal["before_main"] = "before_main",
     ) -> None:
         if placement != "before_main":
@@ -181,12 +218,15 @@ class WorkflowPlugin:
         *,
         trigger: str = "task",
         cancel_event: asyncio.Event | None = None,
+        tools: StepTools | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream one run of the workflow for ``task``; the result lands in ``outcome``.
 
         A model failure in a step ends the run (``success`` false) and is re-raised, so
-        the agent reports it as it reports a failure of its main loop.
+        the agent reports it as it reports a failure of its main loop. Steps naming tools
+        need ``tools`` (their calls' events carry the step's ``loop_scope``).
         """
+        offered = self._step_schemas(tools)
         outcome.run_id = f"run_{uuid.uuid4().hex[:16]}"
         run_scope = {"kind": "dawp", "run_id": outcome.run_id, "workflow_id": self.workflow.workflow_id}
         if self.stream_boundary_events:
@@ -203,16 +243,18 @@ class WorkflowPlugin:
         try:
             for step in self.workflow.steps:
                 scope = {**run_scope, "step_id": step.step_id, "step_index": step.index}
-                turn = TurnAccumulator(id_salt=f"dawp:{step.step_id}")
+                done = _StepOutput()
+                prompt = _step_prompt(step, previous, task)
+                step_tools = (tools, offered[step.step_id]) if step.step_id in offered and tools else None
                 async with aclosing(
-                    self._step(agent, step, scope, turn, _step_prompt(step, previous, task), cancel_event)
+                    self._step(agent, step, scope, done, prompt, cancel_event, step_tools)
                 ) as stream:
                     async for event in stream:
                         yield event
-                previous = turn.text
-                for name, value in turn.usage_fields().items():
+                previous = done.text
+                for name, value in done.usage.items():
                     outcome.usage[name] = outcome.usage.get(name, 0) + value
-                summaries.append(_summary(step, True, turn.text))
+                summaries.append(_summary(step, True, done.text))
         except ModelError:
             if self.stream_boundary_events:
                 yield self._run_completed(agent, run_scope, outcome.run_id, False, summaries)
@@ -221,23 +263,41 @@ class WorkflowPlugin:
         if self.stream_boundary_events:
             yield self._run_completed(agent, run_scope, outcome.run_id, True, summaries)
 
+    def _step_schemas(self, tools: StepTools | None) -> dict[str, list[dict[str, Any]]]:
+        """The tools each step offers, checked before the run starts."""
+        using = [step for step in self.workflow.steps if step.tools]
+        if using and tools is None:
+            raise ConfigurationError(f"workflow step {using[0].step_id!r} uses tools, but its agent has none")
+        return {step.step_id: tools.schemas(step.tools) for step in using} if tools else {}
+
     async def _step(
         self,
         agent: StepModel,
         step: WorkflowStep,
         scope: dict[str, Any],
-        turn: TurnAccumulator,
+        done: _StepOutput,
         prompt: str,
         cancel_event: asyncio.Event | None,
+        tools: tuple[StepTools, list[dict[str, Any]]] | None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         ids = {"run_id": scope["run_id"], "step_id": step.step_id, "step_index": step.index}
         yield agent.event("dawp_step_started", scope=scope, **ids)
-        messages = [{"role": "user", "content": prompt}]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         try:
-            call = agent.model_turn(turn, messages, None, scope=scope, cancel_event=cancel_event)
-            async with aclosing(call) as stream:
-                async for event in stream:
-                    yield event
+            for round_ in range(MAX_STEP_TOOL_ROUNDS + 1):
+                turn = TurnAccumulator(id_salt=f"dawp:{step.step_id}:{round_}")
+                offered = tools[1] if tools is not None and round_ < MAX_STEP_TOOL_ROUNDS else None
+                call = agent.model_turn(turn, messages, offered, scope=scope, cancel_event=cancel_event)
+                async with aclosing(call) as stream:
+                    async for event in stream:
+                        yield event
+                done.add(turn)
+                calls = turn.ready_tool_calls()
+                if not calls or tools is None:
+                    break
+                async with aclosing(_use_tools(tools[0], calls, messages, turn.text, scope)) as stream:
+                    async for event in stream:
+                        yield event
         except ModelError:
             yield agent.event("dawp_step_completed", scope=scope, **ids, success=False)
             raise
@@ -252,6 +312,24 @@ class WorkflowPlugin:
         )
 
 
+async def _use_tools(
+    tools: StepTools,
+    calls: list[ReadyToolCall],
+    messages: list[dict[str, Any]],
+    text: str,
+    scope: Mapping[str, Any],
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Run one turn's calls; add the turn and its tool messages to the step's messages."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    async with aclosing(tools.run(calls, scope)) as stream:
+        async for event in stream:
+            if event["type"] in ("tool_result", "tool_error"):
+                outcomes[event["tool_call_id"]] = event  # a failure's tool_error comes last
+            yield event
+    messages.append(assistant_message(text, calls))
+    messages.extend(tool_message(outcomes[call.tool_call_id]) for call in calls)
+
+
 def _summary(step: WorkflowStep, success: bool, output: str) -> dict[str, Any]:
     return {
         "step_id": step.step_id,
@@ -259,68 +337,3 @@ def _summary(step: WorkflowStep, success: bool, output: str) -> dict[str, Any]:
         "success": success,
         "output": output[:_SUMMARY_CHARS],
     }
-
-
-# --------------------------------------------------------------------------- reading side
-
-
-@dataclass(slots=True)
-class DawpStep:
-    """A workflow step as seen in a stream: its text so far and whether it succeeded."""
-
-    run_id: str
-    step_id: str
-    index: int
-    text: str = ""
-    success: bool | None = None
-
-
-class DawpStreamConsumer:
-    """Groups a task's events per workflow run and step, apart from the main loop's text.
-
-    Feed it events in stream order (:meth:`feed`); a ``retry`` resets the main text, as
-    the protocol asks of a consumer that renders output.
-    """
-
-    def __init__(self) -> None:
-        self._steps: dict[tuple[str, str], DawpStep] = {}
-        self._main: list[str] = []
-        self.runs: dict[str, dict[str, Any]] = {}
-
-    def feed(self, event: Mapping[str, Any]) -> None:
-        """Take one event into account."""
-        scope = effective_loop_scope(event)
-        kind = event.get("type")
-        if scope.get("kind") != "dawp":
-            if kind == "token":
-                self._main.append(str(event.get("content", "")))
-            elif kind == "retry":
-                self._main.clear()
-            return
-        run_id = str(scope.get("run_id") or event.get("run_id") or "")
-        if kind in ("dawp_run_started", "dawp_run_completed"):
-            self.runs.setdefault(run_id, {}).update({k: v for k, v in event.items() if k != "loop_scope"})
-            return
-        if scope.get("step_id") is None:
-            return
-        step = self._step(run_id, str(scope["step_id"]), int(scope.get("step_index") or 0))
-        if kind == "token":
-            step.text += str(event.get("content", ""))
-        elif kind == "dawp_step_completed":
-            step.success = bool(event.get("success"))
-
-    def _step(self, run_id: str, step_id: str, index: int) -> DawpStep:
-        key = (run_id, step_id)
-        if key not in self._steps:
-            self._steps[key] = DawpStep(run_id=run_id, step_id=step_id, index=index)
-        return self._steps[key]
-
-    @property
-    def steps(self) -> list[DawpStep]:
-        """Every step seen, in the order it first appeared."""
-        return list(self._steps.values())
-
-    @property
-    def main_text(self) -> str:
-        """The main loop's tokens since the last ``retry``."""
-        return "".join(self._main)

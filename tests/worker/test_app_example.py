@@ -1,0 +1,175 @@
+"""The example project ``examples/my_agents`` (outside the package tree) served by a real
+worker process (``python -m agentstream.worker`` with ``AGENTSTREAM_APP=myagents:app``,
+started in the project's folder) behind the API: its named agent runs, its own tool is
+called and streams its own events, and what it does not serve is refused at submit."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agentstream.streams import StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+
+from tests.api.helpers import read_sse
+from tests.api.server import Api, api_settings, serve
+from tests.reliability.procs import child_env
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_agents"
+
+
+class ExampleWorker:
+    """One worker process started in ``cwd``; only ever signals itself."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agentstream.worker"],
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def worker_env(settings: StreamsSettings, scripted_llm: ScriptedLLMServer) -> dict[str, str]:
+    env = child_env(
+        settings.redis_url, settings.prefix, scripted_llm.base_url, AGENTSTREAM_APP="myagents:app"
+    )
+    env.pop("PYTHONPATH", None)  # the module must come from the working directory
+    return env
+
+
+@pytest.fixture
+def example_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[ExampleWorker]:
+    worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "worker.log")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+async def api(settings: StreamsSettings, redis: Any) -> AsyncIterator[Api]:
+    async with serve(api_settings(settings)) as running:
+        running.services.catalog.max_age_s = 0
+        yield running
+
+
+async def wait_for_agent(client: httpx.AsyncClient, worker: ExampleWorker, name: str) -> dict[str, Any]:
+    """The catalog once the worker published it (the worker's startup does)."""
+    async with asyncio.timeout(30):
+        while True:
+            assert worker.proc.poll() is None, f"worker exited:\n{worker.log()}"
+            body = (await client.get("/v1/agents")).json()
+            if any(agent["name"] == name for agent in body["agents"]):
+                return body
+            await asyncio.sleep(0.05)
+
+
+async def test_the_example_project_runs_through_a_real_worker(
+    api: Api, example_worker: ExampleWorker
+) -> None:
+    async with api.client() as client:
+        catalog = await wait_for_agent(client, example_worker, "support")
+        support = next(agent for agent in catalog["agents"] if agent["name"] == "support")
+        assert support["tools"] == ["lookup_order"] and support["model"] == "gpt-4o-mini"
+        assert {t["name"] for t in catalog["tools"]} >= {"add_numbers", "lookup_order", "calculator"}
+
+        text = "Where is order A17? [call:lookup_order:order_id=A17]"
+        accepted = await client.post("/v1/tasks", json={"agent": "support", "input": text})
+        assert accepted.status_code == 202, accepted.text
+        url = accepted.json()["events_url"]
+        events = [frame.json for frame in await read_sse(client, url, params={"mode": "all"})]
+
+        kinds = [e["type"] for e in events]
+        assert kinds[-1] == "completed" and events[-1]["status"] == "succeeded", example_worker.log()
+        call = next(e for e in events if e["type"] == "tool_call")
+        assert call["tool_name"] == "lookup_order" and call["parameters"] == {"order_id": "A17"}
+        custom = [e for e in events if e["type"] == "custom"]
+        assert [c["data"]["step"] for c in custom] == ["querying", "found"]
+        found = {"step": "found", "task_id": events[0]["task_id"], "attempt": 1, "tenant": "alice"}
+        assert custom[1]["data"] == found
+        assert kinds.index("custom") < kinds.index("tool_result")
+        assert all(c["tool_call_id"] == call["tool_call_id"] and c["agent_id"] == "support" for c in custom)
+        result = next(e for e in events if e["type"] == "tool_result")["result"]
+        assert result == {"order_id": "A17", "status": "shipped", "carrier": "DHL", "eta": "2026-12-03"}
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+        # custom events are category `custom`: `all` and `mode=all&types=custom` show them, `core` not
+        core = [frame.json["type"] for frame in await read_sse(client, url)]
+        assert "custom" not in core and "tool_result" in core
+        only = [
+            frame.json["type"]
+            for frame in await read_sse(client, url, params={"mode": "all", "types": "custom"})
+        ]
+        assert only == ["custom", "custom", "completed"]
+
+        for body, message in [
+            ({"agent": "sales"}, "agents: llm, tool, hybrid, support"),
+            ({"agent": "hybrid", "tools": ["rm_rf"]}, "no tool(s) 'rm_rf'"),
+        ]:
+            refused = await client.post("/v1/tasks", json={"input": "x", **body})
+            assert refused.status_code == 422 and message in refused.json()["error"]["message"]
+
+    example_worker.stop()
+    async with api.client() as client:
+        assert (await client.get("/v1/agents")).json()["workers"] == []  # it left the catalog
+
+
+async def test_tasks_submitted_before_any_worker_run_once_one_starts(
+    api: Api, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    async with api.client() as client:
+        early = await client.post("/v1/tasks", json={"agent": "support", "input": "Hello"})
+        unknown = await client.post("/v1/tasks", json={"agent": "sales", "input": "Hello"})
+        assert (early.status_code, unknown.status_code) == (202, 202)  # no live worker: they wait
+
+        worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "late.log")
+        try:
+            everything = {"mode": "all"}
+            served = [f.json for f in await read_sse(client, early.json()["events_url"], params=everything)]
+            refused = [
+                f.json for f in await read_sse(client, unknown.json()["events_url"], params=everything)
+            ]
+        finally:
+            worker.stop()
+
+    assert served[-1]["status"] == "succeeded" and served[-2]["output"] == "Turn 1: you said Hello."
+    error = next(e for e in refused if e["type"] == "error")
+    assert error["error_type"] == "ConfigurationError"
+    assert "unknown agent 'sales'; this app serves: llm, tool, hybrid, support" in error["error"]
+    assert refused[-1]["status"] == "failed"
+
+
+async def test_a_wrong_app_reference_stops_the_worker_with_a_clear_error(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    worker = ExampleWorker({**worker_env, "AGENTSTREAM_APP": "myagents:nope"}, EXAMPLE, tmp_path / "bad.log")
+    try:
+        code = await asyncio.to_thread(worker.proc.wait, 30)
+    finally:
+        worker.stop()
+    assert code != 0
+    assert "AGENTSTREAM_APP='myagents:nope': module 'myagents' has no attribute 'nope'" in worker.log()
