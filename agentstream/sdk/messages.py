@@ -26,8 +26,8 @@ tool_calls_ready               ToolMessage                           ``[ActionMo
 tool_call                      Message (tool)                        :class:`ActionModel`
 action                         AgentMessage                          :class:`ActionModel`
 tool_result, tool_error        AgentMessage       ``TOOL_RESULT``    :class:`Observation`
-iteration_start, thought,      AgentMessage                          the typed event
-observation
+iteration_start, thought       AgentMessage                          the typed event
+observation                    AgentMessage                          :class:`Observation`
 queued, status, started        TaskMessage        ``START``          the typed event
 retry                          TaskMessage        ``RERUN``          the typed event
 error                          TaskMessage        ``ERROR``          the typed event

@@ -116,6 +116,12 @@ def _agent_step(raw: JsonObject, event: Event) -> Message[Any]:
     return AgentMessage(payload=event, **_envelope(raw, event))
 
 
+def _observation(raw: JsonObject, event: Event) -> Message[Any]:
+    info = {key: raw[key] for key in ("iteration", "has_error") if key in raw}
+    payload = Observation(content=raw.get("content"), info=info)
+    return AgentMessage(payload=payload, **_envelope(raw, event))
+
+
 def _group(raw: JsonObject, event: Event) -> Message[Any]:
     return GroupMessage(payload=event, **_envelope(raw, event))
 
@@ -136,7 +142,7 @@ _BUILDERS: dict[str, Callable[[JsonObject, Event], Message[Any]]] = {
     "tool_error": _tool_result,
     "iteration_start": _agent_step,
     "thought": _agent_step,
-    "observation": _agent_step,
+    "observation": _observation,
     "dawp_run_started": _group,
     "dawp_step_started": _group,
     "dawp_step_completed": _group,
