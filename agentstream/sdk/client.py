@@ -40,7 +40,14 @@ if TYPE_CHECKING:
     from agentstream.events import Event
     from agentstream.sdk.messages import Message
 
-__all__ = ["DEFAULT_SSE_TIMEOUT", "DEFAULT_TIMEOUT", "AgentStreamClient"]
+__all__ = [
+    "DEFAULT_SSE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "AgentStreamClient",
+    "AgentStreamConnectionError",
+    "AgentStreamError",
+    "Backoff",
+]
 
 JsonObject = dict[str, Any]
 
