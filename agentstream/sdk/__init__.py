@@ -6,6 +6,7 @@ little. pydantic is loaded only when typed events or messages are asked for. One
 per module:
 
 - :mod:`~agentstream.sdk.client`: :class:`AgentStreamClient`, the requests and streams
+- :mod:`~agentstream.sdk.endpoints`: one JSON request with its retries, the URL paths
 - :mod:`~agentstream.sdk.errors`: the exceptions, and how an HTTP answer becomes one
 - :mod:`~agentstream.sdk.backoff`: exponential backoff with jitter
 - :mod:`~agentstream.sdk.sse`: SSE frames (httpx-sse) to event dicts

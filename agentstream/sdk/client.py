@@ -15,24 +15,17 @@ resumption are :mod:`agentstream.sdk.stream`'s; the errors are :mod:`agentstream
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import quote
 
 import httpx
 
 from agentstream.protocol import StreamingMode
 from agentstream.sdk.backoff import Backoff
-from agentstream.sdk.errors import (
-    AgentStreamConnectionError,
-    AgentStreamError,
-    Retryable,
-    check,
-    give_up,
-)
+from agentstream.sdk.endpoints import events_path, request_json, seg
+from agentstream.sdk.errors import AgentStreamConnectionError, AgentStreamError
 from agentstream.sdk.filters import filter_params, run_params
 from agentstream.sdk.stream import StreamOptions, follow
 
@@ -62,17 +55,6 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-def _seg(value: str) -> str:
-    """One URL path segment; refuses what would change the path."""
-    if not value or "/" in value:
-        raise ValueError(f"invalid path segment {value!r}")
-    return quote(value, safe="")
-
-
-def _events_path(task_id: str) -> str:
-    return f"/v1/tasks/{_seg(task_id)}/events"
 
 
 class AgentStreamClient:
@@ -144,29 +126,11 @@ class AgentStreamClient:
         headers: Mapping[str, str] | None = None,
         retry_server_errors: bool = True,
     ) -> JsonObject:
-        """One JSON request, retried on 429 (and on 5xx/transport errors when safe)."""
         self._ensure_open()
-        failures, options = 0, self._streams
-        while True:
-            try:
-                response = await self._http.request(
-                    method, path, json=json_body, params=params, headers=headers
-                )
-                check(response, response.content)
-                payload = response.json() if response.content else {}
-                return payload if isinstance(payload, dict) else {"value": payload}
-            except Retryable as exc:
-                if exc.status >= 500 and not retry_server_errors:
-                    raise AgentStreamError(exc.status, f"http_{exc.status}", exc.reason) from None
-                last = exc
-            except httpx.TransportError as exc:
-                if not retry_server_errors and not isinstance(exc, httpx.ConnectError):
-                    raise AgentStreamConnectionError(0, "transport_error", repr(exc)) from exc
-                last = Retryable(0, repr(exc))
-            if failures >= options.max_reconnects:
-                raise give_up(last, failures)
-            await asyncio.sleep(options.backoff.wait_s(failures, last))
-            failures += 1
+        return await request_json(
+            self._http, self._streams, method, path, json_body=json_body, params=params, headers=headers,
+            retry_server_errors=retry_server_errors,
+        )  # fmt: skip
 
     async def submit(
         self,
@@ -214,16 +178,16 @@ class AgentStreamClient:
 
     async def get(self, task_id: str) -> JsonObject:
         """The task's status, attempt, times and result or error."""
-        return await self._request("GET", f"/v1/tasks/{_seg(task_id)}")
+        return await self._request("GET", f"/v1/tasks/{seg(task_id)}")
 
     async def cancel(self, task_id: str) -> JsonObject:
         """Ask for the task to be cancelled (idempotent); its stream ends ``cancelled``, ``completed``."""
-        return await self._request("POST", f"/v1/tasks/{_seg(task_id)}/cancel")
+        return await self._request("POST", f"/v1/tasks/{seg(task_id)}/cancel")
 
     async def ack(self, task_id: str, group: str, ids: Iterable[str]) -> int:
         """Acknowledge group deliveries; returns how many were pending and are now acked."""
         payload = await self._request(
-            "POST", f"/v1/tasks/{_seg(task_id)}/groups/{_seg(group)}/ack", json_body={"ids": list(ids)}
+            "POST", f"/v1/tasks/{seg(task_id)}/groups/{seg(group)}/ack", json_body={"ids": list(ids)}
         )
         for key in ("acked", "count", "value"):
             if isinstance(payload.get(key), int):
@@ -232,7 +196,7 @@ class AgentStreamClient:
 
     async def groups(self, task_id: str) -> JsonObject:
         """Each consumer group of the task: consumers, pending, lag, last delivered."""
-        return await self._request("GET", f"/v1/tasks/{_seg(task_id)}/groups")
+        return await self._request("GET", f"/v1/tasks/{seg(task_id)}/groups")
 
     async def events_page(
         self,
@@ -251,7 +215,7 @@ class AgentStreamClient:
         if limit is not None:
             params["limit"] = str(limit)
         return await self._request(
-            "GET", _events_path(task_id), params=params, headers={"accept": "application/json"}
+            "GET", events_path(task_id), params=params, headers={"accept": "application/json"}
         )
 
     async def replay(
@@ -328,7 +292,7 @@ class AgentStreamClient:
         """
         self._ensure_open()
         stream = follow(
-            self._http, _events_path(task_id), filter_params(mode, types, scope), after, self._streams,
+            self._http, events_path(task_id), filter_params(mode, types, scope), after, self._streams,
             grouped=False,
         )  # fmt: skip
         if not typed:
@@ -361,7 +325,7 @@ class AgentStreamClient:
         params = filter_params(mode, types, scope)
         params.update(group=group, consumer=consumer)
         async for event in follow(
-            self._http, _events_path(task_id), params, None, self._streams, grouped=True
+            self._http, events_path(task_id), params, None, self._streams, grouped=True
         ):
             yield event
 
@@ -410,7 +374,7 @@ class AgentStreamClient:
         task = await self.submit(input, agent=agent, **submit_kwargs)
         task_id = str(task["task_id"])
         stream = follow(
-            self._http, _events_path(task_id), run_params(mode), None, self._streams, grouped=False
+            self._http, events_path(task_id), run_params(mode), None, self._streams, grouped=False
         )
         if raw:
             async for event in stream:
