@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx
 
@@ -49,6 +49,15 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: the server pings every 15 s; a stream silent for three pings is dead, so reconnect
 DEFAULT_SSE_TIMEOUT = httpx.Timeout(connect=5.0, read=45.0, write=10.0, pool=10.0)
 _SERVER_PING_S = 15.0
+
+
+class StreamFilter(TypedDict, total=False):
+    """Where :meth:`AgentStreamClient.events` starts and which events it passes."""
+
+    mode: StreamingMode | str
+    types: Iterable[str] | str | None
+    scope: str | None
+    after: str | None
 
 
 class _State(enum.Enum):
@@ -245,26 +254,12 @@ class AgentStreamClient:
 
     @overload
     def events(
-        self,
-        task_id: str,
-        *,
-        mode: StreamingMode | str = ...,
-        types: Iterable[str] | str | None = ...,
-        scope: str | None = ...,
-        after: str | None = ...,
-        typed: Literal[False] = ...,
+        self, task_id: str, *, typed: Literal[False] = ..., **filters: Unpack[StreamFilter]
     ) -> AsyncIterator[JsonObject]: ...
 
     @overload
     def events(
-        self,
-        task_id: str,
-        *,
-        mode: StreamingMode | str = ...,
-        types: Iterable[str] | str | None = ...,
-        scope: str | None = ...,
-        after: str | None = ...,
-        typed: Literal[True],
+        self, task_id: str, *, typed: Literal[True], **filters: Unpack[StreamFilter]
     ) -> AsyncIterator[Event]: ...
 
     async def events(
@@ -331,24 +326,12 @@ class AgentStreamClient:
 
     @overload
     def streaming_run(
-        self,
-        input: str,
-        *,
-        agent: str = ...,
-        streaming_mode: StreamingMode | str = ...,
-        raw: Literal[False] = ...,
-        **submit_kwargs: Any,
+        self, input: str, *, raw: Literal[False] = ..., **options: Any
     ) -> AsyncIterator[Message[Any]]: ...
 
     @overload
     def streaming_run(
-        self,
-        input: str,
-        *,
-        agent: str = ...,
-        streaming_mode: StreamingMode | str = ...,
-        raw: Literal[True],
-        **submit_kwargs: Any,
+        self, input: str, *, raw: Literal[True], **options: Any
     ) -> AsyncIterator[JsonObject]: ...
 
     async def streaming_run(
