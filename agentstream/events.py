@@ -169,11 +169,14 @@ class ToolCall(_Envelope):
 
 
 class ToolResult(_Envelope):
+    """What a tool returned; a failed call (v1.1) has ``success`` false and ``error``."""
+
     type: Literal["tool_result"] = "tool_result"
     tool_name: str
     tool_call_id: str
-    result: Any
+    result: Any = None
     success: bool = True
+    error: str | None = None
 
 
 class ToolError(_Envelope):
@@ -236,6 +239,8 @@ class ResultEvent(_Envelope):
     iterations: int | None = None
     tool_calls_count: int | None = None
     usage: JsonObject | None = None
+    #: why the model stopped (v1.1): ``stop``, ``length``, ``content_filter``, ``refusal``, ...
+    stop_reason: str | None = None
 
 
 class ErrorEvent(_Envelope):

@@ -184,3 +184,22 @@ def test_unknown_types_round_trip_as_plain_messages() -> None:
     (message, _) = feed(StreamingMode.ALL, [custom, COMPLETED])
     assert type(message) is Message and message.type == "x_progress" and message.id == "5-0"
     assert isinstance(message.payload, UnknownEvent) and message.payload.model_dump()["step"] == "querying"
+
+
+def test_a_failed_tool_result_of_v1_1_is_a_failed_action_result() -> None:
+    failed = {
+        "type": "tool_result",
+        "tool_name": "search",
+        "tool_call_id": "c2",
+        "success": False,
+        "error": "no index",
+    }
+    (message, _) = feed(StreamingMode.CORE, [failed, COMPLETED])
+    outcome = message.payload.action_result[0]
+    assert (outcome.tool_name, outcome.success, outcome.error, outcome.content) == (
+        "search",
+        False,
+        "no index",
+        None,
+    )
+    assert message.event.error == "no index"
