@@ -15,6 +15,7 @@ resumption are :mod:`agentstream.sdk.stream`'s; the errors are :mod:`agentstream
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -290,14 +291,15 @@ class AgentStreamClient:
             self._http, events_path(task_id), filter_params(mode, types, scope), after, self._streams,
             grouped=False,
         )  # fmt: skip
-        if not typed:
-            async for event in stream:
-                yield event
-            return
-        from agentstream.events import parse_event  # pydantic: loaded only when asked for
+        async with contextlib.aclosing(stream):
+            if not typed:
+                async for event in stream:
+                    yield event
+                return
+            from agentstream.events import parse_event  # pydantic: loaded only when asked for
 
-        async for event in stream:
-            yield parse_event(event)
+            async for event in stream:
+                yield parse_event(event)
 
     async def group_events(
         self,
@@ -319,10 +321,10 @@ class AgentStreamClient:
         self._ensure_open()
         params = filter_params(mode, types, scope)
         params.update(group=group, consumer=consumer)
-        async for event in follow(
-            self._http, events_path(task_id), params, None, self._streams, grouped=True
-        ):
-            yield event
+        stream = follow(self._http, events_path(task_id), params, None, self._streams, grouped=True)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
 
     @overload
     def streaming_run(
@@ -359,14 +361,15 @@ class AgentStreamClient:
         stream = follow(
             self._http, events_path(task_id), run_params(mode), None, self._streams, grouped=False
         )
-        if raw:
-            async for event in stream:
-                yield event
-            return
-        from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
+        async with contextlib.aclosing(stream):
+            if raw:
+                async for event in stream:
+                    yield event
+                return
+            from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
 
-        translator = MessageTranslator(mode, task_id)
-        async for event in stream:
-            message = translator.feed(event)
-            if message is not None:
-                yield message
+            translator = MessageTranslator(mode, task_id)
+            async for event in stream:
+                message = translator.feed(event)
+                if message is not None:
+                    yield message

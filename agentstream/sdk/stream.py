@@ -12,7 +12,8 @@ progress.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ async def follow(
     options: StreamOptions,
     *,
     grouped: bool,
-) -> AsyncIterator[JsonObject]:
+) -> AsyncGenerator[JsonObject, None]:
     """The events of ``path`` from ``after`` (``None``/``"0"``: the start; a cursor; or
     ``"$"``, sent as ``after=`` until the first event gives a cursor) to the end."""
     cursor = after if is_cursor(after) and after != "0" else None
@@ -58,10 +59,12 @@ async def follow(
     failures = 0
     while True:
         try:
-            async for event in connection.events():
-                if connection.progressed:
-                    failures = 0
-                yield event
+            # aclosing: a caller leaving its loop closes the HTTP response now, not at GC
+            async with contextlib.aclosing(connection.events()) as events:
+                async for event in events:
+                    if connection.progressed:
+                        failures = 0
+                    yield event
             if connection.done:
                 return
             raise Retryable(connection.status, "the stream ended before `completed`")
@@ -107,7 +110,7 @@ class _Connection:
             headers["last-event-id"] = self._state.cursor
         return headers
 
-    async def events(self) -> AsyncIterator[JsonObject]:
+    async def events(self) -> AsyncGenerator[JsonObject, None]:
         """One request: the events it delivers that the caller has not seen yet."""
         self.progressed, self.status = False, 0
         async with self._http.stream(

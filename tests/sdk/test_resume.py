@@ -3,7 +3,9 @@ errors and gaps, over real HTTP on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -218,3 +220,47 @@ def test_backoff_grows_with_jitter_and_caps() -> None:
     for attempt, base in [(0, 0.1), (1, 0.2), (3, 0.8), (10, 1.0)]:
         delay = backoff.delay(attempt)
         assert base * 0.5 <= delay <= base
+
+
+class _CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the responses whose body is still open."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.open = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.open += 1
+        body, outer = response.stream, self
+
+        class Counted(httpx.AsyncByteStream):
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                async for chunk in body:  # type: ignore[union-attr]
+                    yield chunk
+
+            async def aclose(self) -> None:
+                outer.open -= 1
+                await body.aclose()  # type: ignore[union-attr]
+
+        return httpx.Response(response.status_code, headers=response.headers, stream=Counted())
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_leaving_the_loop_closes_the_response_at_once(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    _finished_task(state, "t1", 50)
+    transport = _CountingTransport()
+    async with _client(url, transport=transport) as client:
+        for typed in (False, True):
+            async with contextlib.aclosing(client.events("t1", typed=typed)) as events:
+                async for event in events:
+                    if (event["seq"] if isinstance(event, dict) else event.seq) == 3:
+                        break
+            assert transport.open == 0
+        async with contextlib.aclosing(client.streaming_run("hi", agent="llm")) as messages:
+            async for _message in messages:
+                break
+        assert transport.open == 0
