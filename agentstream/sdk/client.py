@@ -368,7 +368,7 @@ class AgentStreamClient:
                 return
             from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
 
-            translator = MessageTranslator(mode, task_id)
+            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"))
             async for event in stream:
                 message = translator.feed(event)
                 if message is not None:

@@ -171,7 +171,8 @@ class Message(Generic[P]):
     """One event of the task's stream as a message: ``payload``, ``category``, ``topic``.
 
     ``sender`` is the agent that wrote the event, ``id`` its cursor (resume with
-    ``after=msg.id``), ``timestamp`` seconds since the epoch; ``headers`` carries
+    ``after=msg.id``), ``timestamp`` seconds since the epoch, ``session_id`` the one the
+    task was submitted with; ``headers`` carries
     ``task_id``, ``seq``, ``attempt``, ``type`` and ``loop_scope``; ``event`` is the typed
     event it was made from.
     """
@@ -180,6 +181,7 @@ class Message(Generic[P]):
     category: str = ""
     topic: str | None = None
     sender: str | None = None
+    session_id: str | None = None
     id: str | None = None
     timestamp: float | None = None
     headers: dict[str, Any] = field(default_factory=dict)

@@ -32,7 +32,8 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
-    """How a client follows streams: the SSE timeout and the retry budget and pacing."""
+    """How a client retries (budget and pacing, for requests and streams alike) and the
+    timeout of its event streams."""
 
     timeout: httpx.Timeout
     max_reconnects: int

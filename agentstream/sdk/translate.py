@@ -153,16 +153,23 @@ _BUILDERS: dict[str, Callable[[JsonObject, Event], Message[Any]]] = {
 class MessageTranslator:
     """Turns the events of one ``streaming_run`` into messages, in order."""
 
-    def __init__(self, mode: StreamingMode, task_id: str) -> None:
+    def __init__(self, mode: StreamingMode, task_id: str, session_id: str | None = None) -> None:
         categories = mode.categories
         self._outputs = categories is None or "output" in categories
         self._task_id = task_id
+        self._session_id = session_id
         self._result: JsonObject | None = None
         self._error: JsonObject | None = None
 
     def feed(self, raw: JsonObject) -> Message[Any] | None:
         """The message of one event, or ``None`` for a ``result`` the mode leaves out.
         ``pydantic.ValidationError`` for an event that breaks the protocol."""
+        message = self._message(raw)
+        if message is not None:
+            message.session_id = self._session_id
+        return message
+
+    def _message(self, raw: JsonObject) -> Message[Any] | None:
         event = parse_event(raw)
         kind = str(raw.get("type"))
         builder = _BUILDERS.get(kind)

@@ -91,7 +91,8 @@ async def test_core_is_the_core_mode_plus_the_task_response(stack: tuple[str, st
 
 
 async def test_each_kind_of_message_carries_aworld_fields(stack: tuple[str, str]) -> None:
-    messages = await run(stack, "What is 17 * 23?", agent="hybrid")
+    messages = await run(stack, "What is 17 * 23?", agent="hybrid", session_id="user-7")
+    assert {m.session_id for m in messages} == {"user-7"}
     by_type = {m.type: m for m in messages}
     tools = by_type["tool_calls_ready"]
     assert isinstance(tools, ToolMessage) and tools.category == Constants.TOOL
