@@ -126,21 +126,10 @@ class AgentStreamClient:
 
     # ------------------------------------------------------------------ plain requests
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        retry_server_errors: bool = True,
-    ) -> JsonObject:
+    async def _request(self, method: str, path: str, **options: Any) -> JsonObject:
+        """One JSON request with its retries (:func:`~agentstream.sdk.endpoints.request_json`)."""
         self._ensure_open()
-        return await request_json(
-            self._http, self._streams, method, path, json_body=json_body, params=params, headers=headers,
-            retry_server_errors=retry_server_errors,
-        )  # fmt: skip
+        return await request_json(self._http, self._streams, method, path, **options)
 
     async def submit(
         self,

@@ -14,34 +14,19 @@ from typing import Any
 
 from agentstream.events import Event, parse_event
 from agentstream.protocol import StreamingMode, category_of
-from agentstream.sdk.messages import (
-    ActionModel,
-    ActionResult,
-    AgentMessage,
-    Chunk,
-    ChunkMessage,
-    Constants,
-    GroupMessage,
-    Message,
-    Observation,
-    OutputMessage,
-    TaskMessage,
-    TaskResponse,
-    ToolMessage,
-    TopicType,
-)
+from agentstream.sdk import messages as m
 
 __all__ = ["MessageTranslator"]
 
 JsonObject = Mapping[str, Any]
 _HEADER_FIELDS = ("task_id", "seq", "attempt", "type", "loop_scope")
 _TASK_TOPICS = {
-    "queued": TopicType.START,
-    "status": TopicType.START,
-    "started": TopicType.START,
-    "retry": TopicType.RERUN,
-    "error": TopicType.ERROR,
-    "cancelled": TopicType.CANCEL,
+    "queued": m.TopicType.START,
+    "status": m.TopicType.START,
+    "started": m.TopicType.START,
+    "retry": m.TopicType.RERUN,
+    "error": m.TopicType.ERROR,
+    "cancelled": m.TopicType.CANCEL,
 }
 
 
@@ -63,21 +48,21 @@ def _envelope(raw: JsonObject, event: Event) -> dict[str, Any]:
     }
 
 
-def _chunk(raw: JsonObject, event: Event) -> Message[Any]:
+def _chunk(raw: JsonObject, event: Event) -> m.Message[Any]:
     kind, text = raw.get("type"), str(raw.get("content") or "")
-    payload = Chunk(
+    payload = m.Chunk(
         content=text if kind == "token" else "",
         reasoning_content=text if kind == "thinking_token" else "",
         tool_call_id=raw.get("tool_call_id"),
         tool_name=raw.get("tool_name"),
         arguments_delta=str(raw.get("arguments_delta") or ""),
     )
-    return ChunkMessage(payload=payload, source_type=str(kind), **_envelope(raw, event))
+    return m.ChunkMessage(payload=payload, source_type=str(kind), **_envelope(raw, event))
 
 
-def _action(raw: JsonObject) -> ActionModel:
+def _action(raw: JsonObject) -> m.ActionModel:
     params = raw.get("parameters")
-    return ActionModel(
+    return m.ActionModel(
         tool_name=str(raw.get("tool_name") or ""),
         params=dict(params) if isinstance(params, Mapping) else {},
         tool_call_id=raw.get("tool_call_id"),
@@ -85,53 +70,53 @@ def _action(raw: JsonObject) -> ActionModel:
     )
 
 
-def _tools_ready(raw: JsonObject, event: Event) -> Message[Any]:
+def _tools_ready(raw: JsonObject, event: Event) -> m.Message[Any]:
     calls = raw.get("tool_calls") or []
     actions = [_action({**call, "agent_id": raw.get("agent_id")}) for call in calls]
-    return ToolMessage(payload=actions, **_envelope(raw, event))
+    return m.ToolMessage(payload=actions, **_envelope(raw, event))
 
 
-def _tool_call(raw: JsonObject, event: Event) -> Message[Any]:
-    return Message(payload=_action(raw), category=Constants.TOOL, **_envelope(raw, event))
+def _tool_call(raw: JsonObject, event: Event) -> m.Message[Any]:
+    return m.Message(payload=_action(raw), category=m.Constants.TOOL, **_envelope(raw, event))
 
 
-def _agent_action(raw: JsonObject, event: Event) -> Message[Any]:
-    return AgentMessage(payload=_action(raw), **_envelope(raw, event))
+def _agent_action(raw: JsonObject, event: Event) -> m.Message[Any]:
+    return m.AgentMessage(payload=_action(raw), **_envelope(raw, event))
 
 
-def _tool_result(raw: JsonObject, event: Event) -> Message[Any]:
+def _tool_result(raw: JsonObject, event: Event) -> m.Message[Any]:
     failed = raw.get("type") == "tool_error" or raw.get("success") is False
-    result = ActionResult(
+    result = m.ActionResult(
         tool_name=str(raw.get("tool_name") or ""),
         tool_call_id=raw.get("tool_call_id"),
         success=not failed,
         content=raw.get("result"),
         error=raw.get("error") if failed else None,
     )
-    observation = Observation(content=result.error if failed else result.content, action_result=[result])
-    return AgentMessage(payload=observation, topic=TopicType.TOOL_RESULT, **_envelope(raw, event))
+    observation = m.Observation(content=result.error if failed else result.content, action_result=[result])
+    return m.AgentMessage(payload=observation, topic=m.TopicType.TOOL_RESULT, **_envelope(raw, event))
 
 
-def _agent_step(raw: JsonObject, event: Event) -> Message[Any]:
-    return AgentMessage(payload=event, **_envelope(raw, event))
+def _agent_step(raw: JsonObject, event: Event) -> m.Message[Any]:
+    return m.AgentMessage(payload=event, **_envelope(raw, event))
 
 
-def _observation(raw: JsonObject, event: Event) -> Message[Any]:
+def _observation(raw: JsonObject, event: Event) -> m.Message[Any]:
     info = {key: raw[key] for key in ("iteration", "has_error") if key in raw}
-    payload = Observation(content=raw.get("content"), info=info)
-    return AgentMessage(payload=payload, **_envelope(raw, event))
+    payload = m.Observation(content=raw.get("content"), info=info)
+    return m.AgentMessage(payload=payload, **_envelope(raw, event))
 
 
-def _group(raw: JsonObject, event: Event) -> Message[Any]:
-    return GroupMessage(payload=event, **_envelope(raw, event))
+def _group(raw: JsonObject, event: Event) -> m.Message[Any]:
+    return m.GroupMessage(payload=event, **_envelope(raw, event))
 
 
-def _other(raw: JsonObject, event: Event) -> Message[Any]:
+def _other(raw: JsonObject, event: Event) -> m.Message[Any]:
     category = category_of(str(raw.get("type"))) or str(raw.get("category") or "")
-    return Message(payload=event, category=category, **_envelope(raw, event))
+    return m.Message(payload=event, category=category, **_envelope(raw, event))
 
 
-_BUILDERS: dict[str, Callable[[JsonObject, Event], Message[Any]]] = {
+_BUILDERS: dict[str, Callable[[JsonObject, Event], m.Message[Any]]] = {
     "token": _chunk,
     "thinking_token": _chunk,
     "tool_call_delta": _chunk,
@@ -161,7 +146,7 @@ class MessageTranslator:
         self._result: JsonObject | None = None
         self._error: JsonObject | None = None
 
-    def feed(self, raw: JsonObject) -> Message[Any] | None:
+    def feed(self, raw: JsonObject) -> m.Message[Any] | None:
         """The message of one event, or ``None`` for a ``result`` the mode leaves out.
         ``pydantic.ValidationError`` for an event that breaks the protocol."""
         message = self._message(raw)
@@ -169,7 +154,7 @@ class MessageTranslator:
             message.session_id = self._session_id
         return message
 
-    def _message(self, raw: JsonObject) -> Message[Any] | None:
+    def _message(self, raw: JsonObject) -> m.Message[Any] | None:
         event = parse_event(raw)
         kind = str(raw.get("type"))
         builder = _BUILDERS.get(kind)
@@ -179,14 +164,14 @@ class MessageTranslator:
             self._result = raw
             if not self._outputs:
                 return None
-            return OutputMessage(payload=event, topic=TopicType.OUTPUT, **_envelope(raw, event))
+            return m.OutputMessage(payload=event, topic=m.TopicType.OUTPUT, **_envelope(raw, event))
         if kind == "completed":
-            return TaskMessage(
-                payload=self._response(raw), topic=TopicType.TASK_RESPONSE, **_envelope(raw, event)
+            return m.TaskMessage(
+                payload=self._response(raw), topic=m.TopicType.TASK_RESPONSE, **_envelope(raw, event)
             )
         if kind in ("gap", "reset") or kind in _TASK_TOPICS:
             self._remember(kind, raw)
-            return TaskMessage(payload=event, topic=_TASK_TOPICS.get(kind), **_envelope(raw, event))
+            return m.TaskMessage(payload=event, topic=_TASK_TOPICS.get(kind), **_envelope(raw, event))
         return _other(raw, event)
 
     def _remember(self, kind: str, raw: JsonObject) -> None:
@@ -196,12 +181,12 @@ class MessageTranslator:
             # A new attempt: what the earlier one reported no longer decides the outcome.
             self._result = self._error = None
 
-    def _response(self, completed: JsonObject) -> TaskResponse:
+    def _response(self, completed: JsonObject) -> m.TaskResponse:
         result = self._result or {}
         success = bool(completed.get("success"))
         usage = result.get("usage")
         stop_reason = result.get("stop_reason")
-        return TaskResponse(
+        return m.TaskResponse(
             id=str(completed.get("task_id") or self._task_id),
             success=success,
             answer=result.get("output"),
