@@ -1,17 +1,55 @@
 """The protocol's small vocabulary, shared by the SDK and the server without either
-importing the other: streaming modes and the order of cursors.
+importing the other: event categories, streaming modes and the order of cursors.
 
 A leaf module: it imports nothing of the project and no third-party package, so the light
 SDK (:mod:`agentstream.sdk`) and the streams core (:mod:`agentstream.streams`) both build on
-it. The full event vocabulary (types, categories, filters) is the core's
-(:mod:`agentstream.streams.events`).
+it. The typed event models are :mod:`agentstream.events`; the read-time filters are the
+core's (:mod:`agentstream.streams.events`).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 
-__all__ = ["MODE_CATEGORIES", "StreamingMode", "cursor_key"]
+__all__ = [
+    "ALWAYS_PASS",
+    "CATEGORIES",
+    "MODE_CATEGORIES",
+    "StreamingMode",
+    "category_of",
+    "cursor_key",
+    "types_in",
+]
+
+CATEGORIES: Mapping[str, str] = {
+    "queued": "task", "status": "task", "started": "task", "retry": "task",
+    "error": "task", "cancelled": "task", "completed": "task", "gap": "task", "reset": "task",
+    "iteration_start": "agent", "thought": "agent", "observation": "agent",
+    "token": "chunk", "thinking_token": "chunk", "tool_call_delta": "chunk",
+    "tool_calls_ready": "tool", "action": "tool", "tool_call": "tool",
+    "tool_result": "tool", "tool_error": "tool",
+    "dawp_run_started": "group", "dawp_step_started": "group",
+    "dawp_step_completed": "group", "dawp_run_completed": "group",
+    "usage": "debug", "result": "output", "custom": "custom",
+}  # fmt: skip
+"""Category of every known type (PROTOCOL section 3); unknown types have none and pass
+only ``all``."""
+
+#: types that pass every mode and every ``types=`` list: a reader must always learn of
+#: failure, of the end, and of lost history (``gap``: trimmed; ``reset``: rewound).
+ALWAYS_PASS: frozenset[str] = frozenset({"error", "completed", "gap", "reset"})
+
+
+def category_of(event_type: str) -> str | None:
+    """The category of a type, ``None`` for a type this version does not know."""
+    return CATEGORIES.get(event_type)
+
+
+def types_in(categories: Iterable[str]) -> frozenset[str]:
+    """Every known type whose category is one of ``categories``."""
+    wanted = frozenset(categories)
+    return frozenset(kind for kind, category in CATEGORIES.items() if category in wanted)
 
 
 class StreamingMode(enum.StrEnum):

@@ -6,7 +6,8 @@ Starts a self-contained stack in this process (a real Redis in a temporary folde
 scripted model, an arq worker and the API on loopback), then shows, each as one line:
 
 1. submit a task with the SDK and follow ``events()`` (it reconnects and resumes by itself);
-2. ``streaming_run(..., streaming_mode=StreamingMode.CHUNK)``, AWorld-style;
+2. ``streaming_run(...)``, AWorld-style: typed messages, answer tokens typed out as they
+   come (the model's reasoning is not printed), then the task response;
 3. a deliberate disconnect: leave the loop half-way, resume with ``after=<cursor>``, and
    check that nothing was missed or seen twice;
 4. a consumer group over HTTP: two consumers split one task's events, ack them, and
@@ -23,12 +24,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentstream.streams import FeedConsumer, GroupConsumer, StreamingMode, StreamsSettings, create_redis
+from agentstream.streams import FeedConsumer, GroupConsumer, StreamsSettings, create_redis
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
+from agentstream import AgentStreamClient, ChunkMessage, StreamingMode, TaskResponse, ToolMessage, TopicType
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.main import running_stack
-from agentstream.sdk.client import AgentStreamClient
 
 
 @contextlib.asynccontextmanager
@@ -49,10 +50,10 @@ def seqs_of(events: list[dict[str, Any]]) -> list[int]:
 
 
 async def follow_one_task(client: AgentStreamClient) -> str:
-    """1. Submit, then follow the stream until ``completed``."""
+    """Submit, then follow the stream (plain dicts) until ``completed``."""
     task = await client.submit("What is 17 * 23?", agent="hybrid")
     answer, tools, status = "", [], None
-    async for event in client.events(task["task_id"]):
+    async for event in client.events(task["task_id"], mode=StreamingMode.CORE):
         if event["type"] == "token":
             answer += event["content"]
         elif event["type"] == "tool_call":
@@ -65,13 +66,25 @@ async def follow_one_task(client: AgentStreamClient) -> str:
     return str(task["task_id"])
 
 
+async def typewriter(client: AgentStreamClient, question: str) -> TaskResponse:
+    """Type the answer out as the model writes it, then return how the task ended."""
+    async for msg in client.streaming_run(question, agent="hybrid"):  # StreamingMode.CORE
+        if isinstance(msg, ChunkMessage):
+            print(msg.payload.content, end="", flush=True)  # answer tokens only, no reasoning
+        elif isinstance(msg, ToolMessage):
+            for action in msg.payload:
+                print(f"[{action.tool_name} {action.params}] ", end="", flush=True)
+        elif msg.topic == TopicType.TASK_RESPONSE:
+            print()
+            return msg.payload  # .success, .answer, .msg
+    raise RuntimeError("the stream ended without its task response")
+
+
 async def aworld_style(client: AgentStreamClient) -> None:
-    """2. Submit and stream in one call, chunks only."""
-    types, text = set(), ""
-    async for event in client.streaming_run("Hello, stream", agent="llm", streaming_mode=StreamingMode.CHUNK):
-        types.add(event["type"])
-        text += event.get("content", "")
-    print(f"2. streaming_run(chunk): types {sorted(types)}; text: {text}")
+    """2. Submit and stream in one call, typed messages; the model reasons first here."""
+    print("2. streaming_run(): ", end="")
+    response = await typewriter(client, "[think] What is 17 * 23?")
+    print(f"   task response: success {response.success}, answer {response.answer!r}, msg {response.msg}")
 
 
 async def disconnect_and_resume(client: AgentStreamClient) -> None:

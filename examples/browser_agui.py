@@ -40,7 +40,8 @@ from pydantic import TypeAdapter
 
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.main import running_stack
-from agentstream.sdk.client import AgentStreamClient, SSEParser
+from agentstream.sdk import AgentStreamClient
+from agentstream.sdk.sse import aiter_frames
 
 AG_UI: TypeAdapter[BaseEvent] = TypeAdapter(Event)
 
@@ -74,11 +75,9 @@ async def agui_frames(
     params = {"format": "ag-ui"}
     async with http.stream("GET", f"/v1/tasks/{task_id}/events", params=params, headers=headers) as response:
         response.raise_for_status()
-        parser = SSEParser()
-        async for line in response.aiter_lines():
-            frame = parser.feed(line)
-            if frame is not None:
-                yield Frame(frame.id, AG_UI.validate_json(frame.data))
+        async for frame in aiter_frames(response):
+            # the frame's own `id:` line; a prelude frame has none (it inherits no cursor)
+            yield Frame(frame.id if frame.new_id else None, AG_UI.validate_json(frame.data))
 
 
 @dataclass

@@ -52,8 +52,9 @@ def test_backend_service_example() -> None:
         re.M,
     ), out
     assert (
-        "2. streaming_run(chunk): types ['completed', 'token']; text: Turn 1: you said Hello, stream." in out
-    )
+        "2. streaming_run(): [calculator {'expression': '17 * 23'}] The answer is 391.\n"
+        "   task response: success True, answer 'The answer is 391.', msg None\n" in out
+    ), out
     assert re.search(r"^3\. disconnected after seq 12, resumed with after=\d+-\d+: 12 \+ 23 events, "
                      r"seqs 1\.\.35, no gap, no duplicate$", out, re.M), out  # fmt: skip
     four = re.search(r"^4\. group 'billing' over HTTP: a got (\d+), b got (\d+); disjoint: True; "

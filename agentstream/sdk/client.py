@@ -1,4 +1,4 @@
-"""The Python SDK: submit tasks and follow their event streams over HTTP, resuming by itself.
+"""The client: submit tasks and follow their event streams over HTTP, resuming by itself.
 
 ::
 
@@ -7,38 +7,32 @@
         async for event in client.events(task["task_id"]):
             print(event["type"], event.get("content", ""))
 
-``events`` follows one task's SSE stream (PROTOCOL section 6). A dropped connection, a
-read timeout or a 5xx is not the caller's problem: the client reconnects with exponential
-backoff and jitter and resumes from the last cursor it yielded (``Last-Event-ID``), so the
-caller sees every event once, in order, with neither a duplicate nor a gap; cursor ordering
-is checked again on the client as a safety net. The iterator ends after ``completed``.
-
-Errors, all :class:`AgentStreamError` (``status``, ``code``, ``message``)::
-
-    AgentStreamError            the server answered 4xx (429 only once retries ran out)
-    └── AgentStreamConnectionError   the server could not be reached, or kept failing
-                                     (5xx, dropped streams) more than ``max_reconnects``
-                                     times in a row; ``status`` is the last HTTP status or 0
-
-Misuse (a closed client, a bad argument) raises ``RuntimeError``/``ValueError``.
+``events`` follows one task's SSE stream (PROTOCOL section 6) as plain dicts, or as the
+typed models of :mod:`agentstream.events` with ``typed=True``; ``streaming_run`` submits
+and streams AWorld's typed messages (:mod:`agentstream.sdk.messages`). Reconnection and
+resumption are :mod:`agentstream.sdk.stream`'s; the errors are :mod:`agentstream.sdk.errors`'.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import enum
-import json
-import random
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import httpx
 
-from agentstream.protocol import StreamingMode, cursor_key
+from agentstream.protocol import StreamingMode
+from agentstream.sdk.backoff import Backoff
+from agentstream.sdk.endpoints import events_path, request_json, seg
+from agentstream.sdk.errors import AgentStreamConnectionError, AgentStreamError
+from agentstream.sdk.filters import filter_params, run_params
+from agentstream.sdk.stream import StreamOptions, follow
+
+if TYPE_CHECKING:
+    from agentstream.events import Event
+    from agentstream.sdk.messages import Message
 
 __all__ = [
     "DEFAULT_SSE_TIMEOUT",
@@ -47,9 +41,6 @@ __all__ = [
     "AgentStreamConnectionError",
     "AgentStreamError",
     "Backoff",
-    "SSEFrame",
-    "SSEParser",
-    "cursor_key",
 ]
 
 JsonObject = dict[str, Any]
@@ -61,184 +52,19 @@ DEFAULT_SSE_TIMEOUT = httpx.Timeout(connect=5.0, read=45.0, write=10.0, pool=10.
 _SERVER_PING_S = 15.0
 
 
-class AgentStreamError(Exception):
-    """The server refused a request: ``status`` (HTTP), ``code`` and ``message`` from its
-    JSON error body ``{"error": {"code", "message"}}``."""
+class StreamFilter(TypedDict, total=False):
+    """Where :meth:`AgentStreamClient.events` starts and which events it passes."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class AgentStreamConnectionError(AgentStreamError):
-    """The server stayed unreachable or failing after every allowed retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with jitter: try ``n`` waits ``initial_s * multiplier**n``, capped
-    at ``max_s``, then scaled by a random factor in ``[1 - jitter, 1]`` so that many clients
-    dropped together do not come back together."""
-
-    initial_s: float = 0.2
-    max_s: float = 10.0
-    multiplier: float = 2.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.initial_s < 0 or self.max_s < self.initial_s or self.multiplier < 1:
-            raise ValueError("Backoff needs 0 <= initial_s <= max_s and multiplier >= 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("Backoff.jitter must be within [0, 1]")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        base = min(self.max_s, self.initial_s * self.multiplier ** min(attempt, 64))
-        return base * (1 - self.jitter * random.random())
-
-
-# ----------------------------------------------------------------------------- SSE parsing
-
-
-@dataclass(frozen=True, slots=True)
-class SSEFrame:
-    """One dispatched server-sent event."""
-
-    event: str
-    data: str
-    id: str | None
-
-
-class SSEParser:
-    """The WHATWG event-stream line format, fed one line at a time (no I/O).
-
-    Comments (``: ping``) and frames without data are dropped; ``retry:`` is remembered.
-    """
-
-    def __init__(self) -> None:
-        self._event = ""
-        self._data: list[str] = []
-        self._id: str | None = None
-        self.retry_ms: int | None = None
-
-    def feed(self, line: str) -> SSEFrame | None:
-        """Consume one line (without its line ending); return a frame when one completes."""
-        if line == "":
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value or None
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def _dispatch(self) -> SSEFrame | None:
-        data, event, frame_id = self._data, self._event, self._id
-        self._data, self._event, self._id = [], "", None
-        if not data:
-            return None
-        return SSEFrame(event=event or "message", data="\n".join(data), id=frame_id)
-
-
-def _is_cursor(value: str | None) -> bool:
-    if not value:
-        return False
-    try:
-        cursor_key(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _frame_to_event(frame: SSEFrame) -> JsonObject:
-    """The event dict of a frame; a ``gap`` frame becomes ``{"type": "gap", ...}``."""
-    try:
-        data: Any = json.loads(frame.data)
-    except ValueError:
-        data = frame.data
-    if frame.event in ("gap", "reset"):
-        if isinstance(data, dict):
-            event = dict(data)
-            event.setdefault("type", frame.event)
-        else:
-            event = {"type": "gap", "first_cursor": data}
-    elif isinstance(data, dict):
-        event = data
-        if "type" not in event and frame.event != "message":
-            event["type"] = frame.event
-    else:
-        event = {"type": frame.event, "data": data}
-    if frame.id is not None:
-        event.setdefault("id", frame.id)
-    return event
-
-
-# ------------------------------------------------------------------------------ the client
+    mode: StreamingMode | str
+    types: Iterable[str] | str | None
+    scope: str | None
+    after: str | None
 
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-class _Retryable(Exception):
-    """One failed try that may be retried: the status (0 for transport) and why."""
-
-    def __init__(self, status: int, reason: str, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-def _error_from(response: httpx.Response, body: bytes) -> AgentStreamError:
-    code, message = f"http_{response.status_code}", response.reason_phrase or "error"
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict):
-            code = str(error.get("code") or code)
-            message = str(error.get("message") or message)
-        elif "detail" in payload:  # FastAPI's own shape, should a route not map its error
-            detail = payload["detail"]
-            message = detail if isinstance(detail, str) else json.dumps(detail)
-    elif body:
-        message = body.decode("utf-8", "replace")[:500]
-    return AgentStreamError(response.status_code, code, message)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def _check(response: httpx.Response, body: bytes) -> None:
-    """Raise for an error status: :class:`_Retryable` for 429/5xx, else the typed error."""
-    status = response.status_code
-    if status < 400:
-        return
-    error = _error_from(response, body)
-    if status == 429 or status >= 500:
-        raise _Retryable(status, str(error), _retry_after(response))
-    raise error
 
 
 class AgentStreamClient:
@@ -271,9 +97,7 @@ class AgentStreamClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
-        self._sse_timeout = sse_timeout
-        self._max_reconnects = max_reconnects
-        self._backoff = backoff or Backoff()
+        self._streams = StreamOptions(sse_timeout, max_reconnects, backoff or Backoff())
         self._state = _State.UNOPENED
 
     async def __aenter__(self) -> AgentStreamClient:
@@ -302,39 +126,10 @@ class AgentStreamClient:
 
     # ------------------------------------------------------------------ plain requests
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        retry_server_errors: bool = True,
-    ) -> JsonObject:
-        """One JSON request, retried on 429 (and on 5xx/transport errors when safe)."""
+    async def _request(self, method: str, path: str, **options: Any) -> JsonObject:
+        """One JSON request with its retries (:func:`~agentstream.sdk.endpoints.request_json`)."""
         self._ensure_open()
-        failures = 0
-        while True:
-            try:
-                response = await self._http.request(
-                    method, path, json=json_body, params=params, headers=headers
-                )
-                _check(response, response.content)
-                payload = response.json() if response.content else {}
-                return payload if isinstance(payload, dict) else {"value": payload}
-            except _Retryable as exc:
-                if exc.status >= 500 and not retry_server_errors:
-                    raise AgentStreamError(exc.status, f"http_{exc.status}", exc.reason) from None
-                last: _Retryable = exc
-            except httpx.TransportError as exc:
-                if not retry_server_errors and not isinstance(exc, httpx.ConnectError):
-                    raise AgentStreamConnectionError(0, "transport_error", repr(exc)) from exc
-                last = _Retryable(0, repr(exc))
-            if failures >= self._max_reconnects:
-                raise _give_up(last, failures)
-            await asyncio.sleep(_wait_s(self._backoff, failures, last))
-            failures += 1
+        return await request_json(self._http, self._streams, method, path, **options)
 
     async def submit(
         self,
@@ -347,9 +142,14 @@ class AgentStreamClient:
         task_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         max_iterations: int | None = None,
+        workflow: str | None = None,
         idempotency_key: str | None = None,
     ) -> JsonObject:
         """Submit a task; returns ``{task_id, status, events_url}``.
+
+        ``workflow`` is a workflow document (markdown: ``# Title`` then ``## Step`` sections
+        or a numbered list) that the agent runs as a chain of steps before its main loop;
+        its events carry ``loop_scope.kind == "dawp"``.
 
         A submission is retried after a 5xx or a dropped connection only when it is
         idempotent, that is when ``task_id`` or ``idempotency_key`` is given (a repeated
@@ -363,6 +163,7 @@ class AgentStreamClient:
             "task_id": task_id,
             "metadata": dict(metadata) if metadata is not None else None,
             "max_iterations": max_iterations,
+            "workflow": workflow,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         headers = {"idempotency-key": idempotency_key} if idempotency_key else None
@@ -376,16 +177,16 @@ class AgentStreamClient:
 
     async def get(self, task_id: str) -> JsonObject:
         """The task's status, attempt, times and result or error."""
-        return await self._request("GET", f"/v1/tasks/{_seg(task_id)}")
+        return await self._request("GET", f"/v1/tasks/{seg(task_id)}")
 
     async def cancel(self, task_id: str) -> JsonObject:
         """Ask for the task to be cancelled (idempotent); its stream ends ``cancelled``, ``completed``."""
-        return await self._request("POST", f"/v1/tasks/{_seg(task_id)}/cancel")
+        return await self._request("POST", f"/v1/tasks/{seg(task_id)}/cancel")
 
     async def ack(self, task_id: str, group: str, ids: Iterable[str]) -> int:
         """Acknowledge group deliveries; returns how many were pending and are now acked."""
         payload = await self._request(
-            "POST", f"/v1/tasks/{_seg(task_id)}/groups/{_seg(group)}/ack", json_body={"ids": list(ids)}
+            "POST", f"/v1/tasks/{seg(task_id)}/groups/{seg(group)}/ack", json_body={"ids": list(ids)}
         )
         for key in ("acked", "count", "value"):
             if isinstance(payload.get(key), int):
@@ -394,7 +195,7 @@ class AgentStreamClient:
 
     async def groups(self, task_id: str) -> JsonObject:
         """Each consumer group of the task: consumers, pending, lag, last delivered."""
-        return await self._request("GET", f"/v1/tasks/{_seg(task_id)}/groups")
+        return await self._request("GET", f"/v1/tasks/{seg(task_id)}/groups")
 
     async def events_page(
         self,
@@ -407,13 +208,13 @@ class AgentStreamClient:
         limit: int | None = None,
     ) -> JsonObject:
         """One JSON page of events: ``{events, next_after, done}``."""
-        params = _filter_params(mode, types, scope)
+        params = filter_params(mode, types, scope)
         if after is not None:
             params["after"] = after
         if limit is not None:
             params["limit"] = str(limit)
         return await self._request(
-            "GET", f"/v1/tasks/{_seg(task_id)}/events", params=params, headers={"accept": "application/json"}
+            "GET", events_path(task_id), params=params, headers={"accept": "application/json"}
         )
 
     async def replay(
@@ -441,6 +242,16 @@ class AgentStreamClient:
 
     # ------------------------------------------------------------------------ streams
 
+    @overload
+    def events(
+        self, task_id: str, *, typed: Literal[False] = ..., **filters: Unpack[StreamFilter]
+    ) -> AsyncIterator[JsonObject]: ...
+
+    @overload
+    def events(
+        self, task_id: str, *, typed: Literal[True], **filters: Unpack[StreamFilter]
+    ) -> AsyncIterator[Event]: ...
+
     async def events(
         self,
         task_id: str,
@@ -449,18 +260,35 @@ class AgentStreamClient:
         types: Iterable[str] | str | None = None,
         scope: str | None = None,
         after: str | None = None,
-    ) -> AsyncIterator[JsonObject]:
+        typed: bool = False,
+    ) -> AsyncIterator[JsonObject | Event]:
         """Follow a task's events over SSE until ``completed``, reconnecting as needed.
 
         ``after`` is where to start: ``None``/``"0"`` the beginning (full replay, then the
         live tail), a cursor to resume, ``"$"`` new events only (until the first event
         arrives, a reconnect asks for ``$`` again, so events written while disconnected
-        before that are not seen). Each event dict carries its cursor as ``id``; a ``gap``
+        before that are not seen). Each event carries its cursor as ``id``; a ``gap``
         event means history before its ``first_cursor`` had expired.
+
+        ``typed=True`` yields the pydantic models of :mod:`agentstream.events` (``Token``,
+        ``ToolResult``, ... and ``UnknownEvent`` for types this version does not know)
+        instead of dicts; an event that breaks the protocol raises
+        ``pydantic.ValidationError``.
         """
-        params = _filter_params(mode, types, scope)
-        async for event in self._follow(f"/v1/tasks/{_seg(task_id)}/events", params, after, grouped=False):
-            yield event
+        self._ensure_open()
+        stream = follow(
+            self._http, events_path(task_id), filter_params(mode, types, scope), after, self._streams,
+            grouped=False,
+        )  # fmt: skip
+        async with contextlib.aclosing(stream):
+            if not typed:
+                async for event in stream:
+                    yield event
+                return
+            from agentstream.events import parse_event  # pydantic: loaded only when asked for
+
+            async for event in stream:
+                yield parse_event(event)
 
     async def group_events(
         self,
@@ -479,162 +307,58 @@ class AgentStreamClient:
         the rest; entries claimed from a dead consumer may arrive out of cursor order, so
         duplicates are dropped by id here, not by ordering.
         """
-        params = _filter_params(mode, types, scope)
+        self._ensure_open()
+        params = filter_params(mode, types, scope)
         params.update(group=group, consumer=consumer)
-        async for event in self._follow(f"/v1/tasks/{_seg(task_id)}/events", params, None, grouped=True):
-            yield event
+        stream = follow(self._http, events_path(task_id), params, None, self._streams, grouped=True)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
+
+    @overload
+    def streaming_run(
+        self, input: str, *, raw: Literal[False] = ..., **options: Any
+    ) -> AsyncIterator[Message[Any]]: ...
+
+    @overload
+    def streaming_run(
+        self, input: str, *, raw: Literal[True], **options: Any
+    ) -> AsyncIterator[JsonObject]: ...
 
     async def streaming_run(
         self,
         input: str,
         *,
         agent: str = "hybrid",
-        streaming_mode: StreamingMode | str = StreamingMode.CHUNK,
+        streaming_mode: StreamingMode | str = StreamingMode.CORE,
+        raw: bool = False,
         **submit_kwargs: Any,
-    ) -> AsyncIterator[JsonObject]:
-        """Submit a task and stream its events in ``streaming_mode`` (AWorld's ``streaming_run``);
-        ``submit_kwargs`` are those of :meth:`submit`."""
+    ) -> AsyncIterator[Message[Any] | JsonObject]:
+        """Submit a task and stream it as AWorld's ``Runners.streaming_run`` does.
+
+        Yields the typed messages of :mod:`agentstream.sdk.messages` (``ChunkMessage``,
+        ``ToolMessage``, ``AgentMessage``, ...) for the events of ``streaming_mode``
+        (default ``core``), and last, in every mode, a ``TaskMessage`` whose ``topic`` is
+        ``TopicType.TASK_RESPONSE`` and whose payload says ``success``, ``answer`` and
+        ``msg``. ``raw=True`` yields the same events as plain dicts instead (``core`` and
+        ``chunk`` then include the ``result`` event the response is made of).
+        ``submit_kwargs`` are those of :meth:`submit`.
+        """
+        mode = StreamingMode(streaming_mode)
         task = await self.submit(input, agent=agent, **submit_kwargs)
-        async for event in self.events(task["task_id"], mode=str(streaming_mode)):
-            yield event
+        task_id = str(task["task_id"])
+        stream = follow(
+            self._http, events_path(task_id), run_params(mode), None, self._streams, grouped=False
+        )
+        async with contextlib.aclosing(stream):
+            if raw:
+                async for event in stream:
+                    yield event
+                return
+            from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
 
-    async def _follow(
-        self, path: str, params: dict[str, str], after: str | None, *, grouped: bool
-    ) -> AsyncIterator[JsonObject]:
-        self._ensure_open()
-        cursor: str | None = after if _is_cursor(after) and after != "0" else None
-        if after is not None and cursor is None:
-            params = {**params, "after": after}
-        seen = _Seen(grouped, cursor)
-        failures = 0
-        while True:
-            progressed = False
-            headers = {"accept": "text/event-stream", "cache-control": "no-cache"}
-            if cursor is not None:
-                headers["last-event-id"] = cursor
-            try:
-                async with self._http.stream(
-                    "GET", path, params=params, headers=headers, timeout=self._sse_timeout
-                ) as response:
-                    if response.status_code >= 400:
-                        _check(response, await response.aread())
-                    parser = SSEParser()
-                    async for line in response.aiter_lines():
-                        frame = parser.feed(line)
-                        if frame is None:
-                            continue
-                        event = _frame_to_event(frame)
-                        if not seen.fresh(event):
-                            continue
-                        if event.get("type") == "drained" and grouped:
-                            return  # the group has nothing left for this consumer
-                        if event.get("type") == "gap":
-                            yield event
-                            continue
-                        if event.get("type") == "reset":
-                            # The stream lost what we saw after ``last_seq``: go on from
-                            # where it now continues, and let the caller discard.
-                            reset_to = event.get("id")
-                            cursor = (
-                                reset_to if isinstance(reset_to, str) and _is_cursor(reset_to) else cursor
-                            )
-                            yield event
-                            continue
-                        event_id = event.get("id")
-                        if isinstance(event_id, str) and _is_cursor(event_id):
-                            cursor = event_id
-                        progressed = True
-                        failures = 0
-                        yield event
-                        if event.get("type") == "completed":
-                            return
-                raise _Retryable(response.status_code, "the stream ended before `completed`")
-            except _Retryable as exc:
-                last = exc
-            except httpx.TransportError as exc:
-                last = _Retryable(0, repr(exc))
-            if not progressed:
-                if failures >= self._max_reconnects:
-                    raise _give_up(last, failures)
-                failures += 1
-            # Even after progress, wait a little: a server closing every stream at once
-            # must not be hammered by all its clients in the same millisecond.
-            await asyncio.sleep(_wait_s(self._backoff, failures - 1 if failures else 0, last))
-
-
-class _Seen:
-    """The client-side safety net against duplicates across reconnects.
-
-    A plain stream is ordered by cursor, so anything at or before the last cursor yielded
-    is a duplicate. Group delivery is not ordered (claimed entries of a dead consumer come
-    late), so there it is the exact ids seen recently. A ``gap`` marker passes once.
-    """
-
-    def __init__(self, grouped: bool, cursor: str | None) -> None:
-        self._grouped = grouped
-        self._last = cursor_key(cursor) if cursor else None
-        self._recent: deque[str] = deque(maxlen=10_000)
-        self._recent_set: set[str] = set()
-        self._gaps: set[str] = set()
-
-    def fresh(self, event: Mapping[str, Any]) -> bool:
-        if event.get("type") == "reset":
-            # Whatever came after the reset point was lost: later events are new again.
-            reset_to = event.get("id")
-            self._last = cursor_key(reset_to) if isinstance(reset_to, str) and _is_cursor(reset_to) else None
-            return True
-        if event.get("type") == "gap":
-            marker = str(event.get("first_cursor"))
-            if marker in self._gaps:
-                return False
-            self._gaps.add(marker)
-            return True
-        event_id = event.get("id")
-        if not isinstance(event_id, str) or not _is_cursor(event_id):
-            return True
-        if self._grouped:
-            if event_id in self._recent_set:
-                return False
-            if len(self._recent) == self._recent.maxlen:
-                self._recent_set.discard(self._recent[0])
-            self._recent.append(event_id)
-            self._recent_set.add(event_id)
-            return True
-        key = cursor_key(event_id)
-        if self._last is not None and key <= self._last:
-            return False
-        self._last = key
-        return True
-
-
-def _filter_params(
-    mode: StreamingMode | str, types: Iterable[str] | str | None, scope: str | None
-) -> dict[str, str]:
-    params = {"mode": str(mode)}
-    if types is not None:
-        params["types"] = types if isinstance(types, str) else ",".join(types)
-    if scope is not None:
-        params["scope"] = str(scope)
-    return params
-
-
-def _seg(value: str) -> str:
-    """One URL path segment; refuses what would change the path."""
-    if not value or "/" in value:
-        raise ValueError(f"invalid path segment {value!r}")
-    return quote(value, safe="")
-
-
-def _wait_s(backoff: Backoff, attempt: int, failure: _Retryable) -> float:
-    delay = backoff.delay(attempt)
-    if failure.retry_after_s is not None:
-        delay = max(delay, min(failure.retry_after_s, backoff.max_s * 6))
-    return delay
-
-
-def _give_up(failure: _Retryable, failures: int) -> AgentStreamError:
-    if failure.status == 429:
-        return AgentStreamError(429, "rate_limited", f"still rate limited after {failures} retries")
-    return AgentStreamConnectionError(
-        failure.status, "unavailable", f"gave up after {failures} retries: {failure.reason}"
-    )
+            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"))
+            async for event in stream:
+                message = translator.feed(event)
+                if message is not None:
+                    yield message
