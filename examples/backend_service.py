@@ -27,7 +27,7 @@ from agentstream.streams import FeedConsumer, GroupConsumer, StreamingMode, Stre
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from agentstream.cli.embedded import EmbeddedRedis
-from agentstream.cli.main import running_stack
+from agentstream.cli.stack import running_stack
 from agentstream.sdk.client import AgentStreamClient
 
 
