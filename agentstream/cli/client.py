@@ -15,7 +15,7 @@ from typing import IO
 
 from agentstream.cli.reach import Patience, follow, retrying
 from agentstream.cli.render import Renderer
-from agentstream.sdk.client import AgentStreamClient
+from agentstream.sdk import AgentStreamClient
 
 __all__ = ["exit_code", "replay", "run", "tail"]
 

@@ -25,7 +25,7 @@ from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.environment import stack_env, with_app
 from agentstream.cli.summary import summarize_replay
 from agentstream.cli.terminal import render_stream
-from agentstream.sdk.client import AgentStreamClient
+from agentstream.sdk import AgentStreamClient
 
 __all__ = ["Steps", "demo"]
 

@@ -62,7 +62,7 @@ def _user_error(exc: Exception) -> int | None:
     """The exit code of an error the user can fix (message only, no traceback), else None."""
     from agentstream.cli.embedded import EmbeddedRedisError
     from agentstream.cli.reach import GaveUp
-    from agentstream.sdk.client import AgentStreamError
+    from agentstream.sdk import AgentStreamError
 
     if isinstance(exc, AgentStreamError | GaveUp):
         return 1

@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 
 from agentstream.cli.render import Renderer
 from agentstream.cli.terminal import render_stream, wants_color
-from agentstream.sdk.client import AgentStreamConnectionError, AgentStreamError
+from agentstream.sdk import AgentStreamConnectionError, AgentStreamError
 
 __all__ = ["DEFAULT_RETRY_FOR_S", "GaveUp", "Patience", "follow", "retrying"]
 

@@ -15,6 +15,7 @@ __all__ = ["run_worker", "scripted_llm", "serve_api"]
 def serve_api(args: argparse.Namespace) -> int:
     """Serve the API on ``args.host:args.port`` until SIGINT/SIGTERM."""
     import uvicorn
+
     from agentstream.api.app import create_app
     from agentstream.api.auth import check_bind
     from agentstream.api.settings import ApiSettings

@@ -10,12 +10,13 @@ import json
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from agentstream.streams.events import EventFilter, StreamingMode
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +33,6 @@ from agentstream.sdk.client import (
     SSEParser,
     cursor_key,
 )
-from agentstream.serving import InLoopServer
 
 # arq's Worker.close() calls redis-py's deprecated close() when the real stack stops.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -191,11 +191,33 @@ async def _produce(task: _Task, tokens: int, delay_s: float) -> None:
     task.append({"type": "completed", "success": True, "status": "succeeded", "execution_time": 0.1})
 
 
+class _Quiet(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @contextlib.asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[str]:
     """Run an ASGI app on a free loopback port in this loop; yields its base URL."""
-    async with InLoopServer(app) as server:
-        yield server.url
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1
+    )
+    server = _Quiet(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+        sock.close()
 
 
 @pytest.fixture
@@ -432,7 +454,7 @@ async def stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
     """The real API and an arq worker in this loop, the scripted model behind them."""
     from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-    from agentstream.cli.stack import running_stack
+    from agentstream.cli.main import running_stack
 
     async with (
         ScriptedLLMServer() as llm,

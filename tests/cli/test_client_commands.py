@@ -18,7 +18,7 @@ import pytest
 
 from agentstream.cli.reach import GaveUp, Patience, follow
 from agentstream.cli.stack import running_stack
-from agentstream.sdk.client import AgentStreamClient, AgentStreamConnectionError, AgentStreamError
+from agentstream.sdk import AgentStreamClient, AgentStreamConnectionError, AgentStreamError
 from tests.redis_server import free_port
 
 # arq's Worker.close() calls redis-py's deprecated close() when the in-process stack stops.
