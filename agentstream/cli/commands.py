@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Iterable
 
-__all__ = ["DEFAULT_URL", "MODES", "build_parser", "worker_environment_help"]
+__all__ = ["DEFAULT_URL", "MODES", "build_parser", "format_environment", "worker_environment_help"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MODES = ("core", "chunk", "output", "chunk_output", "all")
@@ -19,15 +20,34 @@ AGENTS = ("llm", "tool", "hybrid")
 _APP_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-def worker_environment_help() -> str:
-    """The environment variables ``agentstream worker`` reads, for its ``--help``.
+def format_environment(variables: Iterable[tuple[str, str]], width: int = 100) -> str:
+    """``(name, meaning)`` pairs as an ``environment:`` section of a command's help."""
+    pairs = list(variables)
+    column = max((len(name) for name, _ in pairs), default=0) + 2
+    lines = ["environment:"]
+    for name, meaning in pairs:
+        wrapped = textwrap.wrap(meaning, max(20, width - column - 2)) or [""]
+        lines.append(f"  {name:<{column}}{wrapped[0]}")
+        lines += [" " * (column + 2) + more for more in wrapped[1:]]
+    return "\n".join(lines)
 
-    The worker owns that list (``agentstream.worker.config.ENV_VARS``, once it lands):
-    format it here, importing it only when this help is shown. Until then, point at the
-    reference."""
-    return (
-        "environment: REDIS_URL, AGENTSTREAM_APP (--app), OPENAI_BASE_URL, OPENAI_API_KEY, "
-        "AGENTSTREAM_MODEL and the AGENTSTREAM_* settings of docs/configuration.md"
+
+def worker_environment_help() -> str:
+    """The ``environment:`` section of ``agentstream worker --help``, computed only when
+    that help is shown.
+
+    WIRING POINT: the worker owns the list of variables it reads
+    (``agentstream.worker.config.ENV_VARS``, ``(name, meaning)`` pairs, once it lands);
+    this becomes ``return format_environment(ENV_VARS)`` with that import inside. Until
+    then, the variables the command line itself deals with, and where the rest are.
+    """
+    return format_environment(
+        [
+            ("REDIS_URL", "the streams' Redis (and the queue's, unless AGENTSTREAM_QUEUE_URL)"),
+            ("AGENTSTREAM_APP", "your App as module:attr (what --app sets)"),
+            ("OPENAI_BASE_URL, OPENAI_API_KEY", "the model server and its key"),
+            ("AGENTSTREAM_*", "the worker's other settings: see docs/configuration.md"),
+        ]
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentstream import __version__
-from agentstream.cli.commands import build_parser
+from agentstream.cli.commands import build_parser, format_environment
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.environment import stack_env, with_app
 from agentstream.cli.healthcheck import check_redis
@@ -153,3 +153,13 @@ def test_scripted_llm_subcommand_serves_and_prints_its_url() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def test_an_environment_section_lists_each_variable_with_its_meaning() -> None:
+    text = format_environment([("REDIS_URL", "the Redis"), ("AGENTSTREAM_APP", "your App " * 12)], width=60)
+    lines = text.splitlines()
+    assert lines[0] == "environment:"
+    assert lines[1] == "  REDIS_URL        the Redis"
+    assert lines[2].startswith("  AGENTSTREAM_APP  your App") and len(lines) > 3
+    assert all(line.startswith(" " * 19) for line in lines[3:])
+    assert all(len(line) <= 60 for line in lines)
