@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import IO, TypeVar
 
@@ -140,44 +140,61 @@ async def _run_task(
     return task_id, summary.ok and renderer.status == "succeeded"
 
 
-@contextlib.asynccontextmanager
-async def _until_interrupted() -> AsyncIterator[asyncio.Event]:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM, the normal way to end ``--serve``."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+class _Signals:
+    """SIGINT (Ctrl-C) and SIGTERM while the demo runs: during ``--serve`` the first one
+    ends the serving (the normal way out, exit 0); otherwise, or again, the demo is
+    cancelled, which stops everything it started in reverse order (Redis runs in a
+    session of its own and must never be left behind)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stop_serving = asyncio.Event()
+        self.serving = False
+        self._task = asyncio.current_task()
+
+    def __call__(self) -> None:
+        if self.serving and not self.stop_serving.is_set():
+            self.stop_serving.set()
+        elif self._task is not None:
+            self._task.cancel()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
+            loop.add_signal_handler(sig, self)
+        try:
+            yield self
+        finally:
+            for sig in self.SIGNALS:
+                loop.remove_signal_handler(sig)
 
 
-async def _serve(api_url: str, key: str, task_id: str, out: IO[str]) -> None:
-    async with _until_interrupted() as stop:
-        print(
-            f"\nserving until Ctrl-C:\n"
-            f"  viewer  {api_url}/ui#task={task_id}\n"
-            f"  key     {key}  (paste it into the viewer's sign-in; it is this run's only key)\n"
-            f'  api     agentstream run "What is 2 ** 10?" --url {api_url} --api-key {key}',
-            file=out,
-            flush=True,
-        )
-        await stop.wait()
+async def _serve(api_url: str, key: str, task_id: str, out: IO[str], signals: _Signals) -> None:
+    signals.serving = True
+    print(
+        f"\nserving until Ctrl-C:\n"
+        f"  viewer  {api_url}/ui#task={task_id}\n"
+        f"  key     {key}  (paste it into the viewer's sign-in; it is this run's only key)\n"
+        f'  api     agentstream run "What is 2 ** 10?" --url {api_url} --api-key {key}',
+        file=out,
+        flush=True,
+    )
+    await signals.stop_serving.wait()
 
 
 async def demo(args: argparse.Namespace, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
     """Run the demo; 0 when the task succeeded and the replay matched what was seen live."""
     steps = Steps(out)
     print(f"agentstream demo: {args.prompt!r}", file=out, flush=True)
-    async with AsyncExitStack() as stack:
-        api_url, key = await _start_stack(stack, steps, args)
-        async with AgentStreamClient(api_url, key) as client:
-            task_id, ok = await _run_task(client, args, out, err)
-        if args.serve:
-            await _serve(api_url, key, task_id, out)
-        print("\nstopping the API, the worker, the model and Redis …", file=out, flush=True)
+    with _Signals().installed() as signals:
+        async with AsyncExitStack() as stack:
+            api_url, key = await _start_stack(stack, steps, args)
+            async with AgentStreamClient(api_url, key) as client:
+                task_id, ok = await _run_task(client, args, out, err)
+            if args.serve:
+                await _serve(api_url, key, task_id, out, signals)
+            print("\nstopping the API, the worker, the model and Redis …", file=out, flush=True)
     print("done.", file=out, flush=True)
     return 0 if ok else 1

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(__version__).parse_args(argv)
     try:
         return _command(args.command)(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; the demo cancels itself
         print("\ninterrupted", file=sys.stderr)
         return 130
     except Exception as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,8 +52,20 @@ def test_demo_runs_offline_from_nothing(tmp_path: Path) -> None:
     assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
 
 
+def _redis_port(out: str) -> int:
+    found = re.search(r"^  redis +.*redis://127\.0\.0\.1:(\d+)/0", out, re.MULTILINE)
+    assert found, out
+    return int(found.group(1))
+
+
+def _gone(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 @pytest.mark.timeout(120)
-def test_demo_serve_keeps_the_viewer_up_until_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_serve_keeps_the_viewer_up_until_ctrl_c(tmp_path: Path, stop: signal.Signals) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "agentstream.cli", "demo", "--serve"],
         cwd=tmp_path,
@@ -82,10 +95,30 @@ def test_demo_serve_keeps_the_viewer_up_until_ctrl_c(tmp_path: Path) -> None:
             )
             assert task.status_code == 200 and task.json()["status"] == "succeeded"
         finally:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             rest, err = proc.communicate(timeout=60)
     _assert_demo_output(out)
     assert proc.returncode == 0, err
     assert rest.endswith("done.\n") and "stopping the API" in rest
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/ui", timeout=5)
+    assert _gone(_redis_port(out))
+
+
+@pytest.mark.timeout(120)
+def test_a_demo_stopped_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "agentstream.cli", "demo"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        first = proc.stdout.readline() + proc.stdout.readline()  # the title, then Redis is up
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"{first}{rest}{err}"
+    assert "interrupted" in err and "task tsk_" not in rest
+    assert _gone(_redis_port(first))
