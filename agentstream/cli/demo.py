@@ -177,7 +177,7 @@ async def _serve(api_url: str, key: str, task_id: str, out: IO[str], signals: _S
         f"\nserving until Ctrl-C:\n"
         f"  viewer  {api_url}/ui#task={task_id}\n"
         f"  key     {key}  (paste it into the viewer's sign-in; it is this run's only key)\n"
-        f'  api     agentstream run "What is 2 ** 10?" --url {api_url} --api-key {key}',
+        f'  try     agentstream run "What is 2 ** 10?" --url {api_url} --api-key {key}',
         file=out,
         flush=True,
     )
