@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from typing import IO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = ["check_redis", "ping"]
 
@@ -38,7 +38,11 @@ def _connect(url: str, timeout_s: float) -> socket.socket:
     if parts.scheme == "rediss":
         import ssl
 
-        return ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+        context = ssl.create_default_context()
+        # redis-py's own spelling for a server whose certificate is not to be checked
+        if parse_qs(parts.query).get("ssl_cert_reqs", [""])[0].lower() in {"none", "cert_none"}:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context.wrap_socket(sock, server_hostname=parts.hostname)
     return sock
 
 
