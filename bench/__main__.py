@@ -1,9 +1,9 @@
-"""``python -m bench [streams|api|worker|latency|groups|resume|memory|report|all] [--quick]``.
+"""``python -m bench [streams|api|worker|latency|groups|resume|memory|cli|report|all] [--quick]``.
 
 ``all`` runs the streams core with modest sizes, then the API, worker, latency-matrix,
-consumer-group (vs FastStream), resume (vs Vercel's resumable-stream) and memory benches
-at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG plots under
-``bench/results/``). Each bench prints its table and writes its JSON under
+consumer-group (vs FastStream), resume (vs Vercel's resumable-stream), memory and CLI
+start-up benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
+plots under ``bench/results/``). Each bench prints its table and writes its JSON under
 ``bench/results/``; a bench that fails is reported and the others still run.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from bench import (
     api_bench,
+    cli_bench,
     groups_peer_bench,
     latency_bench,
     memory_bench,
@@ -27,7 +28,7 @@ from bench import (
 
 STREAMS_MODEST = ["--events", "50000", "--memory-events", "200000", "--memory-streams", "200"]
 STREAMS_QUICK = ["--events", "10000", "--memory-events", "20000", "--memory-streams", "20"]
-NAMES = ["streams", "api", "worker", "latency", "groups", "resume", "memory", "report"]
+NAMES = ["streams", "api", "worker", "latency", "groups", "resume", "memory", "cli", "report"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         "groups": lambda: groups_peer_bench.main(quick),
         "resume": lambda: resume_peer_bench.main(quick),
         "memory": lambda: memory_bench.main(quick),
+        "cli": lambda: cli_bench.main(quick),
         "report": report.main,
     }
     started_all = time.perf_counter()

@@ -29,7 +29,7 @@ from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from agentstream import AgentStreamClient, ChunkMessage, StreamingMode, TaskResponse, ToolMessage, TopicType
 from agentstream.cli.embedded import EmbeddedRedis
-from agentstream.cli.main import running_stack
+from agentstream.cli.stack import running_stack
 
 
 @contextlib.asynccontextmanager

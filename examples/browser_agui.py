@@ -39,7 +39,7 @@ from agentstream.worker.scripted_llm import ScriptedLLMServer
 from pydantic import TypeAdapter
 
 from agentstream.cli.embedded import EmbeddedRedis
-from agentstream.cli.main import running_stack
+from agentstream.cli.stack import running_stack
 from agentstream.sdk import AgentStreamClient
 from agentstream.sdk.sse import aiter_frames
 

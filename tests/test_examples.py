@@ -13,7 +13,7 @@ import pytest
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-from agentstream.cli.main import running_stack
+from agentstream.cli.stack import running_stack
 from agentstream.sdk.client import AgentStreamClient
 
 ROOT = Path(__file__).resolve().parent.parent

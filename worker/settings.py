@@ -93,6 +93,11 @@ class WorkerConfig:
     retry_backoff_s: float = 1.0
     #: how often a running attempt checks whether cancellation was requested
     cancel_poll_s: float = 0.25
+    #: the model client's settings (``from_env`` reads them from the same mapping; None:
+    #: from ``os.environ`` when the worker starts)
+    model: ModelSettings | None = None
+    #: the built-in tools' settings (as ``model``)
+    tools: ToolSettings | None = None
 
     def __post_init__(self) -> None:
         if self.lease_s < 1.0:
@@ -157,6 +162,8 @@ class WorkerConfig:
                 error=ConfigurationError,
             ),
         }
+        values["model"] = ModelSettings.from_env(env)
+        values["tools"] = ToolSettings.from_env(env)
         values.update(overrides)
         return cls(**values)
 
@@ -175,8 +182,8 @@ def build_deps(config: WorkerConfig, app: App | None = None) -> WorkerDeps:
         redis=redis,
         store=TaskStore(redis, config.streams),
         reader=Reader(redis, config.streams),
-        llm=OpenAIClient(ModelSettings.from_env()),
-        registry=app.build_registry(ToolSettings.from_env()),
+        llm=OpenAIClient(config.model or ModelSettings.from_env()),
+        registry=app.build_registry(config.tools or ToolSettings.from_env()),
         worker_id=_worker_id(),
         agent_factory=app.task_agent,
     )

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from agentstream.api import ApiSettings, create_app
 from agentstream.api.state import Services
 from agentstream.streams import StreamsSettings
 from fastapi import FastAPI
 
-from tests.redis_server import free_port
+from agentstream.serving import InLoopServer
 
 KEYS = (("alice", "key-alice"), ("bob", "key-bob"))
 ALICE = {"Authorization": "Bearer key-alice"}
@@ -57,23 +55,10 @@ def api_settings(streams: StreamsSettings, **overrides: Any) -> ApiSettings:
 async def serve(settings: ApiSettings) -> AsyncIterator[Api]:
     """Run the app in uvicorn on a free port of 127.0.0.1 until the block ends."""
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http="h11", ws="none",
-        timeout_graceful_shutdown=2,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
-        yield Api(f"http://127.0.0.1:{port}", app, settings)
-    finally:
-        server.should_exit = True
-        await task
+    async with InLoopServer(
+        app, lifespan="on", log_level="warning", http="h11", ws="none", timeout_graceful_shutdown=2
+    ) as server:
+        yield Api(server.url, app, settings)
 
 
 async def submit(client: httpx.AsyncClient, text: str = "hello", **fields: Any) -> str:

@@ -39,7 +39,7 @@ async def stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
     """The real API and an arq worker in this loop, the scripted model behind them."""
     from agentstream.worker.scripted_llm import ScriptedLLMServer
 
-    from agentstream.cli.main import running_stack
+    from agentstream.cli.stack import running_stack
 
     async with contextlib.AsyncExitStack() as resources:
         llm = await resources.enter_async_context(ScriptedLLMServer())

@@ -8,12 +8,10 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from agentstream.streams.events import EventFilter
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import Send
 
 from agentstream.protocol import cursor_key
+from agentstream.serving import InLoopServer
 
 API_KEY = "stub-key"
 
@@ -192,30 +191,8 @@ def finished_task(stub: Stub, task_id: str, tokens: int) -> StubTask:
     return task
 
 
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[str]:
     """Run an ASGI app on a free loopback port in this loop; yields its base URL."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1
-    )
-    server = _Quiet(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-        sock.close()
+    async with InLoopServer(app) as server:
+        yield server.url
