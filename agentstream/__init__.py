@@ -1,6 +1,6 @@
 """agentstream: durable, resumable streams of LLM agent events on Redis Streams.
 
-The names here are the SDK's and the protocol's, and importing them loads httpx alone::
+The names here are the SDK's and the protocol's; the SDK's load httpx alone::
 
     from agentstream import AgentStreamClient, StreamingMode
 
@@ -19,52 +19,68 @@ server side grows public names, those of its subpackages. The subpackages:
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from agentstream.protocol import StreamingMode
-from agentstream.sdk import (
-    AgentMessage,
-    AgentStreamClient,
-    AgentStreamConnectionError,
-    AgentStreamError,
-    ChunkMessage,
-    Message,
-    TaskMessage,
-    TaskResponse,
-    ToolMessage,
-    TopicType,
-)
 
 if TYPE_CHECKING:
     from agentstream.events import Event, UnknownEvent, dump_event, parse_event
+    from agentstream.sdk import (
+        AgentMessage,
+        AgentStreamClient,
+        AgentStreamConnectionError,
+        AgentStreamError,
+        ChunkMessage,
+        Message,
+        TaskMessage,
+        TaskResponse,
+        ToolMessage,
+        TopicType,
+    )
+    from agentstream.worker.app import AgentConfiguration, App, ToolContext
 
-try:
-    __version__ = version("agentstream")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+_SDK = "agentstream.sdk"
+_APP = "agentstream.worker.app"
 
-#: public names loaded on first use: name -> the module that defines it. Server-side
-#: names go here too (e.g. ``"App": "agentstream.worker.app"``), never as imports above,
-#: so that ``import agentstream`` keeps loading none of the server's dependencies.
+#: public names loaded on first use: name -> the module that defines it. Even the SDK's
+#: are lazy: httpx's own ``__init__`` loads its CLI (click, rich, pygments where they are
+#: installed), which made ``agentstream --help`` cost 1.2 s before it printed a line.
+#: Server-side names (``App``) stay here too, never as imports above, so that
+#: ``import agentstream`` loads none of the server's dependencies.
 _LAZY: dict[str, str] = {
+    "AgentMessage": _SDK,
+    "AgentStreamClient": _SDK,
+    "AgentStreamConnectionError": _SDK,
+    "AgentStreamError": _SDK,
+    "ChunkMessage": _SDK,
+    "Message": _SDK,
+    "TaskMessage": _SDK,
+    "TaskResponse": _SDK,
+    "ToolMessage": _SDK,
+    "TopicType": _SDK,
     "Event": "agentstream.events",
     "UnknownEvent": "agentstream.events",
     "dump_event": "agentstream.events",
     "parse_event": "agentstream.events",
+    "App": _APP,
+    "AgentConfiguration": _APP,
+    "ToolContext": _APP,
 }
 
 __all__ = [
+    "AgentConfiguration",
     "AgentMessage",
     "AgentStreamClient",
     "AgentStreamConnectionError",
     "AgentStreamError",
+    "App",
     "ChunkMessage",
     "Event",
     "Message",
     "StreamingMode",
     "TaskMessage",
     "TaskResponse",
+    "ToolContext",
     "ToolMessage",
     "TopicType",
     "UnknownEvent",
@@ -75,6 +91,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'agentstream' has no attribute {name!r}")
@@ -83,5 +101,14 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agentstream")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "__version__"})
