@@ -17,6 +17,8 @@ from agentstream.streams.keys import TASK_ID_PATTERN
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agentstream.telemetry.logs import bind_task
+
 __all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
 
 STATE_KEY = "services"
@@ -82,6 +84,7 @@ async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:
     meta = await svc.store.meta(task_id)
     if meta is None or meta.owner != owner:
         raise not_found(task_id)
+    bind_task(task_id, attempt=meta.attempt, tenant=owner)
     return meta
 
 

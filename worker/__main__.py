@@ -1,21 +1,23 @@
 """``python -m worker``: run one arq worker process configured from the environment
-(the same as ``arq worker.settings.WorkerSettings``, with logging set up)."""
+(the same as ``arq worker.settings.WorkerSettings``, with logging, tracing and the
+metrics port set up)."""
 
 from __future__ import annotations
 
-import logging
-import os
-
+from agentstream.worker.metrics import WorkerMetricsSettings, serve_metrics
 from agentstream.worker.settings import WorkerConfig, create_worker
+
+from agentstream.telemetry.logs import configure_logging
+from agentstream.telemetry.tracing import configure_tracing
 
 
 def main() -> None:
     """Run the worker until SIGINT/SIGTERM."""
-    logging.basicConfig(
-        level=os.environ.get("AGENTSTREAM_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s",
-    )
-    create_worker(WorkerConfig.from_env()).run()
+    configure_logging()
+    configure_tracing("agentstream-worker")
+    config = WorkerConfig.from_env()
+    serve_metrics(WorkerMetricsSettings.from_env())  # a daemon thread, gone with the process
+    create_worker(config).run()
 
 
 if __name__ == "__main__":

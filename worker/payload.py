@@ -33,6 +33,9 @@ class TaskRequest(BaseModel):
     max_iterations: int = Field(default=8, ge=1, le=50)
     #: a workflow document (markdown) run as a chain before the main loop
     workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
+    #: the submit request's trace context (W3C ``traceparent``/``tracestate``), carried
+    #: opaquely to the worker so its spans join the submit's trace; empty without tracing
+    trace_context: dict[str, str] = Field(default_factory=dict, max_length=4)
 
     @field_validator("metadata")
     @classmethod

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from agentstream.api.errors import ApiError, bad_request
+from agentstream.api.observability import SubmitTrace
 from agentstream.api.schemas import (
     CURSOR_REGEX,
     CancelAccepted,
@@ -22,6 +23,8 @@ from agentstream.streams.codec import decode, decode_entry
 from agentstream.worker.payload import MAX_INPUT_CHARS
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, ValidationError
+
+from agentstream.telemetry.logs import bind_task
 
 __all__ = ["TaskList", "TaskSummary", "router"]
 
@@ -60,6 +63,7 @@ async def submit_task(
     owner: Tenant,
     svc: ServicesDep,
     response: Response,
+    trace: SubmitTrace,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> TaskAccepted:
     """Create the task (its stream starts with ``queued``) and enqueue its job. A repeated
@@ -68,8 +72,9 @@ async def submit_task(
     if len(body.input) > MAX_INPUT_CHARS:
         raise ApiError(413, f"input has {len(body.input)} characters; the limit is {MAX_INPUT_CHARS}")
     task_id = choose_task_id(body.task_id, idempotency_key)
+    bind_task(task_id, tenant=owner)
     try:
-        request = body.to_request()
+        request = body.to_request().model_copy(update={"trace_context": trace})
     except ValidationError as exc:
         raise ApiError(422, str(exc.errors()[0].get("msg", "invalid body"))) from None
     try:

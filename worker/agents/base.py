@@ -26,6 +26,7 @@ from agentstream.worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
+from agentstream.worker.observability import observed_model_stream, observed_tool
 from agentstream.worker.tools import ToolRegistry, default_registry
 
 __all__ = ["BaseAgent", "EventStream", "LoopState", "RunContext"]
@@ -289,7 +290,9 @@ class BaseAgent(ABC):
     ) -> EventStream:
         """Stream one model call into ``turn``, yielding its chunk and ``usage`` events."""
         # stream_chat is an async generator: close it (and its HTTP stream) if we stop early.
-        deltas = self.llm_client.stream_chat(messages, tools, model=self.model)
+        deltas = observed_model_stream(
+            self.llm_client.stream_chat(messages, tools, model=self.model), self.model
+        )
         deltas = cast("AsyncGenerator[ModelDelta, None]", deltas)
         async with aclosing(deltas) as stream:
             async for delta in stream:
@@ -425,7 +428,9 @@ async def _call_tool(registry: ToolRegistry, allowed: Sequence[str], call: Ready
         error = f"tool {call.tool_name!r} is not available to this agent; available: {', '.join(allowed)}"
         return {"type": "tool_error", **base, "error": error}
     try:
-        outcome = await registry.call(call.tool_name, call.parameters)
+        outcome = await observed_tool(
+            call.tool_name, call.tool_call_id, registry.call(call.tool_name, call.parameters)
+        )
     except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
         logger.exception("tool %r raised through the registry", call.tool_name)
         return {"type": "tool_error", **base, "error": f"tool {call.tool_name!r} failed: {exc!r}"}
