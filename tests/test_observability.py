@@ -154,7 +154,9 @@ async def test_a_task_through_real_processes_is_measured_and_logged_as_json(
         assert line["task_id"] == task_id, line
     failed = [line for line in worker_lines if "retried in" in line["message"]]
     assert [(line["task_id"], line["attempt"], line["tenant"]) for line in failed] == [(task_id, 1, "acme")]
-    arq_lines = [line for line in worker_lines if line["logger"] == "arq.worker" and task_id in line["message"]]
+    arq_lines = [
+        line for line in worker_lines if line["logger"] == "arq.worker" and task_id in line["message"]
+    ]
     assert len(arq_lines) >= 4  # start and end of both runs of the job
     submit_lines = [line for line in api_lines if "POST /v1/tasks" in line["message"]]
     assert submit_lines and all(line.get("tenant") == "acme" for line in submit_lines)

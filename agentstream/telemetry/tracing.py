@@ -56,12 +56,13 @@ def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v if isinstance(v, _PLAIN) else str(v) for k, v in attributes.items() if v is not None}
 
 
-def inject_context() -> dict[str, str]:
-    """The current trace context as W3C headers (``traceparent``, maybe ``tracestate``);
-    empty without OpenTelemetry or outside any span."""
+def inject_context(of: Any = None) -> dict[str, str]:
+    """The trace context of span ``of`` (a :func:`start_span` handle), else the current
+    one, as W3C headers (``traceparent``, maybe ``tracestate``); empty without
+    OpenTelemetry or outside any span."""
     carrier: dict[str, str] = {}
     if trace is not None:
-        propagate.inject(carrier)
+        propagate.inject(carrier, context=trace.set_span_in_context(of) if isinstance(of, Span) else None)
     return carrier
 
 

@@ -24,8 +24,6 @@ from agentstream.worker.payload import MAX_INPUT_CHARS
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from agentstream.telemetry.logs import bind_task
-
 __all__ = ["TaskList", "TaskSummary", "router"]
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -72,9 +70,9 @@ async def submit_task(
     if len(body.input) > MAX_INPUT_CHARS:
         raise ApiError(413, f"input has {len(body.input)} characters; the limit is {MAX_INPUT_CHARS}")
     task_id = choose_task_id(body.task_id, idempotency_key)
-    bind_task(task_id, tenant=owner)
+    trace.bind(task_id, owner)
     try:
-        request = body.to_request().model_copy(update={"trace_context": trace})
+        request = body.to_request().model_copy(update={"trace_context": trace.carrier})
     except ValidationError as exc:
         raise ApiError(422, str(exc.errors()[0].get("msg", "invalid body"))) from None
     try:
