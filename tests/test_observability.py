@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -82,6 +83,17 @@ def json_lines(log: str) -> list[dict[str, Any]]:
     return parsed
 
 
+async def scrape_when_idle(client: httpx.AsyncClient, url: str) -> dict[str, list[Any]]:
+    """The API's scrape once its SSE response has wound down (it ends just after
+    ``completed`` reached the client)."""
+    async with asyncio.timeout(20):
+        while True:
+            found = samples((await client.get(f"{url}/metrics")).text)
+            if value(found, "agentstream_sse_clients") == 0:
+                return found
+            await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def scripted() -> AsyncIterator[ScriptedLLMServer]:
     async with ScriptedLLMServer(token_delay_s=0.0) as server:
@@ -121,7 +133,7 @@ async def test_a_task_through_real_processes_is_measured_and_logged_as_json(
             with stopping(worker):
                 assert frames[-1].json["status"] == "succeeded", [f.event for f in frames]
                 assert [f.event for f in frames].count("retry") == 1
-                api_scrape = samples((await client.get(f"{api.url}/metrics")).text)
+                api_scrape = await scrape_when_idle(client, api.url)
                 scrape = await client.get(f"http://127.0.0.1:{worker_port}/metrics")
                 assert scrape.status_code == 200
                 worker_scrape = samples(scrape.text)
@@ -162,3 +174,95 @@ async def test_a_task_through_real_processes_is_measured_and_logged_as_json(
     assert submit_lines and all(line.get("tenant") == "acme" for line in submit_lines)
     assert not [line for line in api_lines + worker_lines if "HTTP Request:" in line["message"]]
     assert {line["level"] for line in worker_lines} <= {"INFO", "WARNING"}
+
+
+# ---------------------------------------------------------------------- the pieces
+
+
+def test_text_and_json_lines_carry_the_task_bound_in_their_context() -> None:
+    script = """
+import asyncio, io, logging, sys
+from agentstream.telemetry.logs import LogSettings, bind_task, configure_logging
+fmt = sys.argv[1]
+configure_logging(LogSettings(format=fmt, level="INFO"), stream=sys.stdout)
+log = logging.getLogger("agentstream.test")
+
+async def attempt():
+    bind_task("tsk_1", attempt=2, tenant="acme")
+    await asyncio.create_task(child())  # a task started from here inherits the scope
+    log.info("done %s", "here")
+
+async def child():
+    log.warning("in a child task")
+
+log.info("before any task")
+asyncio.run(attempt())
+logging.getLogger("httpx").info("HTTP Request: POST /v1/chat/completions")  # held at WARNING
+"""
+    text = subprocess.run([sys.executable, "-c", script, "text"], capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3 and "[" not in lines[0]
+    assert lines[1].endswith("in a child task [task_id=tsk_1 attempt=2 tenant=acme]")
+    assert lines[2].endswith("done here [task_id=tsk_1 attempt=2 tenant=acme]")
+    as_json = subprocess.run(
+        [sys.executable, "-c", script, "json"], capture_output=True, text=True, timeout=60
+    )
+    parsed = json_lines(as_json.stdout)
+    assert [line["message"] for line in parsed] == ["before any task", "in a child task", "done here"]
+    assert "task_id" not in parsed[0]
+    assert [(p["task_id"], p["attempt"], p["tenant"]) for p in parsed[1:]] == [("tsk_1", 2, "acme")] * 2
+    assert parsed[1]["level"] == "WARNING" and parsed[2]["logger"] == "agentstream.test"
+
+
+def test_log_settings_refuse_what_they_do_not_know() -> None:
+    from agentstream.telemetry.logs import LogSettings
+
+    assert LogSettings.from_env({}) == LogSettings("text", "INFO")
+    assert LogSettings.from_env({"AGENTSTREAM_LOG_FORMAT": " JSON ", "AGENTSTREAM_LOG_LEVEL": "debug"}) == (
+        LogSettings("json", "DEBUG")
+    )
+    with pytest.raises(ValueError, match="AGENTSTREAM_LOG_FORMAT must be text or json"):
+        LogSettings.from_env({"AGENTSTREAM_LOG_FORMAT": "xml"})
+    with pytest.raises(ValueError, match="AGENTSTREAM_LOG_LEVEL"):
+        LogSettings.from_env({"AGENTSTREAM_LOG_LEVEL": "LOUD"})
+
+
+def test_a_later_bind_keeps_what_it_does_not_restate() -> None:
+    import contextvars
+
+    from agentstream.telemetry.logs import TaskScope, bind_task, task_scope
+
+    def run() -> list[TaskScope | None]:
+        bind_task("tsk_1", tenant="acme")
+        first = task_scope()
+        bind_task("tsk_1", attempt=3)
+        second = task_scope()
+        bind_task("tsk_2")
+        return [first, second, task_scope()]
+
+    assert contextvars.copy_context().run(run) == [
+        TaskScope("tsk_1", None, "acme"), TaskScope("tsk_1", 3, "acme"), TaskScope("tsk_2"),
+    ]  # fmt: skip
+    assert task_scope() is None  # nothing leaked out of that context
+
+
+def test_the_worker_metrics_port_is_off_unless_set_and_checked() -> None:
+    from agentstream.worker.errors import ConfigurationError
+    from agentstream.worker.metrics import WorkerMetricsSettings, serve_metrics
+
+    assert WorkerMetricsSettings.from_env({}) == WorkerMetricsSettings(0, "127.0.0.1")
+    assert serve_metrics(WorkerMetricsSettings.from_env({})) is None
+    for bad in ("-1", "70000", "ninety"):
+        with pytest.raises(ConfigurationError, match="AGENTSTREAM_WORKER_METRICS_PORT"):
+            WorkerMetricsSettings.from_env({"AGENTSTREAM_WORKER_METRICS_PORT": bad})
+    port = free_port()
+    server = serve_metrics(WorkerMetricsSettings(port=port))
+    assert server is not None and server.port == port
+    try:
+        with pytest.raises(ConfigurationError, match="one free port per worker process"):
+            serve_metrics(WorkerMetricsSettings(port=port))  # taken
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert "# TYPE agentstream_worker_tasks_running gauge" in body
+    finally:
+        server.close()
