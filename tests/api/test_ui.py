@@ -366,3 +366,72 @@ async def test_the_viewer_marks_a_gap_and_hides_other_tenants_tasks(
     assert await page.text_content("#conn") == "no such task"
     assert await page.locator(".entry").count() == 0
     await page.close()
+
+
+async def test_the_viewer_counts_model_calls_in_every_mode_and_fits_a_phone(
+    api: Api, alice: httpx.AsyncClient, browser: Any, tmp_path: Path
+) -> None:
+    task_id = await submit(
+        alice, "What is 17 * 23? Please show the whole working, step by step.", agent="hybrid"
+    )
+    await write_slowly(api.services.store, task_id, [*ATTEMPT_1, *ATTEMPT_2], 0)
+    replay = [event async for _, event in api.services.reader.replay(task_id)]
+    page = await browser.new_page(viewport={"width": 400, "height": 800})
+    await page.goto(f"{api.url}/ui#task={task_id}&mode=core")
+    await page.fill("#api-key", "key-alice")
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("#task[data-stream='1'][data-mode=core] #conn[data-state=ended]")
+    await page.evaluate("document.getElementById('viewer').scrollTop = 0")
+    await page.screenshot(path=str(tmp_path / "viewer-400px.png"))
+
+    # `usage` is `debug` and `result` is `output`: core draws neither, the stats count both
+    assert await page.text_content("#stat-calls") == "2"
+    assert await page.text_content("#stat-usage") == "118 (100 in + 18 out)"
+    assert await page.text_content("#stat-tools") == "1"
+    assert await page.text_content("#stat-events") == str(len(replay))
+    assert (
+        await page.locator(".entry-usage").count() == 0 and await page.locator(".entry-result").count() == 0
+    )
+    assert "".join(await page.locator(".text-body").all_text_contents()) == shown_answer(replay)
+
+    # 400 px: the list sits above the task, nothing scrolls sideways, the title keeps its lines
+    layout = await page.evaluate(
+        """() => {
+            const box = (id) => document.getElementById(id).getBoundingClientRect();
+            const title = box("task-title");
+            const line = parseFloat(getComputedStyle(document.getElementById("task-title")).lineHeight);
+            return {
+                page: document.documentElement.scrollWidth, viewer: box("viewer").width,
+                lines: Math.round(title.height / line), words: document.getElementById("task-title")
+                    .textContent.split(" ").length,
+                sidebarBottom: document.querySelector(".sidebar").getBoundingClientRect().bottom,
+                viewerTop: box("viewer").top,
+            };
+        }"""
+    )
+    assert layout["page"] <= 400, layout
+    assert layout["viewer"] >= 380, layout
+    assert layout["lines"] <= 4 < layout["words"], layout  # 12 words on at most 4 lines
+    assert layout["sidebarBottom"] <= layout["viewerTop"] + 1, layout
+    await page.close()
+
+
+async def test_the_viewers_mode_table_is_the_protocols(api: Api, browser: Any) -> None:
+    from agentstream.streams.events import ALWAYS_PASS, CATEGORIES
+
+    from agentstream.protocol import MODE_CATEGORIES
+
+    page = await browser.new_page()
+    await page.goto(f"{api.url}/ui")
+    table = await page.evaluate(
+        """async () => {
+            const m = await import("./ui/transcript.js");
+            return { categories: m.CATEGORIES, modes: m.MODE_CATEGORIES, always: m.ALWAYS_PASS };
+        }"""
+    )
+    assert table["categories"] == dict(CATEGORIES)
+    assert {mode: sorted(c) if c is not None else None for mode, c in table["modes"].items()} == {
+        str(mode): sorted(c) if c is not None else None for mode, c in MODE_CATEGORIES.items()
+    }
+    assert sorted(table["always"]) == sorted(ALWAYS_PASS)
+    await page.close()
