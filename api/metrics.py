@@ -141,7 +141,7 @@ class Metrics:
 
     def render(self, hub: ReaderHub | None = None) -> str:
         """The exposition text of everything above, read at scrape time."""
-        return generate_latest(_Scrape(self, hub)).decode()  # type: ignore[arg-type]
+        return generate_latest(_Scrape(self, hub)).decode()
 
 
 class _Scrape:

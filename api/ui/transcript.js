@@ -6,38 +6,7 @@
 // to what it draws only: its stats (model calls, tokens, tool calls, status) come from
 // every event whatever the mode, and the protocol's mode table stays as it is.
 
-/** Category of every known type: the protocol's table (streams/events.py CATEGORIES). */
-export const CATEGORIES = {
-  queued: "task", status: "task", started: "task", retry: "task",
-  error: "task", cancelled: "task", completed: "task", gap: "task", reset: "task",
-  iteration_start: "agent", thought: "agent", observation: "agent",
-  token: "chunk", thinking_token: "chunk", tool_call_delta: "chunk",
-  tool_calls_ready: "tool", action: "tool", tool_call: "tool",
-  tool_result: "tool", tool_error: "tool",
-  dawp_run_started: "group", dawp_step_started: "group",
-  dawp_step_completed: "group", dawp_run_completed: "group",
-  usage: "debug", result: "output",
-};
-
-/** The categories each streaming mode passes; `null`: everything, unknown types too. */
-export const MODE_CATEGORIES = {
-  core: ["agent", "tool", "chunk", "task", "group"],
-  chunk: ["chunk"],
-  output: ["output"],
-  chunk_output: ["chunk", "output"],
-  all: null,
-};
-
-/** Types every mode passes: a reader always learns of failure, the end and lost history. */
-export const ALWAYS_PASS = ["error", "completed", "gap", "reset"];
-
-/** Whether ``mode`` shows an event of type ``type`` (PROTOCOL section 5). */
-export function shows(mode, type) {
-  const allowed = MODE_CATEGORIES[mode] ?? null;
-  if (allowed === null || ALWAYS_PASS.includes(type)) return true;
-  const category = CATEGORIES[type];
-  return category !== undefined && allowed.includes(category);
-}
+import { CATEGORIES, shows } from "./modes.js";
 
 /** An element with a class and optional text. */
 export function el(tag, className, text) {
@@ -302,13 +271,8 @@ const HANDLERS = {
   usage(event, at) {
     this.closeText();
     const body = this.entry("usage", at);
-    body.append(
-      el(
-        "span",
-        "chip",
-        `model call ${this.modelCalls}: ${event.prompt_tokens ?? "?"} prompt + ${event.completion_tokens ?? "?"} completion = ${event.total_tokens ?? "?"} tokens`,
-      ),
-    );
+    const counts = `${event.prompt_tokens ?? "?"} prompt + ${event.completion_tokens ?? "?"} completion`;
+    body.append(el("span", "chip", `model call ${this.modelCalls}: ${counts} = ${event.total_tokens ?? "?"} tokens`));
   },
   result(event, at) {
     this.closeText();
@@ -368,6 +332,10 @@ const HANDLERS = {
   },
 };
 
+function running() {
+  this.status = "running";
+}
+
 // What every event tells the stats and the header, drawn or not.
 const STATS = {
   queued(event) {
@@ -375,12 +343,8 @@ const STATS = {
     this.input = event.input ?? this.input;
     this.agent = event.agent ?? this.agent;
   },
-  status() {
-    this.status = "running";
-  },
-  started() {
-    this.status = "running";
-  },
+  status: running,
+  started: running,
   retry() {
     // The interrupted turn's partial output goes, whatever the mode draws (PROTOCOL rule 4).
     this.status = "running";
