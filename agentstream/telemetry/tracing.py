@@ -15,13 +15,14 @@ stores :func:`inject_context` in the task request, the worker passes it to :func
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 try:
     from opentelemetry import propagate, trace
-    from opentelemetry.trace import Span, Status, StatusCode
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Span, Status, StatusCode
 except ImportError:  # the otel extra is not installed: every function below is a no-op
     trace = None  # type: ignore[assignment]
 
@@ -41,13 +42,24 @@ __all__ = [
 #: ``console`` or ``otlp``: a tracer provider this process sets up (see configure_tracing)
 OTEL_EXPORTER_ENV = "AGENTSTREAM_OTEL_EXPORTER"
 _TRACER_NAME = "agentstream"
+#: providers that record nothing: none set yet, or tracing disabled (OTEL_SDK_DISABLED)
+_NO_PROVIDER = (ProxyTracerProvider, NoOpTracerProvider) if trace is not None else ()
 #: attribute values OpenTelemetry accepts; anything else is sent as its str()
 _PLAIN = (str, bool, int, float)
 
 
+@functools.cache
+def _tracer() -> Any:
+    # One proxy for the process: it follows the provider set later (by the host's setup
+    # or configure_tracing), and asking the API for a tracer per span costs far more.
+    return trace.get_tracer(_TRACER_NAME)
+
+
 def tracing_enabled() -> bool:
-    """Whether the OpenTelemetry API is installed (spans may still go nowhere)."""
-    return trace is not None
+    """Whether spans are recorded: the OpenTelemetry API is installed and the process has
+    a tracer provider. Without one, every function here does nothing, and quickly: the
+    API's own no-op spans cost tens of microseconds each, one per stream flush."""
+    return trace is not None and not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
 
 
 def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -92,10 +104,9 @@ def start_span(name: str, attributes: Mapping[str, Any] | None = None, *, parent
     """A started span that is *not* made current; the caller ends it. For work that
     yields control without owning a task (an async generator's model call), where a span
     made current would leak into the consumer's context between two yields."""
-    if trace is None:
+    if not tracing_enabled():
         return _NO_SPAN
-    tracer = trace.get_tracer(_TRACER_NAME)
-    return tracer.start_span(name, context=parent, attributes=_clean(attributes))
+    return _tracer().start_span(name, context=parent, attributes=_clean(attributes))
 
 
 def fail_span(handle: Any, exc: BaseException) -> None:
@@ -105,17 +116,31 @@ def fail_span(handle: Any, exc: BaseException) -> None:
         handle.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
-@contextlib.contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None, *, parent: Any = None) -> Iterator[Any]:
-    """A span around the block, current inside it (spans started within are its children,
-    also in asyncio tasks created within). ``parent``: a context from
+class _NoSpanContext:
+    """What :func:`span` returns without a tracer provider: a context manager that does nothing."""
+
+    def __enter__(self) -> _NoSpan:
+        return _NO_SPAN
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_SPAN_CONTEXT = _NoSpanContext()
+
+
+def span(
+    name: str, attributes: Mapping[str, Any] | None = None, *, parent: Any = None
+) -> contextlib.AbstractContextManager[Any]:
+    """A span around a ``with`` block, current inside it (spans started within are its
+    children, also in asyncio tasks created within). ``parent``: a context from
     :func:`extract_context`, else the current span's. An exception ends it as an error."""
-    if trace is None:
-        yield _NO_SPAN
-        return
-    tracer = trace.get_tracer(_TRACER_NAME)
-    with tracer.start_as_current_span(name, context=parent, attributes=_clean(attributes)) as current:
-        yield current
+    if not tracing_enabled():
+        return _NO_SPAN_CONTEXT
+    current: contextlib.AbstractContextManager[Any] = _tracer().start_as_current_span(
+        name, context=parent, attributes=_clean(attributes)
+    )
+    return current
 
 
 def set_attributes(**attributes: Any) -> None:
