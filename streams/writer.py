@@ -21,6 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from agentstream.telemetry.tracing import span
+
 from .codec import EncodedEvent, encode
 from .connection import RedisClient
 from .errors import (
@@ -193,7 +195,11 @@ class StreamWriter:
             while self._buffer and self._error is None:
                 batch = self._buffer[: self._settings.max_batch]
                 try:
-                    reply = await self._send(batch)
+                    with span(
+                        "agentstream.flush",
+                        {"agentstream.task_id": self.task_id, "agentstream.events": len(batch)},
+                    ):
+                        reply = await self._send(batch)
                 except asyncio.CancelledError:
                     raise  # the buffer is kept: a later flush sends it
                 except Exception as exc:

@@ -128,3 +128,84 @@ def test_the_image_installs_the_package_on_python_311_slim() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "pip install" in dockerfile and "USER agentstream" in dockerfile
+
+
+def test_nothing_waits_for_the_scripted_model_which_runs_in_its_profile() -> None:
+    proc = _compose_config(
+        {"AGENTSTREAM_API_KEYS": "me:secret", "OPENAI_BASE_URL": "https://api.openai.com/v1"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    services = _load_yaml(proc.stdout)["services"]
+    assert services["scripted-llm"]["profiles"] == ["scripted"]
+    for name in ("api", "worker"):
+        assert "profiles" not in services[name]
+        assert set(services[name].get("depends_on", {})) == {"redis"}, name
+
+
+def test_redis_fsyncs_every_write_and_workers_serve_their_metrics() -> None:
+    services = _load_yaml(COMPOSE_FILE.read_text())["services"]
+    command = services["redis"]["command"]
+    assert command[command.index("--appendfsync") + 1] == "always"
+    worker = services["worker"]
+    assert worker["environment"]["AGENTSTREAM_WORKER_METRICS_PORT"] == "9100"
+    assert worker["expose"] == ["9100"] and "ports" not in worker
+
+
+def test_the_build_context_leaves_local_state_out_and_the_image_checks_its_health() -> None:
+    ignored = {
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"
+    }
+    assert {".git", ".venv", ".agentstream", "**/__pycache__", "**/node_modules", ".mypy_cache"} <= ignored
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        line.split()[1]
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
+    assert {"streams", "worker", "api", "agentstream"} <= copied
+    assert not copied & ignored, "the Dockerfile copies something .dockerignore leaves out"
+    assert "HEALTHCHECK" in dockerfile and '"-m", "agentstream.telemetry.healthcheck"' in dockerfile
+
+
+# ------------------------------------------------------------------ the image's health probe
+
+
+def test_the_probe_reads_the_role_from_the_main_command() -> None:
+    from agentstream.telemetry.healthcheck import role_of
+
+    assert role_of(["agentstream", "api", "--host", "0.0.0.0", "--port", "8000"]) == ("api", 8000)
+    assert role_of(["/usr/bin/docker-init", "--", "agentstream", "api", "--port", "9000"]) == ("api", 9000)
+    assert role_of(["agentstream", "worker"]) == ("worker", None)
+    assert role_of(["agentstream", "scripted-llm", "--allow-remote"]) == ("scripted-llm", 8900)
+
+
+def test_the_probe_checks_what_each_role_serves(redis_url: str) -> None:
+    from agentstream.telemetry.healthcheck import check, main
+    from tests.redis_server import free_port
+
+    assert check("worker", None, redis_url) is None
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    assert "unreachable" in (check("worker", None, dead) or "")
+    assert main(["api", "--port", str(free_port())]) == 1  # nothing listens there
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentstream.telemetry.healthcheck", "worker"],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+async def test_the_probe_finds_a_serving_role_healthy() -> None:
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
+
+    from agentstream.telemetry.healthcheck import check
+
+    async with ScriptedLLMServer() as server:
+        port = urlsplit(server.base_url).port
+        # the probe blocks (as it does in its own process): off the loop serving the model
+        assert await asyncio.to_thread(check, "scripted-llm", port, "") is None

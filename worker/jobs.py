@@ -30,6 +30,8 @@ from agentstream.worker.lease import Lease
 from agentstream.worker.run import TRANSIENT_ERRORS, AttemptRunner, Outcome, WorkerDeps
 from arq import Retry
 
+from agentstream.telemetry.logs import bind_task
+
 __all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ async def remember_run_job_task(ctx: dict[str, Any]) -> None:
     the same ``ctx`` dict, so the job can later tell a shutdown (that task is cancelled)
     from an abort (only the job's own task is)."""
     ctx[RUN_JOB_TASK_KEY] = asyncio.current_task()
+    if ctx.get("job_id"):
+        bind_task(str(ctx["job_id"]))  # the job id is the task id: arq's job lines carry it too
 
 
 def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
@@ -68,6 +72,7 @@ def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
 async def run_task(ctx: dict[str, Any], task_id: str) -> None:
     """Run the next attempt of ``task_id`` under a lease; raise ``Retry`` for another one."""
     deps = deps_from(ctx)
+    bind_task(task_id)
     config = deps.config
     job_id = str(ctx.get("job_id") or task_id)
     owner = f"{deps.worker_id}/{secrets.token_hex(3)}"

@@ -38,6 +38,9 @@ class TaskRequest(BaseModel):
     workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
     #: stream ``dawp_run_started``/``dawp_run_completed`` around the workflow (as the seed's)
     stream_boundary_events: bool = False
+    #: the submit request's trace context (W3C ``traceparent``/``tracestate``), carried
+    #: opaquely to the worker so its spans join the submit's trace; empty without tracing
+    trace_context: dict[str, str] = Field(default_factory=dict, max_length=4)
 
     @field_validator("metadata")
     @classmethod

@@ -56,11 +56,14 @@ from agentstream.worker.agents import ResumeState, build_agent, rebuild_resume_s
 from agentstream.worker.errors import ModelError
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.memory import RedisMemory
+from agentstream.worker.observability import attempt_span, observe_event
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.tools import ToolRegistry
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agentstream.telemetry.logs import bind_task
 
 if TYPE_CHECKING:
     from agentstream.worker.settings import WorkerConfig
@@ -248,6 +251,7 @@ class AttemptRunner:
         meta = await self._store.meta(self.task_id)
         if meta is None:
             return _DONE
+        bind_task(self.task_id, attempt=attempt.number, tenant=meta.owner)
         self._started_at = _started_at(meta) or self._started_at
         self._tenant = meta.owner
         try:
@@ -264,8 +268,9 @@ class AttemptRunner:
             return _DONE
         if meta.cancel_requested:
             return await self._cancelled(writer, meta.cancel_reason)
-        resume = await self._resume(attempt, writer) if attempt.number > 1 else None
-        return await self._execute(request, attempt, writer, resume)
+        with attempt_span(request.trace_context, self.task_id, attempt.number, meta.owner):
+            resume = await self._resume(attempt, writer) if attempt.number > 1 else None
+            return await self._execute(request, attempt, writer, resume)
 
     async def _resume(self, attempt: Attempt, writer: StreamWriter) -> ResumeState | None:
         events = [event async for _, event in self._deps.reader.replay(self.task_id)]
@@ -336,6 +341,7 @@ class AttemptRunner:
                 await events.aclose()
 
     def _observe(self, event: Mapping[str, Any]) -> None:
+        observe_event(event)
         match event.get("type"):
             case "error":
                 self._error_seen = True
@@ -449,12 +455,14 @@ class AttemptRunner:
         await asyncio.shield(writer.flush())
 
     def _completed(self, status: str) -> dict[str, Any]:
-        return {
+        event = {
             "type": "completed",
             "success": status == "succeeded",
             "status": status,
             "execution_time": round(max(0.0, time.time() - self._started_at), 6),
         }
+        observe_event(event)
+        return event
 
     async def _on_job_cancelled(self, writer: StreamWriter) -> None:
         """The job was cancelled by arq: a shutdown keeps the task resumable, an abort

@@ -19,15 +19,20 @@ def serve_api(args: argparse.Namespace) -> int:
     from agentstream.api.app import create_app
     from agentstream.api.auth import check_bind
     from agentstream.api.settings import ApiSettings
+    from agentstream.telemetry.logs import configure_logging
+    from agentstream.telemetry.tracing import configure_tracing
 
     settings = ApiSettings.from_env()
     check_bind(args.host, settings)
+    configure_logging()  # uvicorn's loggers too (log_config=None below leaves them to it)
+    configure_tracing("agentstream-api")
     # Open SSE streams would hold a plain shutdown forever; give them a grace period.
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=None,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from agentstream.api.errors import ApiError, bad_request
+from agentstream.api.observability import SubmitTrace
 from agentstream.api.routes.agents import check_served
 from agentstream.api.schemas import (
     CURSOR_REGEX,
@@ -61,6 +62,7 @@ async def submit_task(
     owner: Tenant,
     svc: ServicesDep,
     response: Response,
+    trace: SubmitTrace,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> TaskAccepted:
     """Create the task (its stream starts with ``queued``) and enqueue its job. A repeated
@@ -69,8 +71,9 @@ async def submit_task(
     if len(body.input) > MAX_INPUT_CHARS:
         raise ApiError(413, f"input has {len(body.input)} characters; the limit is {MAX_INPUT_CHARS}")
     task_id = choose_task_id(body.task_id, idempotency_key)
+    trace.bind(task_id, owner)
     try:
-        request = body.to_request()
+        request = body.to_request().model_copy(update={"trace_context": trace.carrier})
     except ValidationError as exc:
         raise ApiError(422, str(exc.errors()[0].get("msg", "invalid body"))) from None
     await check_served(svc, request)

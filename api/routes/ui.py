@@ -19,7 +19,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["ui"])
 
 _FILES = Path(__file__).resolve().parent.parent / "ui"
-_ASSETS = {"app.js": "text/javascript", "transcript.js": "text/javascript", "style.css": "text/css"}
+_ASSETS = {"app.js": "text/javascript", "transcript.js": "text/javascript", "modes.js": "text/javascript",
+           "style.css": "text/css"}  # fmt: skip
 # The page runs only its own files and talks only to its own origin; nothing from a
 # task's events can become markup (the script writes text nodes), and this says so twice.
 _HEADERS = {

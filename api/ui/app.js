@@ -10,7 +10,9 @@ import { EVENT_TYPES, Transcript, el, seconds } from "./transcript.js";
 const $ = (id) => document.getElementById(id);
 const LIST_POLL_MS = 3000;
 const MODES = new Set(["core", "chunk", "output", "chunk_output", "all"]);
-// Everything by default: usage (debug) and the result (output) are not in `core`.
+// What is drawn by default: everything (usage is `debug`, the result `output`, neither in
+// `core`). The stream itself is always read in `all`: the chosen mode filters the drawing
+// (transcript.js), so the stats count model calls and tokens in every mode.
 const DEFAULT_MODE = "all";
 
 const state = {
@@ -203,12 +205,12 @@ function openTask(taskId, mode) {
   $("reconnects").textContent = "0";
   $("raw").replaceChildren();
   $("transcript").replaceChildren();
-  state.transcript = new Transcript($("transcript"));
+  state.transcript = new Transcript($("transcript"), mode);
   renderStats();
   setConn("connecting");
   loadHeader(taskId);
 
-  const query = new URLSearchParams({ mode, after: "0" });
+  const query = new URLSearchParams({ mode: "all", after: "0" });
   const source = new EventSource(`v1/tasks/${encodeURIComponent(taskId)}/events?${query}`);
   state.source = source;
   source.onopen = () => {

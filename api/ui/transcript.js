@@ -1,6 +1,12 @@
 // Turns a task's events (PROTOCOL section 3) into the transcript the viewer shows, one
 // event at a time. No network here: app.js feeds it. Everything from an event becomes a
 // text node (never markup), so an event cannot inject HTML.
+//
+// The viewer reads every event (mode `all`) and applies the chosen streaming mode here,
+// to what it draws only: its stats (model calls, tokens, tool calls, status) come from
+// every event whatever the mode, and the protocol's mode table stays as it is.
+
+import { CATEGORIES, shows } from "./modes.js";
 
 /** An element with a class and optional text. */
 export function el(tag, className, text) {
@@ -40,8 +46,10 @@ function millis(timestamp) {
 
 /** The rendering state of one stream read from one cursor. */
 export class Transcript {
-  constructor(root) {
+  /** Draws into ``root`` the events that ``mode`` shows; counts every event. */
+  constructor(root, mode = "all") {
     this.root = root;
+    this.mode = mode;
     this.startedAt = null; // ms of the first event
     this.lastAt = null;
     this.events = 0;
@@ -52,9 +60,11 @@ export class Transcript {
     this.iteration = null;
     this.maxIterations = null;
     this.toolCalls = 0;
+    this.calledIds = new Set(); // ids of counted tool calls (`action` and `tool_call` name the same)
     this.modelCalls = 0;
     this.usage = { prompt: 0, completion: 0, total: 0 };
     this.done = false;
+    this.discarded = 0; // characters the last retry removed
     // Blocks of the model turn in progress: its text, thinking and tool calls being
     // composed. A turn is complete once its tool calls are ready; on `retry` the
     // interrupted turn's partial output is reset (PROTOCOL section 3, rule 4).
@@ -77,9 +87,14 @@ export class Transcript {
       this.lastAt = at;
     }
     if (typeof event.attempt === "number") this.attempt = event.attempt;
-    const handler = HANDLERS[kind];
-    if (handler) handler.call(this, event, at);
-    else this.entry("other", at).append(el("span", "dim", `${kind} `), el("code", "", JSON.stringify(event)));
+    STATS[kind]?.call(this, event);
+    if (shows(this.mode, kind)) {
+      const handler = HANDLERS[kind];
+      if (handler) handler.call(this, event, at);
+      else this.entry("other", at).append(el("span", "dim", `${kind} `), el("code", "", JSON.stringify(event)));
+    }
+    // a turn whose tool calls are recorded is complete, drawn or not: a retry keeps it
+    if (kind === "tool_calls_ready") this.endTurn();
   }
 
   /** Seconds from the first event to the last (the offsets' scale, queueing included). */
@@ -152,37 +167,22 @@ export class Transcript {
 
 const HANDLERS = {
   queued(event, at) {
-    this.status = "queued";
-    this.input = event.input ?? this.input;
-    this.agent = event.agent ?? this.agent;
     const body = this.entry("queued", at);
     body.append(el("span", "dim", `queued · ${event.agent ?? "agent"}`));
     if (event.input) body.append(el("div", "input", event.input));
   },
   status(event, at) {
-    this.status = "running";
     this.entry("lifecycle", at).append(el("span", "dim", event.status ?? "started"));
   },
   started(event, at) {
-    this.status = "running";
     this.entry("lifecycle", at).append(el("span", "dim", `started · ${event.agent ?? event.agent_id ?? ""}`));
   },
   retry(event, at) {
-    this.status = "running";
-    let discarded = 0;
-    for (const item of this.turn) {
-      discarded += item.textContent.length;
-      item.remove();
-    }
-    for (const [id, card] of this.cards) if (!card.item.isConnected) this.cards.delete(id);
-    this.endTurn();
-    const note = discarded ? ` — partial output of the interrupted turn reset` : "";
+    const note = this.discarded ? ` — partial output of the interrupted turn reset` : "";
     this.banner("retry", at, `↻ attempt ${event.attempt}: ${event.reason ?? "retry"}${note}`);
   },
   iteration_start(event, at) {
     this.closeText();
-    this.iteration = event.iteration ?? this.iteration;
-    this.maxIterations = event.max_iterations ?? this.maxIterations;
     const total = event.max_iterations ? ` of ${event.max_iterations}` : "";
     this.entry("iteration", at).append(el("span", "iteration", `Iteration ${event.iteration}${total}`));
   },
@@ -224,7 +224,6 @@ const HANDLERS = {
       card.args.textContent = json(call.parameters ?? {});
       card.state.textContent = "ready";
     }
-    this.endTurn(); // a turn whose tool calls are recorded is complete: a retry keeps it
   },
   thought(event, at) {
     const content = String(event.content ?? "");
@@ -244,10 +243,7 @@ const HANDLERS = {
   tool_call(event, at) {
     this.closeText();
     const card = this.card(event, at);
-    if (card.calledAt === null) {
-      this.toolCalls += 1;
-      card.calledAt = at;
-    }
+    if (card.calledAt === null) card.calledAt = at;
     card.args.textContent = json(event.parameters ?? {});
     card.state.textContent = "running…";
     card.item.dataset.state = "running";
@@ -274,29 +270,12 @@ const HANDLERS = {
   },
   usage(event, at) {
     this.closeText();
-    this.modelCalls += 1;
-    this.usage.prompt += event.prompt_tokens ?? 0;
-    this.usage.completion += event.completion_tokens ?? 0;
-    this.usage.total += event.total_tokens ?? 0;
     const body = this.entry("usage", at);
-    body.append(
-      el(
-        "span",
-        "chip",
-        `model call ${this.modelCalls}: ${event.prompt_tokens ?? "?"} prompt + ${event.completion_tokens ?? "?"} completion = ${event.total_tokens ?? "?"} tokens`,
-      ),
-    );
+    const counts = `${event.prompt_tokens ?? "?"} prompt + ${event.completion_tokens ?? "?"} completion`;
+    body.append(el("span", "chip", `model call ${this.modelCalls}: ${counts} = ${event.total_tokens ?? "?"} tokens`));
   },
   result(event, at) {
     this.closeText();
-    if (event.usage && !this.modelCalls) {
-      // no usage events in this mode: the result's totals are all there is
-      this.usage = {
-        prompt: event.usage.prompt_tokens ?? 0,
-        completion: event.usage.completion_tokens ?? 0,
-        total: event.usage.total_tokens ?? 0,
-      };
-    }
     const body = this.entry("result", at);
     body.append(el("div", "result-head", event.success === false ? "Result (failed)" : "Result"));
     const output = event.output;
@@ -321,13 +300,10 @@ const HANDLERS = {
     );
   },
   cancelled(event, at) {
-    this.status = "cancelled";
     this.banner("cancelled", at, `cancelled: ${event.reason ?? ""}`);
   },
   completed(event, at) {
     this.closeText();
-    this.done = true;
-    this.status = event.status ?? (event.success ? "succeeded" : "failed");
     const mark = this.status === "succeeded" ? "✓" : "✗";
     this.entry("completed", at).append(
       el("div", `final final-${this.status}`, `${mark} ${this.status} in ${seconds(event.execution_time)}`),
@@ -356,5 +332,67 @@ const HANDLERS = {
   },
 };
 
-/** Every event type the server may name in an SSE ``event:`` line, and ``gap``. */
-export const EVENT_TYPES = Object.keys(HANDLERS);
+function running() {
+  this.status = "running";
+}
+
+// What every event tells the stats and the header, drawn or not.
+const STATS = {
+  queued(event) {
+    this.status = "queued";
+    this.input = event.input ?? this.input;
+    this.agent = event.agent ?? this.agent;
+  },
+  status: running,
+  started: running,
+  retry() {
+    // The interrupted turn's partial output goes, whatever the mode draws (PROTOCOL rule 4).
+    this.status = "running";
+    this.discarded = 0;
+    for (const item of this.turn) {
+      this.discarded += item.textContent.length;
+      item.remove();
+    }
+    for (const [id, card] of this.cards) if (!card.item.isConnected) this.cards.delete(id);
+    this.endTurn();
+  },
+  iteration_start(event) {
+    this.iteration = event.iteration ?? this.iteration;
+    this.maxIterations = event.max_iterations ?? this.maxIterations;
+  },
+  action(event) {
+    STATS.tool_call.call(this, event);
+  },
+  tool_call(event) {
+    const id = event.tool_call_id;
+    if (id && this.calledIds.has(id)) return;
+    if (id) this.calledIds.add(id);
+    this.toolCalls += 1;
+  },
+  usage(event) {
+    this.modelCalls += 1;
+    this.usage.prompt += event.prompt_tokens ?? 0;
+    this.usage.completion += event.completion_tokens ?? 0;
+    this.usage.total += event.total_tokens ?? 0;
+  },
+  result(event) {
+    if (event.usage && !this.modelCalls) {
+      // no usage events (an agent that reports none): the result's totals are all there is
+      this.usage = {
+        prompt: event.usage.prompt_tokens ?? 0,
+        completion: event.usage.completion_tokens ?? 0,
+        total: event.usage.total_tokens ?? 0,
+      };
+    }
+  },
+  cancelled() {
+    this.status = "cancelled";
+  },
+  completed(event) {
+    this.done = true;
+    this.status = event.status ?? (event.success ? "succeeded" : "failed");
+  },
+};
+
+/** Every event type the server may name in an SSE ``event:`` line (``gap`` included). */
+export const EVENT_TYPES = [...new Set([...Object.keys(HANDLERS), ...Object.keys(CATEGORIES)])];

@@ -30,6 +30,7 @@ from agentstream.worker.app.steps import step_tool_functions
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
+from agentstream.worker.observability import observed_model_stream
 from agentstream.worker.tools import ToolRegistry, default_registry
 
 __all__ = ["BaseAgent", "EventStream", "LoopState", "RunContext"]
@@ -304,7 +305,9 @@ class BaseAgent(ABC):
         """Stream one model call into ``turn``, yielding its chunk and ``usage`` events."""
         # stream_chat is an async generator: close it (and its HTTP stream) if we stop early.
         options = {"options": self.model_options} if self.model_options else {}
-        deltas = self.llm_client.stream_chat(messages, tools, model=self.model, **options)
+        deltas = observed_model_stream(
+            self.llm_client.stream_chat(messages, tools, model=self.model, **options), self.model
+        )
         deltas = cast("AsyncGenerator[ModelDelta, None]", deltas)
         async with aclosing(deltas) as stream:
             async for delta in stream:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.llm import ReadyToolCall
+from agentstream.worker.observability import observed_tool
 from agentstream.worker.tools import ToolRegistry
 
 __all__ = ["dawp_call_key", "outcome_events", "run_tool_batch", "split_recorded"]
@@ -75,7 +76,9 @@ async def _call_tool(
         )
     context = caller.context(call.tool_name, call.tool_call_id, sink, scope)
     try:
-        outcome = await registry.call(call.tool_name, call.parameters, context)
+        outcome = await observed_tool(
+            call.tool_name, call.tool_call_id, registry.call(call.tool_name, call.parameters, context)
+        )
     except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
         logger.exception("tool %r raised through the registry", call.tool_name)
         return outcome_events(call, error=f"tool {call.tool_name!r} failed: {exc!r}")
