@@ -116,6 +116,13 @@ class ThinkingToken(_Envelope):
     content: str
 
 
+class Refusal(_Envelope):
+    """A piece of the model's refusal (``delta.refusal``); the result says ``refusal``."""
+
+    type: Literal["refusal"] = "refusal"
+    content: str
+
+
 class ToolCallDelta(_Envelope):
     type: Literal["tool_call_delta"] = "tool_call_delta"
     index: int
@@ -208,6 +215,8 @@ class UsageEvent(_Envelope):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 class ResultEvent(_Envelope):
@@ -215,6 +224,8 @@ class ResultEvent(_Envelope):
     output: Any
     success: bool
     execution_time: float
+    stop_reason: str | None = None
+    refusal: str | None = None
     reason: str | None = None
     iterations: int | None = None
     tool_calls_count: int | None = None
@@ -265,7 +276,7 @@ class UnknownEvent(_Envelope):
 
 
 _KNOWN: tuple[type[_Envelope], ...] = (
-    Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, ToolCallDelta,
+    Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, Refusal, ToolCallDelta,
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
     ResultEvent, ErrorEvent, Cancelled, Completed, Gap, Reset,
@@ -287,6 +298,7 @@ Event = Annotated[
         Annotated[IterationStart, Tag("iteration_start")],
         Annotated[Token, Tag("token")],
         Annotated[ThinkingToken, Tag("thinking_token")],
+        Annotated[Refusal, Tag("refusal")],
         Annotated[ToolCallDelta, Tag("tool_call_delta")],
         Annotated[ToolCallsReady, Tag("tool_calls_ready")],
         Annotated[Thought, Tag("thought")],
@@ -331,7 +343,7 @@ CATEGORIES: Mapping[str, str] = {
     "queued": "task", "status": "task", "started": "task", "retry": "task",
     "error": "task", "cancelled": "task", "completed": "task", "gap": "task", "reset": "task",
     "iteration_start": "agent", "thought": "agent", "observation": "agent",
-    "token": "chunk", "thinking_token": "chunk", "tool_call_delta": "chunk",
+    "token": "chunk", "thinking_token": "chunk", "refusal": "chunk", "tool_call_delta": "chunk",
     "tool_calls_ready": "tool", "action": "tool", "tool_call": "tool",
     "tool_result": "tool", "tool_error": "tool",
     "dawp_run_started": "group", "dawp_step_started": "group",

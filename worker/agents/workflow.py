@@ -238,6 +238,7 @@ class WorkflowPlugin:
             async with aclosing(call) as stream:
                 async for event in stream:
                     yield event
+            turn.raise_if_incomplete()
         except ModelError:
             yield agent.event("dawp_step_completed", scope=scope, **ids, success=False)
             raise
