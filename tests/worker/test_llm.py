@@ -10,19 +10,20 @@ from typing import Any
 
 import pytest
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
-from agentstream.worker.llm import (
+from agentstream.worker.model import (
     Finish,
     ModelDelta,
     ModelSettings,
     OpenAIClient,
+    RefusalDelta,
     TextDelta,
     ThinkingDelta,
     ToolCallFragment,
     TurnAccumulator,
     Usage,
-    chunk_to_deltas,
+    parse_chunk,
 )
-from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.scripted import ScriptedLLMServer
 from agentstream.worker.tools import calculator
 from openai.types.chat import ChatCompletionChunk
 
@@ -82,6 +83,7 @@ def test_settings_from_environment() -> None:
             "AGENTSTREAM_MODEL_RETRIES": "5",
             "AGENTSTREAM_MODEL_BACKOFF_S": "0.1",
             "AGENTSTREAM_MODEL_BACKOFF_MAX_S": "1",
+            "AGENTSTREAM_MODEL_STREAM_OPTIONS": "0",
         }
     )
 
@@ -94,6 +96,7 @@ def test_settings_from_environment() -> None:
         max_retries=5,
         backoff_base_s=0.1,
         backoff_max_s=1.0,
+        stream_options=False,
     )
 
 
@@ -104,6 +107,11 @@ def test_settings_from_environment() -> None:
         ({"AGENTSTREAM_MODEL_RETRIES": "-1"}, "max_retries must be >= 0"),
         ({"AGENTSTREAM_MODEL_TIMEOUT_S": "0"}, "timeouts must be positive"),
         ({"AGENTSTREAM_MODEL_BACKOFF_S": "5", "AGENTSTREAM_MODEL_BACKOFF_MAX_S": "1"}, "backoff"),
+        (
+            {"AGENTSTREAM_MODEL_STREAM_OPTIONS": "sometimes"},
+            "AGENTSTREAM_MODEL_STREAM_OPTIONS must be true or false",
+        ),
+        ({"AGENTSTREAM_MODEL_RETRIES": "2.5"}, "AGENTSTREAM_MODEL_RETRIES must be an integer"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(env: dict[str, str], message: str) -> None:
@@ -145,7 +153,7 @@ def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any)
 
 
 def test_chunk_mapping_covers_text_reasoning_tool_calls_and_finish() -> None:
-    mapped = chunk_to_deltas(
+    mapped = parse_chunk(
         chunk(
             {
                 "content": "Hi",
@@ -169,7 +177,7 @@ def test_chunk_mapping_covers_text_reasoning_tool_calls_and_finish() -> None:
 
 
 def test_chunk_mapping_reads_the_reasoning_field_and_usage() -> None:
-    assert chunk_to_deltas(chunk({"reasoning": "hm"})) == [ThinkingDelta("hm")]
+    assert parse_chunk(chunk({"reasoning": "hm"})) == [ThinkingDelta("hm")]
     usage_only = ChatCompletionChunk.model_validate(
         {
             "id": "c",
@@ -180,8 +188,32 @@ def test_chunk_mapping_reads_the_reasoning_field_and_usage() -> None:
             "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
         }
     )
-    assert chunk_to_deltas(usage_only) == [Usage(3, 4, 7)]
-    assert chunk_to_deltas(chunk({"role": "assistant", "content": ""})) == []
+    assert parse_chunk(usage_only) == [Usage(3, 4, 7)]
+    assert parse_chunk(chunk({"role": "assistant", "content": ""})) == []
+
+
+def test_chunk_mapping_reads_refusals_and_usage_details() -> None:
+    assert parse_chunk(chunk({"refusal": "I can't"}, finish_reason="stop")) == [
+        RefusalDelta("I can't"),
+        Finish("stop"),
+    ]
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 6,
+        "total_tokens": 16,
+        "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+    [mapped] = parse_chunk(chunk({}, usage=usage))
+    assert mapped == Usage(10, 6, 16, reasoning_tokens=4, cached_tokens=8)
+    assert mapped.fields() == {
+        "prompt_tokens": 10,
+        "completion_tokens": 6,
+        "total_tokens": 16,
+        "reasoning_tokens": 4,
+        "cached_tokens": 8,
+    }
+    assert Usage(1, 2, 3).fields() == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 
 
 # --------------------------------------------------------------------------- streaming
@@ -292,7 +324,7 @@ async def test_a_tool_result_leads_to_a_final_answer(client: OpenAIClient) -> No
 async def test_rate_limits_are_retried_before_the_first_delta(
     llm: ScriptedLLMServer, client: OpenAIClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="agentstream.worker.llm"):
+    with caplog.at_level(logging.WARNING, logger="agentstream.worker.model.client"):
         deltas = await collect(client.stream_chat(user("[fail:429x2] hi")))
 
     assert "".join(d.content for d in deltas if isinstance(d, TextDelta)) == "Turn 1: you said hi."
@@ -321,6 +353,18 @@ async def test_a_client_error_is_not_retried(llm: ScriptedLLMServer, client: Ope
     assert not isinstance(caught.value, ModelUnavailable)
     assert caught.value.retryable is False
     assert caught.value.error_type == "client_error"
+    assert caught.value.status_code == 400
+    # A 400 that names no parameter may be the server refusing stream_options: asked once
+    # more without it, then given up.
+    assert llm.requests == 2
+
+
+async def test_a_client_error_about_another_parameter_is_asked_once(
+    llm: ScriptedLLMServer, client: OpenAIClient
+) -> None:
+    with pytest.raises(ModelError, match="messages") as caught:
+        await collect(client.stream_chat([]))
+
     assert caught.value.status_code == 400
     assert llm.requests == 1
 
@@ -396,7 +440,7 @@ async def test_a_consumer_may_stop_early(client: OpenAIClient) -> None:
     assert isinstance(deltas[-1], Usage)
 
 
-CHUNK_SAMPLES = [
+CHUNK_SAMPLES = [  # decoded JSON and the SDK's model of it must map alike
     {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
     {"choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]},
     {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}, "finish_reason": None}]},
@@ -406,13 +450,14 @@ CHUNK_SAMPLES = [
     ]}, "finish_reason": None}]},
     {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}},
+    {"choices": [{"index": 0, "delta": {"refusal": "No."}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8,
+                              "completion_tokens_details": {"reasoning_tokens": 2},
+                              "prompt_tokens_details": {"cached_tokens": 1}}},
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("raw", CHUNK_SAMPLES)
-def test_the_fast_chunk_parser_maps_like_the_sdk_models(raw: dict[str, Any]) -> None:
-    from agentstream.worker.llm import chunk_to_deltas, parse_chunk
-    from openai.types.chat import ChatCompletionChunk
-
+def test_decoded_json_and_sdk_models_map_alike(raw: dict[str, Any]) -> None:
     full = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", **raw}
-    assert parse_chunk(full) == chunk_to_deltas(ChatCompletionChunk.model_validate(full))
+    assert parse_chunk(full) == parse_chunk(ChatCompletionChunk.model_validate(full))

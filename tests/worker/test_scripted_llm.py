@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from agentstream.worker.scripted_llm import Directives, ScriptedLLMServer, main, parse_directives
+from agentstream.worker.scripted import Directives, ScriptedLLMServer, main, parse_directives
 from openai import AsyncOpenAI, Omit, omit
 from openai.types.chat import (
     ChatCompletionChunk,
@@ -131,7 +131,9 @@ async def test_usage_chunk_closes_the_stream_when_asked(client: AsyncOpenAI) -> 
     assert last.usage.prompt_tokens == 3
     assert last.usage.completion_tokens == len(content_tokens(chunks)) == 7
     assert last.usage.total_tokens == 10
-    assert all(c.usage is None for c in chunks[:-1])
+    # As vLLM's continuous usage stats: every chunk carries the running total.
+    running = [c.usage.completion_tokens for c in chunks[:-1] if c.usage is not None]
+    assert running == [0, 1, 2, 3, 4, 5, 6, 7, 7]
 
 
 async def test_no_usage_chunk_unless_asked(client: AsyncOpenAI) -> None:

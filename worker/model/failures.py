@@ -59,10 +59,12 @@ def classify(exc: Exception) -> Failure:
     return Failure(False, "invalid_response")
 
 
-def rejects_request_option(exc: Exception) -> bool:
-    """Whether `exc` is a refusal of the request's shape (400 or 422), which an optional
-    field such as `stream_options` may have caused."""
-    return isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422)
+def rejects_request_option(exc: Exception, option: str) -> bool:
+    """Whether `exc` is a refusal of the request's shape (400 or 422) that the optional
+    field `option` may have caused: the error names no other parameter."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
+        return False
+    return exc.param in (None, option) or option in str(exc.message)
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:

@@ -36,6 +36,10 @@ _RETRY_AFTER_MS = "10"
 class _BadRequest(Exception):
     """The request is not a chat-completions request this server can answer."""
 
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 class _StreamBroken(Exception):
     """Raised by a body iterator to drop the connection in the middle of the body."""
@@ -71,15 +75,15 @@ def _parse_request(raw: bytes) -> _ChatRequest:
         raise _BadRequest("the request body must be a JSON object")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _BadRequest("'messages' must be a non-empty list of messages")
+        raise _BadRequest("'messages' must be a non-empty list of messages", "messages")
     if not all(isinstance(message, dict) for message in messages):
-        raise _BadRequest("every item of 'messages' must be an object")
+        raise _BadRequest("every item of 'messages' must be an object", "messages")
     tools = body.get("tools") or []
     if not isinstance(tools, list):
-        raise _BadRequest("'tools' must be a list")
+        raise _BadRequest("'tools' must be a list", "tools")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise _BadRequest("'max_tokens' must be a positive integer")
+        raise _BadRequest("'max_tokens' must be a positive integer", "max_tokens")
     options = body.get("stream_options")
     return _ChatRequest(
         model=str(body.get("model") or MODEL_ID),
@@ -217,7 +221,7 @@ async def _chat_completions(state: ScriptState, request: Request) -> Response:
         chat = _parse_request(await request.body())
         directives = _directives(request, chat)
     except _BadRequest as exc:
-        return _error_response(400, str(exc))
+        return _error_response(400, str(exc), param=exc.param)
     except UnknownDirective as exc:
         return _error_response(404, str(exc))
     if directives.reject_stream_options and chat.has_stream_options:
