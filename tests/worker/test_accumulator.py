@@ -7,9 +7,12 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from agentstream.worker.llm import (
+import pytest
+from agentstream.worker.errors import ModelStopped
+from agentstream.worker.model import (
     Finish,
     ReadyToolCall,
+    RefusalDelta,
     TextDelta,
     ThinkingDelta,
     ToolCallAccumulator,
@@ -99,6 +102,40 @@ def test_interleaved_calls_are_kept_apart_and_sorted_by_index() -> None:
         (0, "a", {"expression": "17 * 23"}),
         (1, "b", {"expression": "4 + 5"}),
     ]
+
+
+def test_calls_sharing_an_index_are_told_apart_by_their_ids() -> None:
+    acc = ToolCallAccumulator()
+    first = acc.feed(fragment(0, '{"expression": ', id="a", name="calculator"))
+    acc.feed(fragment(0, '"1+2"}'))
+    second = acc.feed(fragment(0, '{"expression": ', id="b", name="calculator"))
+    acc.feed(fragment(0, '"3+4"}'))
+    third = acc.feed(fragment(1, "{}", id="c", name="current_time"))
+
+    assert (first["index"], second["index"], third["index"]) == (0, 1, 2)
+    assert [(c.index, c.tool_call_id, c.parameters) for c in acc.finish()] == [
+        (0, "a", {"expression": "1+2"}),
+        (1, "b", {"expression": "3+4"}),
+        (2, "c", {}),
+    ]
+
+
+def test_ids_repeated_on_every_fragment_keep_interleaved_calls_apart_at_one_index() -> None:
+    acc = ToolCallAccumulator()
+    for piece_a, piece_b in (('{"n"', '{"m"'), (": 1}", ": 2}")):
+        acc.feed(fragment(0, piece_a, id="a", name="t"))
+        acc.feed(fragment(0, piece_b, id="b", name="t"))
+
+    assert [(c.tool_call_id, c.parameters) for c in acc.finish()] == [("a", {"n": 1}), ("b", {"m": 2})]
+
+
+def test_a_late_id_joins_the_call_it_belongs_to() -> None:
+    acc = ToolCallAccumulator()
+    acc.feed(fragment(0, "{", name="t"))
+    acc.feed(fragment(0, "}", id="late"))
+
+    [call] = acc.finish()
+    assert (call.tool_call_id, call.parameters) == ("late", {})
 
 
 def test_empty_arguments_mean_no_parameters() -> None:
@@ -323,3 +360,84 @@ def test_usage_fields_are_zero_without_usage() -> None:
         "completion_tokens": 0,
         "total_tokens": 0,
     }
+
+
+def test_a_refusal_is_an_event_and_the_stop_reason() -> None:
+    turn = TurnAccumulator()
+    events = [
+        turn.feed(RefusalDelta("I can't")),
+        turn.feed(RefusalDelta(" do that.")),
+        turn.feed(Finish("stop")),
+    ]
+
+    assert events == [
+        {"type": "refusal", "content": "I can't"},
+        {"type": "refusal", "content": " do that."},
+        None,
+    ]
+    assert (turn.refusal, turn.text, turn.stop_reason) == ("I can't do that.", "", "refusal")
+    with pytest.raises(ModelStopped) as caught:
+        turn.raise_if_incomplete()
+    assert (caught.value.output, caught.value.refusal) == ("I can't do that.", "I can't do that.")
+
+
+def test_stop_reasons_of_turns() -> None:
+    def stop_reason(*deltas: object) -> str:
+        turn = TurnAccumulator()
+        for delta in deltas:
+            turn.feed(delta)  # type: ignore[arg-type]
+        return turn.stop_reason
+
+    assert stop_reason(TextDelta("a"), Finish("stop")) == "stop"
+    assert stop_reason(TextDelta("a")) == "stop"  # ended by [DONE] alone
+    assert stop_reason(fragment(0, "{}", id="c", name="t")) == "tool_calls"
+    assert stop_reason(fragment(0, "{}", id="c", name="t"), Finish("function_call")) == "tool_calls"
+    assert stop_reason(TextDelta("a"), Finish("length")) == "length"
+    assert stop_reason(TextDelta("a"), Finish("eos")) == "eos"  # a server's own reason is kept
+
+
+def test_only_cut_filtered_or_refused_turns_are_incomplete() -> None:
+    for reason in ("stop", "tool_calls", "eos"):
+        turn = TurnAccumulator()
+        turn.feed(Finish(reason))
+        turn.raise_if_incomplete()
+    for reason in ("length", "content_filter"):
+        turn = TurnAccumulator()
+        turn.feed(TextDelta("partial"))
+        turn.feed(Finish(reason))
+        with pytest.raises(ModelStopped) as caught:
+            turn.raise_if_incomplete()
+        assert (caught.value.stop_reason, caught.value.output, caught.value.refusal) == (
+            reason,
+            "partial",
+            None,
+        )
+
+
+def test_usage_details_reach_the_usage_event() -> None:
+    turn = TurnAccumulator()
+
+    assert turn.feed(Usage(3, 2, 5, reasoning_tokens=1, cached_tokens=0)) == {
+        "type": "usage",
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "reasoning_tokens": 1,
+        "cached_tokens": 0,
+    }
+
+
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=4), st.data())
+def test_calls_one_after_the_other_at_one_index_all_survive(
+    arguments: list[str], data: st.DataObject
+) -> None:
+    acc = ToolCallAccumulator()
+    for n, args in enumerate(arguments):
+        cut = data.draw(st.integers(0, len(args)))
+        acc.feed(fragment(0, args[:cut], id=f"id{n}", name="t"))
+        acc.feed(fragment(0, args[cut:]))
+
+    ready = acc.finish()
+    assert [(c.index, c.tool_call_id, c.arguments) for c in ready] == [
+        (n, f"id{n}", args) for n, args in enumerate(arguments)
+    ]
