@@ -168,7 +168,7 @@ def build_deps(config: WorkerConfig) -> WorkerDeps:
         redis=redis,
         store=TaskStore(redis, config.streams),
         reader=Reader(redis, config.streams),
-        llm=OpenAIClient(ModelSettings.from_env()),
+        llm=OpenAIClient(ModelSettings.from_env(os.environ)),
         registry=default_registry(ToolSettings.from_env()),
         worker_id=_worker_id(),
     )
