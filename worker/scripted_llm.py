@@ -5,29 +5,9 @@ Everything lives in :mod:`agentstream.worker.scripted` now (its docstring lists 
 directives); import from there.
 """
 
-from agentstream.worker.scripted import (
-    MODEL_ID,
-    Directives,
-    Reply,
-    ScriptedLLMServer,
-    ScriptedToolCall,
-    create_app,
-    main,
-    parse_directives,
-    plan_reply,
-)
+from agentstream.worker.scripted import Directives, ScriptedLLMServer, create_app, main, parse_directives
 
-__all__ = [
-    "MODEL_ID",
-    "Directives",
-    "Reply",
-    "ScriptedLLMServer",
-    "ScriptedToolCall",
-    "create_app",
-    "main",
-    "parse_directives",
-    "plan_reply",
-]
+__all__ = ["Directives", "ScriptedLLMServer", "create_app", "main", "parse_directives"]
 
 if __name__ == "__main__":
     main()

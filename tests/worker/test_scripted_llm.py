@@ -212,7 +212,7 @@ async def test_single_tool_call_arguments_arrive_in_fragments(client: AsyncOpenA
     assert head.type == "function"
     assert head.function is not None and head.function.name == "calculator"
     assert len(fragments) >= 3
-    assert all(d.id is None and d.function.name is None for d in fragments)
+    assert all(d.id == head.id and d.function.name is None for d in fragments)  # ids repeated
     calls = assemble_tool_calls(chunks)
     assert json.loads(calls[0]["arguments"]) == {"expression": "17 * 23"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"

@@ -55,7 +55,8 @@ The reply is decided from the request alone, in this order:
    Always, as some servers do: with ``stream_options.include_usage``, every chunk carries
    the usage so far (vLLM's continuous usage stats), and a final chunk without choices
    the total; usage has ``prompt_tokens_details.cached_tokens`` (the prompt's messages
-   but the last) and ``completion_tokens_details.reasoning_tokens``.
+   but the last) and ``completion_tokens_details.reasoning_tokens``. Interleaved tool-call
+   fragments repeat their call's ``id`` (as some proxies do).
 
 2. ``[refuse]``: the refusal "I'm sorry, but I can't help with that."
 3. The last message has role ``tool``: a final answer built from the trailing tool results

@@ -47,11 +47,13 @@ def _tool_call_deltas(calls: Sequence[ScriptedToolCall], directives: Directives)
         for call in calls:
             yield {k: v for k, v in _head(0, call, call.arguments).items() if k != "index"}
         return
-    if directives.same_index:  # every call at index 0, one after the other
+    if directives.same_index:  # every call at index 0, one after the other, ids on heads only
         for call in calls:
-            yield from _call_deltas(0, call)
+            yield from _call_deltas(0, call, repeat_id=False)
         return
-    yield from _round_robin([list(_call_deltas(index, call)) for index, call in enumerate(calls)])
+    # Interleaved, each call's id repeated on every fragment, as some proxies send them.
+    per_call = [list(_call_deltas(index, call, repeat_id=True)) for index, call in enumerate(calls)]
+    yield from _round_robin(per_call)
 
 
 def _head(index: int, call: ScriptedToolCall, arguments: str) -> dict[str, Any]:
@@ -62,10 +64,11 @@ def _head(index: int, call: ScriptedToolCall, arguments: str) -> dict[str, Any]:
     return head
 
 
-def _call_deltas(index: int, call: ScriptedToolCall) -> Iterator[dict[str, Any]]:
+def _call_deltas(index: int, call: ScriptedToolCall, *, repeat_id: bool) -> Iterator[dict[str, Any]]:
     yield _head(index, call, "")
+    again = {"id": call.id} if repeat_id and call.id is not None else {}
     for fragment in _fragments(call.arguments):
-        yield {"index": index, "function": {"arguments": fragment}}
+        yield {"index": index, **again, "function": {"arguments": fragment}}
 
 
 def _fragments(text: str) -> list[str]:
