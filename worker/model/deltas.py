@@ -22,7 +22,9 @@ __all__ = [
     "ThinkingDelta",
     "ToolCallFragment",
     "Usage",
+    "parse_choice",
     "parse_chunk",
+    "parse_usage",
 ]
 
 
@@ -105,22 +107,28 @@ def parse_chunk(chunk: Mapping[str, Any] | ChatCompletionChunk) -> list[ModelDel
     """
     if isinstance(chunk, ChatCompletionChunk):
         chunk = chunk.model_dump(exclude_unset=True)
-    deltas: list[ModelDelta] = []
-    for choice in (chunk.get("choices") or ())[:1]:  # we never ask for n > 1
-        delta = choice.get("delta") or {}
-        thinking = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(thinking, str) and thinking:
-            deltas.append(ThinkingDelta(thinking))
-        if content := delta.get("content"):
-            deltas.append(TextDelta(content))
-        if refusal := delta.get("refusal"):
-            deltas.append(RefusalDelta(refusal))
-        if calls := delta.get("tool_calls"):
-            deltas.extend(_fragments(calls))
-        if choice.get("finish_reason"):
-            deltas.append(Finish(choice["finish_reason"]))
+    choices = chunk.get("choices")
+    deltas = parse_choice(choices[0]) if choices else []  # we never ask for n > 1
     if usage := chunk.get("usage"):
-        deltas.append(_usage(usage))
+        deltas.append(parse_usage(usage))
+    return deltas
+
+
+def parse_choice(choice: Mapping[str, Any]) -> list[ModelDelta]:
+    """The deltas of a chunk's choice (decoded JSON), usage aside."""
+    deltas: list[ModelDelta] = []
+    delta = choice.get("delta") or {}
+    thinking = delta.get("reasoning_content") or delta.get("reasoning")
+    if isinstance(thinking, str) and thinking:
+        deltas.append(ThinkingDelta(thinking))
+    if content := delta.get("content"):
+        deltas.append(TextDelta(content))
+    if refusal := delta.get("refusal"):
+        deltas.append(RefusalDelta(refusal))
+    if calls := delta.get("tool_calls"):
+        deltas.extend(_fragments(calls))
+    if choice.get("finish_reason"):
+        deltas.append(Finish(choice["finish_reason"]))
     return deltas
 
 
@@ -141,7 +149,8 @@ def _fragments(calls: list[Mapping[str, Any]]) -> list[ModelDelta]:
     return fragments
 
 
-def _usage(usage: Mapping[str, Any]) -> Usage:
+def parse_usage(usage: Mapping[str, Any]) -> Usage:
+    """A chunk's ``usage`` object (decoded JSON) as :class:`Usage`."""
     prompt = int(usage.get("prompt_tokens") or 0)
     completion = int(usage.get("completion_tokens") or 0)
     return Usage(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from agentstream.worker.model.deltas import Finish, ModelDelta, Usage, parse_chunk
+from agentstream.worker.model.deltas import Finish, ModelDelta, parse_choice, parse_usage
 
 __all__ = ["IncompleteStream", "ResponseReader", "StreamErrorEvent"]
 
@@ -38,7 +38,9 @@ class ResponseReader:
     chunks: int = 0
     finished: bool = False
     done: bool = False
-    usage: Usage | None = None
+    #: the last ``usage`` object received, and the last one that had details
+    _usage: dict[str, Any] | None = None
+    _detailed: dict[str, Any] | None = None
 
     def feed(self, line: str) -> list[ModelDelta]:
         """The deltas of one SSE line (none for blank lines, comments and ``event:``).
@@ -58,33 +60,32 @@ class ResponseReader:
         if chunk.get("error"):
             raise StreamErrorEvent(f"the model stream reported an error: {chunk['error']}")
         self.chunks += 1
-        deltas = parse_chunk(chunk)
-        if not deltas:
-            return deltas
-        kept: list[ModelDelta] = []
-        for delta in deltas:
-            if isinstance(delta, Usage):
-                self.usage = _latest(self.usage, delta)
-                continue
-            if isinstance(delta, Finish):
-                self.finished = True
-            kept.append(delta)
-        return kept
+        if usage := chunk.get("usage"):
+            # Only kept here, cheaply (servers may send it with every token): the one
+            # Usage is built at the end.
+            self._usage = usage
+            if "completion_tokens_details" in usage or "prompt_tokens_details" in usage:
+                self._detailed = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return []
+        deltas = parse_choice(choices[0])  # we never ask for n > 1
+        if deltas and isinstance(deltas[-1], Finish):
+            self.finished = True
+        return deltas
 
     def close(self) -> list[ModelDelta]:
-        """The held-back usage, once the body has ended; :class:`IncompleteStream` if the
-        response was cut off."""
+        """The usage, once the body has ended; :class:`IncompleteStream` if the response
+        was cut off."""
         if not self.finished and not (self.done and self.chunks):
             raise IncompleteStream("the model stream ended without a finish reason or [DONE]")
-        return [self.usage] if self.usage is not None else []
+        if self._usage is None:
+            return []
+        usage = dict(self._usage)
+        for group in _DETAIL_GROUPS:  # details an earlier chunk gave and the last lacks
+            if not isinstance(usage.get(group), dict) and self._detailed is not None:
+                usage[group] = self._detailed.get(group)
+        return [parse_usage(usage)]
 
 
-def _latest(previous: Usage | None, latest: Usage) -> Usage:
-    """The latest running total, keeping details an earlier chunk gave and this one lacks."""
-    if previous is None:
-        return latest
-    reasoning = latest.reasoning_tokens if latest.reasoning_tokens is not None else previous.reasoning_tokens
-    cached = latest.cached_tokens if latest.cached_tokens is not None else previous.cached_tokens
-    if reasoning == latest.reasoning_tokens and cached == latest.cached_tokens:
-        return latest
-    return Usage(latest.prompt_tokens, latest.completion_tokens, latest.total_tokens, reasoning, cached)
+_DETAIL_GROUPS = ("prompt_tokens_details", "completion_tokens_details")
