@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from agentstream.streams.events import EventFilter, Refusal, parse_event
-from agentstream.worker.agents import BaseAgent, HybridAgent, LLMAgent, ToolAgent, rebuild_resume_state
+from agentstream.worker.agents import (
+    BaseAgent,
+    HybridAgent,
+    LLMAgent,
+    ToolAgent,
+    WorkflowPlugin,
+    parse_workflow,
+    rebuild_resume_state,
+)
 from agentstream.worker.model import OpenAIClient
 from agentstream.worker.scripted import ScriptedLLMServer
 from agentstream.worker.scripted.planner import REFUSAL
@@ -97,6 +105,19 @@ async def test_a_refusal_reaches_the_stream_and_the_result(llm_client: OpenAICli
     assert EventFilter.parse("chunk").matches(refusals[0])
     assert not EventFilter.parse("output").matches(refusals[0])
     assert isinstance(parse_event(refusals[0]), Refusal)
+
+
+async def test_a_refused_workflow_step_fails_the_step_and_the_task(llm_client: OpenAIClient) -> None:
+    plugin = WorkflowPlugin(parse_workflow("# Plan\n\n1. Research\n2. Write\n"), stream_boundary_events=True)
+    agent = HybridAgent(agent_id="q1", llm_client=llm_client, tools=["calculator"], workflow=plugin)
+    events = await run(agent, "[refuse] something forbidden")
+
+    [step] = of_type(events, "dawp_step_completed")  # the first step refused: no second
+    assert step["success"] is False
+    assert of_type(events, "dawp_run_completed")[0]["success"] is False
+    assert all(e["loop_scope"]["kind"] == "dawp" for e in of_type(events, "refusal"))
+    result = result_of(events)
+    assert (result["success"], result["stop_reason"], result["refusal"]) == (False, "refusal", REFUSAL)
 
 
 # --------------------------------------------------------------------------- tool calls
