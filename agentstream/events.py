@@ -40,6 +40,7 @@ __all__ = [
     "LoopScope",
     "Observation",
     "Queued",
+    "Refusal",
     "Reset",
     "ResultEvent",
     "Retry",
@@ -131,6 +132,13 @@ class Token(_Envelope):
 
 class ThinkingToken(_Envelope):
     type: Literal["thinking_token"] = "thinking_token"
+    content: str
+
+
+class Refusal(_Envelope):
+    """A piece of the model's refusal (``delta.refusal``); the result says ``refusal``."""
+
+    type: Literal["refusal"] = "refusal"
     content: str
 
 
@@ -229,6 +237,8 @@ class UsageEvent(_Envelope):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 class ResultEvent(_Envelope):
@@ -242,6 +252,8 @@ class ResultEvent(_Envelope):
     usage: JsonObject | None = None
     #: why the model stopped (v1.1): ``stop``, ``length``, ``content_filter``, ``refusal``, ...
     stop_reason: str | None = None
+    #: the model's refusal text when ``stop_reason`` is ``refusal``
+    refusal: str | None = None
 
 
 class ErrorEvent(_Envelope):
@@ -298,7 +310,7 @@ class UnknownEvent(_Envelope):
 
 
 _KNOWN: tuple[type[_Envelope], ...] = (
-    Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, ToolCallDelta,
+    Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, Refusal, ToolCallDelta,
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
     ResultEvent, ErrorEvent, Cancelled, Completed, Custom, Gap, Reset,
@@ -320,6 +332,7 @@ Event = Annotated[
         Annotated[IterationStart, Tag("iteration_start")],
         Annotated[Token, Tag("token")],
         Annotated[ThinkingToken, Tag("thinking_token")],
+        Annotated[Refusal, Tag("refusal")],
         Annotated[ToolCallDelta, Tag("tool_call_delta")],
         Annotated[ToolCallsReady, Tag("tool_calls_ready")],
         Annotated[Thought, Tag("thought")],

@@ -9,8 +9,10 @@ One tree, so callers can catch as broadly or as narrowly as they need::
     │   │                        `.retryable` and `.error_type` feed the `error` event.
     │   ├── ModelUnavailable     every attempt failed before the first delta arrived
     │   │                        (429, 5xx, timeouts, connection errors, retries exhausted).
-    │   └── ModelStreamBroken    the stream failed after deltas were already yielded, so it
-    │                            cannot be retried transparently; the task may be retried.
+    │   ├── ModelStreamBroken    the stream failed after deltas were already yielded, so it
+    │   │                        cannot be retried transparently; the task may be retried.
+    │   └── ModelStopped         the model ended its turn without a usable answer: cut off
+    │                            (`length`), filtered (`content_filter`) or refused.
     └── ToolError                a tool failed; `.tool_name` says which one.
         ├── ToolNotFound         no tool of that name is registered.
         ├── ToolArgumentsInvalid the parameters do not match the tool's schema.
@@ -29,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "HttpGetRefused",
     "ModelError",
+    "ModelStopped",
     "ModelStreamBroken",
     "ModelUnavailable",
     "ToolArgumentsInvalid",
@@ -91,6 +94,22 @@ class ModelStreamBroken(ModelError):
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message, retryable=True, error_type="stream_broken", status_code=status_code)
+
+
+class ModelStopped(ModelError):
+    """The model ended its turn without a usable answer; running it again would not help.
+
+    `stop_reason` is `length` (the output token limit, possibly inside tool-call
+    arguments), `content_filter` or `refusal`; `output` is what the model said (the cut-off
+    text, or the refusal) and `refusal` the refusal text, if any. The agent ends the task
+    with `success: false` and these in its `result`.
+    """
+
+    def __init__(self, message: str, *, stop_reason: str, output: str, refusal: str | None = None) -> None:
+        super().__init__(message, retryable=False, error_type="model_stopped")
+        self.stop_reason = stop_reason
+        self.output = output
+        self.refusal = refusal
 
 
 class ToolError(WorkerError):

@@ -177,9 +177,9 @@ def test_modes_match_the_protocol_table() -> None:
         flt = EventFilter.parse(mode)
         return {t for t in CATEGORIES if flt.matches({"type": t})} - ALWAYS_PASS
 
-    assert passing("chunk") == {"token", "thinking_token", "tool_call_delta"}
+    assert passing("chunk") == {"token", "thinking_token", "refusal", "tool_call_delta"}
     assert passing("output") == {"result"}
-    assert passing("chunk_output") == {"token", "thinking_token", "tool_call_delta", "result"}
+    assert passing("chunk_output") == {"token", "thinking_token", "refusal", "tool_call_delta", "result"}
     assert "usage" not in passing("core") and "usage" in passing("all")
     assert EventFilter.parse("all").matches({"type": "brand_new"})
     assert not EventFilter.parse("core").matches({"type": "brand_new"})

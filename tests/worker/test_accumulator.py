@@ -7,15 +7,10 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from agentstream.worker.llm import (
-    Finish,
+from agentstream.worker.model import (
     ReadyToolCall,
-    TextDelta,
-    ThinkingDelta,
     ToolCallAccumulator,
     ToolCallFragment,
-    TurnAccumulator,
-    Usage,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,6 +94,40 @@ def test_interleaved_calls_are_kept_apart_and_sorted_by_index() -> None:
         (0, "a", {"expression": "17 * 23"}),
         (1, "b", {"expression": "4 + 5"}),
     ]
+
+
+def test_calls_sharing_an_index_are_told_apart_by_their_ids() -> None:
+    acc = ToolCallAccumulator()
+    first = acc.feed(fragment(0, '{"expression": ', id="a", name="calculator"))
+    acc.feed(fragment(0, '"1+2"}'))
+    second = acc.feed(fragment(0, '{"expression": ', id="b", name="calculator"))
+    acc.feed(fragment(0, '"3+4"}'))
+    third = acc.feed(fragment(1, "{}", id="c", name="current_time"))
+
+    assert (first["index"], second["index"], third["index"]) == (0, 1, 2)
+    assert [(c.index, c.tool_call_id, c.parameters) for c in acc.finish()] == [
+        (0, "a", {"expression": "1+2"}),
+        (1, "b", {"expression": "3+4"}),
+        (2, "c", {}),
+    ]
+
+
+def test_ids_repeated_on_every_fragment_keep_interleaved_calls_apart_at_one_index() -> None:
+    acc = ToolCallAccumulator()
+    for piece_a, piece_b in (('{"n"', '{"m"'), (": 1}", ": 2}")):
+        acc.feed(fragment(0, piece_a, id="a", name="t"))
+        acc.feed(fragment(0, piece_b, id="b", name="t"))
+
+    assert [(c.tool_call_id, c.parameters) for c in acc.finish()] == [("a", {"n": 1}), ("b", {"m": 2})]
+
+
+def test_a_late_id_joins_the_call_it_belongs_to() -> None:
+    acc = ToolCallAccumulator()
+    acc.feed(fragment(0, "{", name="t"))
+    acc.feed(fragment(0, "}", id="late"))
+
+    [call] = acc.finish()
+    assert (call.tool_call_id, call.parameters) == ("late", {})
 
 
 def test_empty_arguments_mean_no_parameters() -> None:
@@ -266,60 +295,17 @@ def test_json_object_arguments_parse_to_their_parameters(scenario: Scenario) -> 
         assert call.parameters == json.loads(scenario.calls[call.index][2])
 
 
-# --------------------------------------------------------------------------- turns
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=4), st.data())
+def test_calls_one_after_the_other_at_one_index_all_survive(
+    arguments: list[str], data: st.DataObject
+) -> None:
+    acc = ToolCallAccumulator()
+    for n, args in enumerate(arguments):
+        cut = data.draw(st.integers(0, len(args)))
+        acc.feed(fragment(0, args[:cut], id=f"id{n}", name="t"))
+        acc.feed(fragment(0, args[cut:]))
 
-
-def test_turn_accumulator_maps_deltas_to_event_payloads() -> None:
-    turn = TurnAccumulator()
-    events = [
-        turn.feed(ThinkingDelta("Hmm.")),
-        turn.feed(TextDelta("Hello")),
-        turn.feed(TextDelta(" world")),
-        turn.feed(Finish("stop")),
-        turn.feed(Usage(3, 2, 5)),
+    ready = acc.finish()
+    assert [(c.index, c.tool_call_id, c.arguments) for c in ready] == [
+        (n, f"id{n}", args) for n, args in enumerate(arguments)
     ]
-
-    assert events == [
-        {"type": "thinking_token", "content": "Hmm."},
-        {"type": "token", "content": "Hello"},
-        {"type": "token", "content": " world"},
-        None,
-        {"type": "usage", "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-    ]
-    assert turn.text == "Hello world"
-    assert turn.thinking == "Hmm."
-    assert turn.finish_reason == "stop"
-    assert turn.assistant_message() == {"role": "assistant", "content": "Hello world"}
-
-
-def test_turn_accumulator_builds_the_assistant_message_with_tool_calls() -> None:
-    turn = TurnAccumulator()
-    delta_event = turn.feed(fragment(0, '{"expression": "17 * 23"}', id="a", name="calculator"))
-    turn.feed(fragment(1, '{"expression": "2*', id="b", name="calculator"))
-    turn.feed(fragment(2, "", id="c", name="current_time"))
-    turn.feed(Finish("tool_calls"))
-
-    assert delta_event is not None and delta_event["type"] == "tool_call_delta"
-    assert turn.assistant_message() == {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "a",
-                "type": "function",
-                "function": {"name": "calculator", "arguments": '{"expression": "17 * 23"}'},
-            },
-            # Unusable arguments are replaced so the history stays valid for strict servers.
-            {"id": "b", "type": "function", "function": {"name": "calculator", "arguments": "{}"}},
-            {"id": "c", "type": "function", "function": {"name": "current_time", "arguments": "{}"}},
-        ],
-    }
-    assert [call.error is None for call in turn.ready_tool_calls()] == [True, False, True]
-
-
-def test_usage_fields_are_zero_without_usage() -> None:
-    assert TurnAccumulator().usage_fields() == {
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "total_tokens": 0,
-    }

@@ -84,7 +84,7 @@ async def test_execute_task_returns_the_result_fields(llm_client: OpenAIClient) 
 
     assert result["output"] == "Turn 1: you said Hi."
     assert result["success"] is True
-    assert set(result) == {"output", "success", "execution_time", "usage"}
+    assert set(result) == {"output", "success", "execution_time", "stop_reason", "usage"}
 
 
 # --------------------------------------------------------------------------- ToolAgent

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
-from agentstream.worker.llm import (
+from agentstream.worker.model import (
     Finish,
     ModelDelta,
     ModelSettings,
@@ -20,11 +20,9 @@ from agentstream.worker.llm import (
     ToolCallFragment,
     TurnAccumulator,
     Usage,
-    chunk_to_deltas,
 )
-from agentstream.worker.scripted_llm import ScriptedLLMServer
+from agentstream.worker.scripted import ScriptedLLMServer
 from agentstream.worker.tools import calculator
-from openai.types.chat import ChatCompletionChunk
 
 CALCULATOR_TOOLS = [calculator.openai_schema()]
 
@@ -82,6 +80,7 @@ def test_settings_from_environment() -> None:
             "AGENTSTREAM_MODEL_RETRIES": "5",
             "AGENTSTREAM_MODEL_BACKOFF_S": "0.1",
             "AGENTSTREAM_MODEL_BACKOFF_MAX_S": "1",
+            "AGENTSTREAM_MODEL_STREAM_OPTIONS": "0",
         }
     )
 
@@ -94,6 +93,7 @@ def test_settings_from_environment() -> None:
         max_retries=5,
         backoff_base_s=0.1,
         backoff_max_s=1.0,
+        stream_options=False,
     )
 
 
@@ -104,6 +104,11 @@ def test_settings_from_environment() -> None:
         ({"AGENTSTREAM_MODEL_RETRIES": "-1"}, "max_retries must be >= 0"),
         ({"AGENTSTREAM_MODEL_TIMEOUT_S": "0"}, "timeouts must be positive"),
         ({"AGENTSTREAM_MODEL_BACKOFF_S": "5", "AGENTSTREAM_MODEL_BACKOFF_MAX_S": "1"}, "backoff"),
+        (
+            {"AGENTSTREAM_MODEL_STREAM_OPTIONS": "sometimes"},
+            "AGENTSTREAM_MODEL_STREAM_OPTIONS must be true or false",
+        ),
+        ({"AGENTSTREAM_MODEL_RETRIES": "2.5"}, "AGENTSTREAM_MODEL_RETRIES must be an integer"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(env: dict[str, str], message: str) -> None:
@@ -126,62 +131,6 @@ async def test_a_closed_client_refuses_to_stream() -> None:
     with pytest.raises(ConfigurationError, match="reopen"):
         async with client:
             pass
-
-
-# --------------------------------------------------------------------------- chunk mapping
-
-
-def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> ChatCompletionChunk:
-    return ChatCompletionChunk.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-            **extra,
-        }
-    )
-
-
-def test_chunk_mapping_covers_text_reasoning_tool_calls_and_finish() -> None:
-    mapped = chunk_to_deltas(
-        chunk(
-            {
-                "content": "Hi",
-                "reasoning_content": "thinking",
-                "tool_calls": [
-                    {"index": 1, "id": "call_1", "function": {"name": "calculator", "arguments": '{"e'}},
-                    {"index": 0, "function": {"arguments": "x"}},
-                ],
-            },
-            finish_reason="tool_calls",
-        )
-    )
-
-    assert mapped == [
-        ThinkingDelta("thinking"),
-        TextDelta("Hi"),
-        ToolCallFragment(index=1, tool_call_id="call_1", tool_name="calculator", arguments_delta='{"e'),
-        ToolCallFragment(index=0, tool_call_id=None, tool_name=None, arguments_delta="x"),
-        Finish("tool_calls"),
-    ]
-
-
-def test_chunk_mapping_reads_the_reasoning_field_and_usage() -> None:
-    assert chunk_to_deltas(chunk({"reasoning": "hm"})) == [ThinkingDelta("hm")]
-    usage_only = ChatCompletionChunk.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
-        }
-    )
-    assert chunk_to_deltas(usage_only) == [Usage(3, 4, 7)]
-    assert chunk_to_deltas(chunk({"role": "assistant", "content": ""})) == []
 
 
 # --------------------------------------------------------------------------- streaming
@@ -292,7 +241,7 @@ async def test_a_tool_result_leads_to_a_final_answer(client: OpenAIClient) -> No
 async def test_rate_limits_are_retried_before_the_first_delta(
     llm: ScriptedLLMServer, client: OpenAIClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="agentstream.worker.llm"):
+    with caplog.at_level(logging.WARNING, logger="agentstream.worker.model.client"):
         deltas = await collect(client.stream_chat(user("[fail:429x2] hi")))
 
     assert "".join(d.content for d in deltas if isinstance(d, TextDelta)) == "Turn 1: you said hi."
@@ -321,6 +270,18 @@ async def test_a_client_error_is_not_retried(llm: ScriptedLLMServer, client: Ope
     assert not isinstance(caught.value, ModelUnavailable)
     assert caught.value.retryable is False
     assert caught.value.error_type == "client_error"
+    assert caught.value.status_code == 400
+    # A 400 that names no parameter may be the server refusing stream_options: asked once
+    # more without it, then given up.
+    assert llm.requests == 2
+
+
+async def test_a_client_error_about_another_parameter_is_asked_once(
+    llm: ScriptedLLMServer, client: OpenAIClient
+) -> None:
+    with pytest.raises(ModelError, match="messages") as caught:
+        await collect(client.stream_chat([]))
+
     assert caught.value.status_code == 400
     assert llm.requests == 1
 
@@ -394,25 +355,3 @@ async def test_a_consumer_may_stop_early(client: OpenAIClient) -> None:
 
     deltas = await collect(client.stream_chat(user("after")))
     assert isinstance(deltas[-1], Usage)
-
-
-CHUNK_SAMPLES = [
-    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-    {"choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]},
-    {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}, "finish_reason": None}]},
-    {"choices": [{"index": 0, "delta": {"tool_calls": [
-        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": ""}},
-        {"index": 1, "function": {"arguments": '{"ex'}},
-    ]}, "finish_reason": None}]},
-    {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-    {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}},
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("raw", CHUNK_SAMPLES)
-def test_the_fast_chunk_parser_maps_like_the_sdk_models(raw: dict[str, Any]) -> None:
-    from agentstream.worker.llm import chunk_to_deltas, parse_chunk
-    from openai.types.chat import ChatCompletionChunk
-
-    full = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", **raw}
-    assert parse_chunk(full) == chunk_to_deltas(ChatCompletionChunk.model_validate(full))

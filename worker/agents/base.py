@@ -27,7 +27,7 @@ from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.app.steps import step_tool_functions
-from agentstream.worker.errors import ConfigurationError, ModelError
+from agentstream.worker.errors import ConfigurationError, ModelError, ModelStopped
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
 from agentstream.worker.observability import observed_model_stream
@@ -56,6 +56,7 @@ class LoopState:
     tool_calls_count: int = 0
     usage: dict[str, int] = field(default_factory=zero_usage)
     last_text: str = ""
+    stop_reason: str | None = None
 
     @classmethod
     def from_resume(cls, resume: ResumeState) -> LoopState:
@@ -73,12 +74,17 @@ class LoopState:
             self.usage[name] = self.usage.get(name, 0) + int(value)
 
     def record_turn(self, turn: TurnAccumulator) -> list[ReadyToolCall]:
-        """Add a finished model turn to the conversation; return its tool calls."""
+        """Add a finished model turn to the conversation; return its tool calls.
+
+        Raises ``ModelStopped`` (after counting its usage) for a turn that was cut off,
+        filtered or refused."""
+        if turn.usage is not None:
+            self.add_usage(turn.usage_fields())
+        turn.raise_if_incomplete()
         calls = turn.ready_tool_calls()
         self.completed_turns += 1
         self.last_text = turn.text
-        if turn.usage is not None:
-            self.add_usage(turn.usage_fields())
+        self.stop_reason = turn.stop_reason
         if calls:
             self.conversation.append(assistant_message(turn.text, calls))
         else:
@@ -237,7 +243,7 @@ class BaseAgent(ABC):
             yield self._error_event(exc, exc.error_type, exc.retryable)
             if exc.retryable and run.raise_retryable:
                 raise
-            yield self._failed_result(run, str(exc))
+            yield self._failed_result(run, str(exc), exc)
         except ConfigurationError as exc:
             yield self._error_event(exc, "configuration_error", False)
             yield self._failed_result(run, str(exc))
@@ -378,7 +384,9 @@ class BaseAgent(ABC):
         run.prompt.insert(len(run.prompt) - 1, note)
 
     def result_event(self, run: RunContext, output: Any, *, success: bool = True, **extra: Any) -> Event:
-        """The ``result`` event of this run."""
+        """The ``result`` event of this run; ``stop_reason`` is the last model turn's
+        unless ``extra`` says otherwise."""
+        extra.setdefault("stop_reason", run.state.stop_reason or "stop")
         return self.event(
             "result",
             output=output,
@@ -434,8 +442,15 @@ class BaseAgent(ABC):
             "error", error=str(exc) or type(exc).__name__, error_type=error_type, retryable=retryable
         )
 
-    def _failed_result(self, run: RunContext, message: str) -> Event:
-        return self.result_event(run, message, success=False, **self._failure_fields(run))
+    def _failed_result(self, run: RunContext, message: str, exc: Exception | None = None) -> Event:
+        fields = self._failure_fields(run)
+        if isinstance(exc, ModelStopped):  # the model's own words, and why they stopped
+            refusal = {"refusal": exc.refusal} if exc.refusal else {}
+            output = exc.output or message
+            return self.result_event(
+                run, output, success=False, stop_reason=exc.stop_reason, **refusal, **fields
+            )
+        return self.result_event(run, message, success=False, stop_reason="error", **fields)
 
     def _failure_fields(self, run: RunContext) -> dict[str, Any]:
         """Extra ``result`` fields of a failed run (the Hybrid agent adds its counters)."""

@@ -136,9 +136,10 @@ class _Rebuild:
 
     def feed(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "usage":
-            for name in _USAGE_FIELDS:
-                self.state.usage[name] += int(event.get(name) or 0)
+        if kind == "usage":  # the three counts, and the details (reasoning, cached) if given
+            for name, value in event.items():
+                if name.endswith("_tokens") and isinstance(value, int):
+                    self.state.usage[name] = self.state.usage.get(name, 0) + value
         scope = effective_loop_scope(event)
         if scope.get("kind") != "main":
             if scope.get("kind") == "dawp":

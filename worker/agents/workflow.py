@@ -291,6 +291,7 @@ class WorkflowPlugin:
                 async with aclosing(call) as stream:
                     async for event in stream:
                         yield event
+                turn.raise_if_incomplete()
                 done.add(turn)
                 calls = turn.ready_tool_calls()
                 if not calls or tools is None:
