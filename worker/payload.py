@@ -28,6 +28,8 @@ class TaskRequest(BaseModel):
     agent: Literal["llm", "tool", "hybrid"] = "hybrid"
     tools: list[str] | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, max_length=200)
+    #: the agent's system prompt for this task (OpenAI Responses' ``instructions``)
+    instructions: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
     metadata: dict[str, Any] = Field(default_factory=dict)
     max_iterations: int = Field(default=8, ge=1, le=50)

@@ -68,4 +68,5 @@ def build_agent(
         model=request.model,
         memory=memory,
         workflow=workflow,
+        system_prompt=request.instructions,
     )
