@@ -83,7 +83,8 @@ class ResponsesTranslator:
         seq = event.get("seq")
         if self.finished or not isinstance(seq, int):
             return []
-        self._out = out = []
+        out: list[Event] = []
+        self._out = out
         if not self.created:
             self.created = True
             self._lifecycle("response.created")
@@ -165,7 +166,7 @@ class ResponsesTranslator:
         item = self.state.output[index]
         item["content"][0]["text"] += content
         delta = "response.output_text.delta" if text else "response.reasoning_text.delta"
-        extra = {"logprobs": []} if text else {}
+        extra: dict[str, Any] = {"logprobs": []} if text else {}
         self._emit(delta, item_id=item["id"], output_index=index, content_index=0, delta=content, **extra)
 
     def _open_part(self, text: bool, seq: int) -> int:
