@@ -29,8 +29,9 @@ __all__ = ["CANCEL_WAIT_S", "SYNC_WAIT_S", "router"]
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
-#: how long a create without ``background`` or ``stream`` waits for the task's end
-#: (then it answers with the response as it stands, ``in_progress``)
+#: how long a create without ``background`` or ``stream`` waits for the task's end (then
+#: it answers with the response as it stands, ``in_progress``); at most the SSE maximum
+#: duration when one is set: the operator's bound on any long-lived response
 SYNC_WAIT_S = 300.0
 #: how long a cancel waits for the worker to end the task (it polls every 0.25 s)
 CANCEL_WAIT_S = 5.0
@@ -104,7 +105,7 @@ async def create_response(
     if body.stream:
         return _event_stream(svc, request, response_frames(svc.reader, meta))
     if not body.background:
-        await wait_for_end(svc.reader, meta, SYNC_WAIT_S)
+        await wait_for_end(svc.reader, meta, min(SYNC_WAIT_S, svc.settings.sse_max_duration_s or SYNC_WAIT_S))
     return JSONResponse(await response_object(svc.reader, meta))
 
 
