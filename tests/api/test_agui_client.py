@@ -170,3 +170,28 @@ async def test_bad_run_inputs_are_422_and_start_nothing(
         assert (
             await alice.post("/v1/ag-ui", json=run_input(run_id), headers={"Authorization": "Bearer x"})
         ).status_code == 401
+
+
+async def test_a_run_in_progress_resumes_through_the_events_route(stack: Api) -> None:
+    run_id = f"live-{uuid.uuid4().hex[:8]}"
+    body = run_input(run_id, "[slow:40] [tokens:30] go")
+    first: list[Frame] = []
+    async with stack.client(ALICE) as alice:
+        async with alice.stream("POST", "/v1/ag-ui", json=body) as response:
+            async for frame in sse_frames(response):
+                if frame.comment is None:
+                    first.append(frame)
+                if len([f for f in first if f.json["type"] == "TEXT_MESSAGE_CONTENT"]) == 5:
+                    break  # the connection drops mid-message
+        last_id = next(f.id for f in reversed(first) if f.id is not None)
+        assert last_id is not None
+        url = f"/v1/tasks/{run_id}/events"
+        async with alice.stream(
+            "GET", url, params={"format": "ag-ui"}, headers={"Last-Event-ID": last_id}
+        ) as rest:
+            frames = [f async for f in sse_frames(rest) if f.comment is None]
+    types = [f.json["type"] for f in frames]
+    assert types[0] == "RUN_STARTED" and types[-1] == "RUN_FINISHED"
+    assert "TEXT_MESSAGE_START" in types[:4]  # the open message, re-opened with its id
+    text = "".join(f.json["delta"] for f in first + frames if f.json["type"] == "TEXT_MESSAGE_CONTENT")
+    assert text == " ".join(f"w{i}" for i in range(1, 31))

@@ -190,3 +190,21 @@ async def test_another_tenant_gets_404_and_bad_requests_are_refused(
         await alice.responses.create(model="llm", input=[{"role": "system", "content": "only rules"}])
     with pytest.raises(openai.AuthenticationError):
         await clients("wrong").responses.retrieve(created.id)
+
+
+async def test_the_sdk_stream_helper_accumulates_and_resumes(clients: Callable[..., AsyncOpenAI]) -> None:
+    """``responses.stream()`` checks item identities and ordering as it accumulates."""
+    client = clients()
+    seen: list[Any] = []
+    async with client.responses.stream(model="hybrid", input=f"[slow:20] {MATH}", background=True) as stream:
+        async for event in stream:
+            seen.append(event)
+            if len(seen) == 8:
+                break
+    response_id = seen[0].response.id
+    after = seen[-1].sequence_number
+    async with client.responses.stream(response_id=response_id, starting_after=after) as stream:
+        final = await stream.get_final_response()
+    assert final.status == "completed" and final.output_text == "The answer is 391."
+    async with client.responses.stream(model="llm", input="hi") as stream:
+        assert (await stream.get_final_response()).output_text == "Turn 1: you said hi."
