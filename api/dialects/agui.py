@@ -31,7 +31,6 @@ How frames carry ids and resume: :mod:`agentstream.api.dialects.agui_frames`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +59,7 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
+from agentstream.api.dialects.tool_calls import TurnCalls, ready_calls
 
 __all__ = ["AgUiTranslator"]
 
@@ -76,17 +76,6 @@ def _millis(timestamp: Any) -> int | None:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-@dataclass(slots=True)
-class _StreamedCall:
-    """A tool call of the current turn, by index, as its deltas arrive."""
-
-    tool_call_id: str | None = None
-    name: str | None = None
-    #: arguments that came before the call could start
-    pending_args: str = ""
-    started: bool = False
 
 
 class AgUiTranslator:
@@ -106,7 +95,7 @@ class AgUiTranslator:
         self._turn_message: str | None = None
         self._reasoning: str | None = None
         self._step: str | None = None
-        self._calls: dict[int, _StreamedCall] = {}
+        self._calls = TurnCalls()
         #: started and not yet ended, in start order
         self._open_calls: dict[str, None] = {}
         self._announced: set[str] = set()
@@ -225,43 +214,30 @@ class AgUiTranslator:
             out.append(ToolCallEndEvent(tool_call_id=tool_call_id, timestamp=ts))
 
     def _tool_call_delta(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
-        index = event.get("index")
-        call = self._calls.setdefault(index if isinstance(index, int) else 0, _StreamedCall())
-        call.tool_call_id = call.tool_call_id or event.get("tool_call_id") or None
-        call.name = call.name or event.get("tool_name") or None
-        delta = event.get("arguments_delta") or ""
-        if call.started and call.tool_call_id is not None:
+        call, delta = self._calls.absorb(event)
+        if call.started and call.call_id is not None:
             if delta:
-                out.append(ToolCallArgsEvent(tool_call_id=call.tool_call_id, delta=delta, timestamp=ts))
-            return
-        call.pending_args += delta
-        if call.tool_call_id is not None and call.name is not None:
+                out.append(ToolCallArgsEvent(tool_call_id=call.call_id, delta=delta, timestamp=ts))
+        elif call.call_id is not None and call.name is not None:
             call.started = True
-            self._start_call(call.tool_call_id, call.name, call.pending_args, ts, out)
-            call.pending_args = ""
+            self._start_call(call.call_id, call.name, call.arguments, ts, out)
 
     def _tool_calls_ready(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
-        items = event.get("tool_calls")
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, Mapping):
+        for ready in ready_calls(event):
+            call = self._calls.pop(ready.index)
+            if call is not None and call.started and call.call_id is not None:
+                self._end_call(call.call_id, ts, out)
                 continue
-            index = item.get("index")
-            call = self._calls.pop(index, None) if isinstance(index, int) else None
-            if call is not None and call.started and call.tool_call_id is not None:
-                self._end_call(call.tool_call_id, ts, out)
+            if not ready.call_id or ready.call_id in self._announced:
                 continue
-            tool_call_id = str(item.get("tool_call_id") or "")
-            if not tool_call_id or tool_call_id in self._announced:
-                continue
-            args = call.pending_args if call is not None and call.pending_args else None
-            if args is None and item.get("parameters") is not None:
-                args = _text(item.get("parameters"))
-            self._start_call(tool_call_id, str(item.get("tool_name") or ""), args or "", ts, out)
-            self._end_call(tool_call_id, ts, out)
-        for call in self._calls.values():  # streamed but not reported ready: end them too
-            if call.started and call.tool_call_id is not None:
-                self._end_call(call.tool_call_id, ts, out)
-        self._calls = {}
+            args = call.arguments if call is not None and call.arguments else None
+            if args is None and ready.parameters is not None:
+                args = _text(ready.parameters)
+            self._start_call(ready.call_id, ready.name, args or "", ts, out)
+            self._end_call(ready.call_id, ts, out)
+        for call in self._calls.clear():  # streamed but not reported ready: end them too
+            if call.started and call.call_id is not None:
+                self._end_call(call.call_id, ts, out)
 
     def _announce(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
         """``tool_call``/``action``: only news for a call that was never streamed."""
@@ -302,7 +278,7 @@ class AgUiTranslator:
         self._close_reasoning(out, ts)
         for tool_call_id in list(self._open_calls):
             self._end_call(tool_call_id, ts, out)
-        self._calls = {}
+        self._calls.clear()
         self._close_step(out, ts)
 
     def _remember(self, event: Mapping[str, Any]) -> None:

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from agentstream.api.dialects.responses.objects import ResponseState, epoch_s, json_text
+from agentstream.api.dialects.tool_calls import TurnCalls, ready_calls
 
 __all__ = ["SEQ_SPAN", "ResponsesTranslator"]
 
@@ -50,16 +50,6 @@ _STOPPED = {"length": "max_output_tokens", "content_filter": "content_filter"}
 Event = dict[str, Any]
 
 
-@dataclass(slots=True)
-class _Call:
-    """A tool call of the current model turn, by index, as its deltas arrive."""
-
-    call_id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-    index: int | None = None
-
-
 class ResponsesTranslator:
     """Turns one task's stored events into Responses events (see the module doc)."""
 
@@ -70,7 +60,7 @@ class ResponsesTranslator:
         self._out: list[Event] = []
         self._message: int | None = None
         self._reasoning: int | None = None
-        self._calls: dict[int, _Call] = {}
+        self._calls = TurnCalls()
         #: function_call items by call id, and the calls that have their output
         self._call_items: dict[str, int] = {}
         self._answered: set[str] = set()
@@ -238,35 +228,30 @@ class ResponsesTranslator:
         self._done(index, status)
 
     def _tool_call_delta(self, event: Mapping[str, Any], seq: int) -> None:
-        position = event.get("index")
-        call = self._calls.setdefault(position if isinstance(position, int) else 0, _Call())
-        call.call_id = call.call_id or event.get("tool_call_id") or None
-        call.name = call.name or event.get("tool_name") or None
-        call.arguments += str(event.get("arguments_delta") or "")
-        if call.index is None and call.call_id is not None and call.name is not None:
-            call.index = self._open_call(call.call_id, call.name, seq)
-        if call.index is not None:
-            self._arguments(call.index, call.arguments[len(self.state.output[call.index]["arguments"]) :])
+        call, _ = self._calls.absorb(event)
+        if call.call_id is None or call.name is None:
+            return
+        if not call.started:
+            call.started = True
+            self._open_call(call.call_id, call.name, seq)
+        index = self._call_items[call.call_id]
+        self._arguments(index, call.arguments[len(self.state.output[index]["arguments"]) :])
 
     def _tool_calls_ready(self, event: Mapping[str, Any], seq: int) -> None:
-        items = event.get("tool_calls")
-        for ready in items if isinstance(items, list) else []:
-            if not isinstance(ready, Mapping):
-                continue
-            position = ready.get("index")
-            call = self._calls.pop(position, None) if isinstance(position, int) else None
-            if call is not None and call.index is not None:
-                self._end_call(call.index)
-                continue
-            call_id = str(ready.get("tool_call_id") or "")
-            if not call_id or call_id in self._call_items:
-                continue
-            args = call.arguments if call is not None and call.arguments else None
-            self._whole_call(call_id, str(ready.get("tool_name") or ""), args, ready.get("parameters"), seq)
-        for call in self._calls.values():  # streamed but not reported ready: end them too
-            if call.index is not None:
-                self._end_call(call.index)
-        self._calls = {}
+        for ready in ready_calls(event):
+            call = self._calls.pop(ready.index)
+            if call is not None and call.started and call.call_id in self._call_items:
+                self._end_call(self._call_items[call.call_id])
+            elif ready.call_id and ready.call_id not in self._call_items:
+                args = call.arguments if call is not None and call.arguments else None
+                self._whole_call(ready.call_id, ready.name, args, ready.parameters, seq)
+        for index in self._started_calls():  # streamed but not reported ready: end them too
+            self._end_call(index)
+
+    def _started_calls(self) -> list[int]:
+        """Forget the turn's streamed calls; the output indices of those announced."""
+        calls = self._calls.clear()
+        return [self._call_items[c.call_id] for c in calls if c.started and c.call_id in self._call_items]
 
     def _whole_call(self, call_id: str, name: str, args: str | None, parameters: Any, seq: int) -> None:
         """A call that never streamed, announced in one go."""
@@ -302,10 +287,9 @@ class ResponsesTranslator:
         open_items = [i for i in (self._message, self._reasoning) if i is not None]
         self._close_message(status)
         self._close_reasoning(status)
-        calls = [c.index for c in self._calls.values() if c.index is not None]
+        calls = self._started_calls()
         for index in calls:
             self._end_call(index, status)
-        self._calls = {}
         if superseded:
             self.state.superseded.update(open_items + calls)
             for index in calls:  # the next attempt may stream the same call again
