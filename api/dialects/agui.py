@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
 from ag_ui.core import (
     PROTOCOL_VERSION,
     BaseEvent,
@@ -59,7 +58,7 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from agentstream.api.dialects.tool_calls import TurnCalls, ready_calls
+from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 
 __all__ = ["AgUiTranslator"]
 
@@ -72,10 +71,6 @@ def _millis(timestamp: Any) -> int | None:
         return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
     except ValueError:
         return None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class AgUiTranslator:
@@ -232,7 +227,7 @@ class AgUiTranslator:
                 continue
             args = call.arguments if call is not None and call.arguments else None
             if args is None and ready.parameters is not None:
-                args = _text(ready.parameters)
+                args = json_text(ready.parameters)
             self._start_call(ready.call_id, ready.name, args or "", ts, out)
             self._end_call(ready.call_id, ts, out)
         for call in self._calls.clear():  # streamed but not reported ready: end them too
@@ -245,7 +240,7 @@ class AgUiTranslator:
         if not isinstance(tool_call_id, str) or not tool_call_id or tool_call_id in self._announced:
             return
         parameters = event.get("parameters")
-        args = _text(parameters) if parameters is not None else ""
+        args = json_text(parameters) if parameters is not None else ""
         self._start_call(tool_call_id, str(event.get("tool_name") or ""), args, ts, out)
         self._end_call(tool_call_id, ts, out)
 
@@ -259,7 +254,7 @@ class AgUiTranslator:
             ToolCallResultEvent(
                 message_id=f"{self.run_id}-tool-{event.get('seq')}",
                 tool_call_id=tool_call_id,
-                content=_text(event.get("error") if failed else event.get("result")),
+                content=json_text(event.get("error") if failed else event.get("result")),
                 role="tool",
                 metadata={"agentstream": {"error": True}} if failed else None,
                 timestamp=ts,

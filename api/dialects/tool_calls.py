@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ReadyCall", "StreamedCall", "TurnCalls", "ready_calls"]
+import orjson
+
+__all__ = ["ReadyCall", "StreamedCall", "TurnCalls", "json_text", "ready_calls"]
+
+
+def json_text(value: Any) -> str:
+    """Tool arguments and results as text: a string as it is, anything else as JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(slots=True)

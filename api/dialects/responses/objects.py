@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
+from agentstream.api.dialects.tool_calls import json_text
 from agentstream.streams import TaskMeta
 
-__all__ = ["ResponseState", "epoch_s", "json_text"]
+__all__ = ["ResponseState", "epoch_s"]
 
 
 def epoch_s(timestamp: Any) -> int | None:
@@ -26,11 +26,6 @@ def epoch_s(timestamp: Any) -> int | None:
         return int(datetime.fromisoformat(timestamp).timestamp())
     except ValueError:
         return None
-
-
-def json_text(value: Any) -> str:
-    """A string as it is, anything else as JSON (tool results, arguments)."""
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _metadata(value: Any) -> dict[str, str]:

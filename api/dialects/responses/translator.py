@@ -35,8 +35,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from agentstream.api.dialects.responses.objects import ResponseState, epoch_s, json_text
-from agentstream.api.dialects.tool_calls import TurnCalls, ready_calls
+from agentstream.api.dialects.responses.objects import ResponseState, epoch_s
+from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 
 __all__ = ["SEQ_SPAN", "ResponsesTranslator"]
 
