@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+from agentstream.api.dialects.ids import public_id
 from agentstream.api.dialects.responses.request import CreateResponse
 from agentstream.api.dialects.responses.stream import response_frames, response_object, wait_for_end
 from agentstream.api.errors import ApiError
@@ -75,7 +76,7 @@ async def _session(svc: Services, owner: str, body: CreateResponse, response_id:
         previous = await owned_task(body.previous_response_id, owner, svc)
     except ApiError:
         raise ApiError(404, f"previous response {body.previous_response_id!r} not found") from None
-    return str(previous.request.get("session_id") or previous.task_id)
+    return str(previous.request.get("session_id") or public_id(previous.task_id))
 
 
 @router.post(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agentstream.api.dialects.ids import public_id
 from agentstream.api.dialects.tool_calls import json_text
 from agentstream.streams import TaskMeta
 
@@ -77,7 +78,7 @@ class ResponseState:
         request = meta.request
         instructions = request.get("instructions")
         return cls(
-            id=meta.task_id,
+            id=public_id(meta.task_id),
             model=meta.agent,
             created_at=epoch_s(meta.created_at) or 0,
             instructions=instructions if isinstance(instructions, str) else None,
