@@ -49,7 +49,8 @@ def test_reasoning_text_and_tool_calls_become_items() -> None:
         {**calc, "type": "tool_call_delta", "arguments_delta": '{"expr', "arguments": '{"expr'},
         {"index": 1, "type": "tool_call_delta", "tool_name": "search", "arguments_delta": '{"q": 1}'},
         {**calc, "type": "tool_call_delta", "arguments_delta": '": "6*7"}', "arguments": '{"expr": "6*7"}'},
-        {"type": "usage", "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        {"type": "usage", "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "reasoning_tokens": 2,
+         "cached_tokens": 4},
         {"type": "tool_calls_ready", "tool_calls": [
             {**calc, "parameters": {"expr": "6*7"}},
             {"index": 1, "tool_call_id": "call_b", "tool_name": "search", "parameters": {"q": 1}},
@@ -78,6 +79,8 @@ def test_reasoning_text_and_tool_calls_become_items() -> None:
     assert (out_a.call_id, out_a.output, out_b.output) == ("call_a", "42", "search is down")
     assert final.output_text == "w0 w1 w10 w11 w12 "
     assert final.usage is not None and (final.usage.input_tokens, final.usage.output_tokens) == (30, 8)
+    assert final.usage.input_tokens_details.cached_tokens == 4
+    assert final.usage.output_tokens_details.reasoning_tokens == 2
     deltas = [
         e.delta
         for e in events
@@ -116,10 +119,32 @@ def test_a_retry_drops_what_the_failed_attempt_left_open() -> None:
     assert final.output_text == "w5 w6 " and len(final.output) == 1
 
 
-def test_a_length_stop_is_incomplete_and_markers_without_seq_are_skipped() -> None:
-    events, final = translate([*tokens(2), {**result(), "stop_reason": "length"}, completed()])
+def test_model_stops_are_incomplete_and_a_refusal_is_an_answer() -> None:
+    stopped = {
+        "type": "error",
+        "error": "the model stopped: length",
+        "error_type": "model_stopped",
+        "retryable": False,
+    }
+    failed = {**result("w0 w1 "), "success": False}
+    events, final = translate([*tokens(2), stopped, {**failed, "stop_reason": "length"}, completed("failed")])
     assert kinds(events)[-1] == "response.incomplete" and final.status == "incomplete"
     assert final.incomplete_details is not None and final.incomplete_details.reason == "max_output_tokens"
+    assert final.output[0].status == "incomplete" and final.error is None
+    events, final = translate([
+        {"type": "refusal", "content": "I can't "}, {"type": "refusal", "content": "help with that."},
+        stopped, {**failed, "stop_reason": "refusal", "refusal": "I can't help with that."},
+        completed("failed"),
+    ])  # fmt: skip
+    assert kinds(events)[-1] == "response.completed" and final.status == "completed"
+    assert [e.delta for e in events if e.type == "response.refusal.delta"] == ["I can't ", "help with that."]
+    message = final.output[0]
+    assert message.type == "message" and message.status == "completed"
+    assert message.content[0].type == "refusal" and message.content[0].refusal == "I can't help with that."
+    assert final.output_text == ""
+
+
+def test_markers_without_seq_are_skipped_and_a_trimmed_stream_still_opens() -> None:
     translator = ResponsesTranslator(ResponseState(id="resp_2", model="llm", created_at=1))
     assert translator.feed({"type": "gap", "first_cursor": "5-0", "first_seq": 40}) == []
     trimmed = translator.feed({"type": "token", "content": "hi", "seq": 40, "timestamp": TS})

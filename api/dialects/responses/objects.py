@@ -36,10 +36,10 @@ def _metadata(value: Any) -> dict[str, str]:
     return {str(k): json_text(v) for k, v in value.items()}
 
 
-def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
+def _usage(prompt: int, completion: int, reasoning: int, cached: int) -> dict[str, Any]:
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + completion,
@@ -69,7 +69,7 @@ class ResponseState:
     error: dict[str, Any] | None = None
     incomplete_details: dict[str, Any] | None = None
     completed_at: int | None = None
-    _tokens: list[int] = field(default_factory=lambda: [0, 0, 0])
+    _tokens: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     _counted: bool = False
 
     @classmethod
@@ -87,7 +87,9 @@ class ResponseState:
 
     def add_usage(self, event: Mapping[str, Any]) -> None:
         """Count a ``usage`` event (one per model call)."""
-        values = [event.get(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens")]
+        values = [
+            event.get(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+        ]
         for i, value in enumerate(values):
             if isinstance(value, int):
                 self._tokens[i] += value

@@ -43,11 +43,27 @@ __all__ = ["SEQ_SPAN", "ResponsesTranslator"]
 #: Responses events per stored event at most: ``sequence_number = seq * SEQ_SPAN + k``
 SEQ_SPAN = 1000
 
+Event = dict[str, Any]
+
 _TERMINAL = {"completed": "response.completed", "failed": "response.failed"}
 _CUT = ("error", "cancelled")
+#: chunk type -> (item type, its content part, the part's text field, event prefix)
+_PARTS: dict[str, tuple[str, Event, str, str]] = {
+    "token": (
+        "message",
+        {"type": "output_text", "text": "", "annotations": []},
+        "text",
+        "response.output_text",
+    ),
+    "refusal": ("message", {"type": "refusal", "refusal": ""}, "refusal", "response.refusal"),
+    "thinking_token": (
+        "reasoning",
+        {"type": "reasoning_text", "text": ""},
+        "text",
+        "response.reasoning_text",
+    ),
+}
 _STOPPED = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-Event = dict[str, Any]
 
 
 class ResponsesTranslator:
@@ -58,8 +74,9 @@ class ResponsesTranslator:
         self.created = False
         self.finished = False
         self._out: list[Event] = []
-        self._message: int | None = None
-        self._reasoning: int | None = None
+        #: the chunk kind (``token``, ``refusal``, ``thinking_token``) and output index of
+        #: the open text item: any event of another type closes it
+        self._part: tuple[str, int] | None = None
         self._calls = TurnCalls()
         #: function_call items by call id, and the calls that have their output
         self._call_items: dict[str, int] = {}
@@ -90,16 +107,14 @@ class ResponsesTranslator:
         if kind == "retry":
             self._close_all("incomplete", superseded=True)
             return
-        # text cut short by a failure or a cancellation is incomplete
-        status = "incomplete" if kind in _CUT else "completed"
-        if kind != "token":
-            self._close_message(status)
-        if kind != "thinking_token":
-            self._close_reasoning(status)
+        if self._part is not None and self._part[0] != kind:
+            # text cut short by a failure or a cancellation is incomplete; a refusal is whole
+            cut = kind in _CUT and self._part[0] != "refusal"
+            self._close_part("incomplete" if cut else "completed")
         match kind:
             case "status" | "started":
                 self._in_progress()
-            case "token" | "thinking_token":
+            case "token" | "refusal" | "thinking_token":
                 self._chunk(event, seq=int(event["seq"]))
             case "tool_call_delta":
                 self._tool_call_delta(event, seq=int(event["seq"]))
@@ -149,56 +164,45 @@ class ResponsesTranslator:
         content = event.get("content")
         if not isinstance(content, str) or not content:
             return
-        text = event.get("type") == "token"
-        index = self._message if text else self._reasoning
-        if index is None:
-            index = self._open_part(text, seq)
+        kind = str(event["type"])
+        item_type, part, field, events = _PARTS[kind]
+        if self._part is None:
+            self._part = kind, self._open_part(item_type, dict(part), seq)
+        index = self._part[1]
         item = self.state.output[index]
-        item["content"][0]["text"] += content
-        delta = "response.output_text.delta" if text else "response.reasoning_text.delta"
-        extra: dict[str, Any] = {"logprobs": []} if text else {}
-        self._emit(delta, item_id=item["id"], output_index=index, content_index=0, delta=content, **extra)
+        item["content"][0][field] += content
+        extra: dict[str, Any] = {"logprobs": []} if kind == "token" else {}
+        self._emit(
+            f"{events}.delta", item_id=item["id"], output_index=index, content_index=0, delta=content, **extra
+        )
 
-    def _open_part(self, text: bool, seq: int) -> int:
+    def _open_part(self, item_type: str, part: Event, seq: int) -> int:
         rid = self.state.id
-        if text:
+        if item_type == "message":
             item: Event = {"id": f"msg_{rid}_{seq}", "type": "message", "role": "assistant", "content": []}
-            part: Event = {"type": "output_text", "text": "", "annotations": []}
         else:
             item = {"id": f"rs_{rid}_{seq}", "type": "reasoning", "summary": [], "content": []}
-            part = {"type": "reasoning_text", "text": ""}
         item["status"] = "in_progress"
         index = self._add(item)
         item["content"].append(part)
         self._emit(
             "response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part
         )
-        if text:
-            self._message = index
-        else:
-            self._reasoning = index
         return index
 
-    def _close_part(self, index: int, status: str) -> None:
+    def _close_part(self, status: str) -> None:
+        if self._part is None:
+            return
+        kind, index = self._part
+        self._part = None
         item = self.state.output[index]
         part = item["content"][0]
+        _, _, field, events = _PARTS[kind]
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        if part["type"] == "output_text":
-            self._emit("response.output_text.done", text=part["text"], logprobs=[], **where)
-        else:
-            self._emit("response.reasoning_text.done", text=part["text"], **where)
+        extra: dict[str, Any] = {"logprobs": []} if kind == "token" else {}
+        self._emit(f"{events}.done", **{field: part[field]}, **extra, **where)
         self._emit("response.content_part.done", part=part, **where)
         self._done(index, status)
-
-    def _close_message(self, status: str) -> None:
-        if self._message is not None:
-            self._close_part(self._message, status)
-            self._message = None
-
-    def _close_reasoning(self, status: str) -> None:
-        if self._reasoning is not None:
-            self._close_part(self._reasoning, status)
-            self._reasoning = None
 
     # ------------------------------------------------------------------ tool calls
 
@@ -284,9 +288,8 @@ class ResponsesTranslator:
     # ------------------------------------------------------------------ the end
 
     def _close_all(self, status: str, *, superseded: bool = False) -> None:
-        open_items = [i for i in (self._message, self._reasoning) if i is not None]
-        self._close_message(status)
-        self._close_reasoning(status)
+        open_items = [self._part[1]] if self._part is not None else []
+        self._close_part(status)
         calls = self._started_calls()
         for index in calls:
             self._end_call(index, status)
@@ -296,15 +299,19 @@ class ResponsesTranslator:
                 self._call_items.pop(self.state.output[index]["call_id"], None)
 
     def _completed(self, event: Mapping[str, Any]) -> None:
+        """The end: a model stop (``length``, ``content_filter``) is ``incomplete`` and a
+        refusal ``completed`` (its text is the answer's ``refusal`` part), as OpenAI has
+        them, although the task counts both as failed; otherwise the task's outcome."""
         state = self.state
         outcome = event.get("status") or ("succeeded" if event.get("success") else "failed")
-        stopped = _STOPPED.get(str(self._result.get("stop_reason")))
-        if outcome == "succeeded":
-            state.status = "incomplete" if stopped else "completed"
-            if stopped:
-                state.incomplete_details = {"reason": stopped}
-        elif outcome == "cancelled":
+        stop = str(self._result.get("stop_reason"))
+        if outcome == "cancelled":
             state.status = "cancelled"
+        elif stop in _STOPPED:
+            state.status = "incomplete"
+            state.incomplete_details = {"reason": _STOPPED[stop]}
+        elif outcome == "succeeded" or stop == "refusal":
+            state.status = "completed"
         else:
             state.status = "failed"
             output = self._result.get("output")
