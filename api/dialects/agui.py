@@ -1,4 +1,4 @@
-"""AG-UI over SSE: a task's stream as AG-UI events (``?format=ag-ui``), resumable by cursor.
+"""AG-UI: a task's stream as AG-UI events (``?format=ag-ui``, ``POST /v1/ag-ui``).
 
 The events are the ``ag-ui-protocol`` package's own models, encoded by its ``EventEncoder``
 (a ``data:`` line of camelCase JSON). Everything here is pure and synchronous: the
