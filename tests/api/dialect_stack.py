@@ -16,9 +16,6 @@ from agentstream.worker.settings import WorkerConfig, create_worker
 
 from tests.api.server import Api, api_settings, serve
 
-# arq's Worker.close() calls redis-py's deprecated close().
-pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
-
 _STARTUP_S = 20.0
 
 

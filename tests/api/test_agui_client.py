@@ -79,6 +79,7 @@ async def http_agent(api: Api, *prompts: str, key: str = "key-alice") -> dict[st
     return value
 
 
+@pytest.mark.timeout(NPM_TIMEOUT_S + 120)  # on a fresh clone the fixture runs npm ci first
 async def test_the_stock_http_agent_assembles_a_run_and_continues_the_thread(
     stack: Api, node_modules: Path
 ) -> None:
