@@ -9,7 +9,9 @@ POST the thread's messages and read SSE. The run becomes a task:
   with that run's stream from its start;
 - the last user message is the input (its text parts, joined); the earlier messages are
   the client's copy of what the worker remembers, so they are not sent again;
-- ``forwardedProps.agent`` names the agent (default ``hybrid``).
+- ``forwardedProps.agent`` names the agent (default ``hybrid``);
+- ``context`` (what the frontend shares with the agent) becomes the task's instructions,
+  one ``description: value`` line per entry.
 
 The task goes through the same submit path as ``POST /v1/tasks`` (validation, idempotency,
 rate limit, enqueue). The answer is the stream ``GET /v1/tasks/{id}/events?format=ag-ui``
@@ -66,6 +68,12 @@ def last_user_text(run: RunAgentInput) -> str:
     raise _invalid("RunAgentInput.messages holds no user message: nothing to run")
 
 
+def context_text(run: RunAgentInput) -> str | None:
+    """The run's ``context`` entries (what the frontend shares, e.g. CopilotKit's readables)
+    as the agent's instructions for this task: one ``description: value`` line each."""
+    return "\n".join(f"{item.description}: {item.value}" for item in run.context) or None
+
+
 def task_for_run(run: RunAgentInput) -> SubmitTask:
     """The task a run asks for (422 for what this API cannot honour)."""
     if TASK_ID_PATTERN.fullmatch(run.run_id) is None:
@@ -76,12 +84,17 @@ def task_for_run(run: RunAgentInput) -> SubmitTask:
     agent = props.get("agent", DEFAULT_AGENT) if isinstance(props, dict) else DEFAULT_AGENT
     try:
         return SubmitTask(
-            input=last_user_text(run), agent=agent, session_id=run.thread_id, task_id=run.run_id
+            input=last_user_text(run),
+            agent=agent,
+            session_id=run.thread_id,
+            task_id=run.run_id,
+            instructions=context_text(run),
         )
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
-        field = {"session_id": "threadId", "agent": "forwardedProps.agent", "input": "the user message"}
+        field = {"session_id": "threadId", "agent": "forwardedProps.agent", "input": "the user message",
+                 "instructions": "context"}  # fmt: skip
         raise _invalid(f"{field.get(where, where)}: {error.get('msg', 'invalid')}") from None
 
 
@@ -98,8 +111,7 @@ async def run_agent(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     """Start the run (or find it, for a repeated ``runId``) and stream it as AG-UI events.
-    Frontend tools, state and context of the input are not passed to the agent: its tools
-    run on the server."""
+    Frontend tools and state are not passed to the agent: its tools run on the server."""
     body = task_for_run(run)
     ResumePoint.parse(last_event_id)  # a bad id is a 400 before anything starts
     check_capacity(svc)

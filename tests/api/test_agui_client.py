@@ -141,6 +141,14 @@ async def test_a_repeated_run_id_is_the_same_run_and_resumes_by_frame_id(stack: 
         assert [f for f in resumed if f.id is not None] == [f for f in frames[upto + 1 :] if f.id is not None]
         by_get = await alice.get(f"/v1/tasks/{run_id}", headers=ALICE)
         assert by_get.json()["status"] == "succeeded"
+        shared = [
+            {"description": "user's name", "value": "Ada"},
+            {"description": "page", "value": "/billing"},
+        ]
+        with_context = await post_run(alice, run_input(f"{run_id}-ctx", context=shared))
+        assert with_context[-1].json["type"] == "RUN_FINISHED"
+        as_response = (await alice.get(f"/v1/responses/{run_id}-ctx")).json()
+        assert as_response["instructions"] == "user's name: Ada\npage: /billing"
         # the same runId is another tenant's own (or refused), never alice's run
         other = await bob.post("/v1/ag-ui", json=run_input(run_id))
         assert other.status_code in (200, 409)
