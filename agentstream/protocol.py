@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "ALWAYS_PASS",
@@ -19,6 +20,7 @@ __all__ = [
     "StreamingMode",
     "category_of",
     "cursor_key",
+    "is_failure_twin",
     "types_in",
 ]
 
@@ -74,6 +76,13 @@ MODE_CATEGORIES: dict[StreamingMode, frozenset[str] | None] = {
     StreamingMode.CHUNK_OUTPUT: frozenset({"chunk", "output"}),
     StreamingMode.ALL: None,
 }
+
+
+def is_failure_twin(event: Mapping[str, Any]) -> bool:
+    """A failed tool call is recorded twice: ``tool_result`` with ``success: false`` (for
+    readers that branch on ``success``, as AIECS's do) and then ``tool_error``. Readers
+    that render one line, item or message per outcome skip this twin."""
+    return event.get("type") == "tool_result" and event.get("success") is False
 
 
 def cursor_key(cursor: str) -> tuple[int, int]:

@@ -30,6 +30,8 @@ class TaskRequest(BaseModel):
     agent: str = Field(default="hybrid", pattern=AGENT_NAME_REGEX)
     tools: list[str] | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, max_length=200)
+    #: the agent's system prompt for this task (OpenAI Responses' ``instructions``)
+    instructions: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
     metadata: dict[str, Any] = Field(default_factory=dict)
     #: None: the agent's own budget (8 for the built-in kinds)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentstream.protocol import is_failure_twin
+
 __all__ = ["Renderer", "format_tool_call", "format_tool_result", "status_of"]
 
 DIM, RED, GREEN, CYAN, RESET = "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[0m"
@@ -76,6 +78,8 @@ class Renderer:
     def feed(self, event: Event) -> str:
         """The text this event adds to the output (often empty)."""
         kind = str(event.get("type"))
+        if is_failure_twin(event):
+            return ""  # the ``tool_error`` that follows prints the failure once
         if kind in _LINES:
             return self._line(*_LINES[kind](event))
         if kind == "token":

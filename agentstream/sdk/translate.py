@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstream.events import Event, parse_event
-from agentstream.protocol import StreamingMode, category_of
+from agentstream.protocol import StreamingMode, category_of, is_failure_twin
 from agentstream.sdk import messages as m
 
 __all__ = ["MessageTranslator"]
@@ -147,7 +147,8 @@ class MessageTranslator:
         self._error: JsonObject | None = None
 
     def feed(self, raw: JsonObject) -> m.Message[Any] | None:
-        """The message of one event, or ``None`` for a ``result`` the mode leaves out.
+        """The message of one event, or ``None`` for a ``result`` the mode leaves out and
+        for a failed call's ``tool_result`` twin (its ``tool_error`` is the message).
         ``pydantic.ValidationError`` for an event that breaks the protocol."""
         message = self._message(raw)
         if message is not None:
@@ -157,6 +158,8 @@ class MessageTranslator:
     def _message(self, raw: JsonObject) -> m.Message[Any] | None:
         event = parse_event(raw)
         kind = str(raw.get("type"))
+        if is_failure_twin(raw):
+            return None  # the ``tool_error`` that follows is the call's one TOOL_RESULT
         builder = _BUILDERS.get(kind)
         if builder is not None:
             return builder(raw, event)

@@ -1,5 +1,5 @@
 """A task's events: SSE (default) or JSON pages, plain or through a consumer group; or,
-with ``format=ag-ui``, the task as AG-UI events (:mod:`api.agui`).
+with ``format=ag-ui``, the task as AG-UI events (:mod:`agentstream.api.dialects.agui`).
 
 Every event carries ``sequence_number`` (its ``seq``), and ``starting_after=<n>`` resumes
 after the event whose ``sequence_number`` is ``n``: the habit of OpenAI's Responses API in
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
 import orjson
-from agentstream.api.agui import AgUiFrames, ResumePoint
+from agentstream.api.dialects.agui_frames import agui_frames, resume_point
 from agentstream.api.errors import bad_request, unavailable
 from agentstream.api.schemas import EventsPage, error_responses
 from agentstream.api.sse import EventStreamResponse, drained_frame
@@ -23,11 +23,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from agentstream.protocol import cursor_key
 
-__all__ = ["FORMATS", "router", "with_sequence_number"]
+__all__ = ["FORMATS", "check_capacity", "router", "sse_response", "with_sequence_number"]
 
 #: the ``format`` values: agentstream's own events, or AG-UI's
 FORMATS = ("agentstream", "ag-ui")
-_ALL = EventFilter.parse("all")
 
 router = APIRouter(prefix="/v1/tasks", tags=["events"])
 
@@ -116,10 +115,10 @@ async def task_events(
         return await _group_events(svc, meta, group, consumer, cursor, flt, as_json, limit)
     if as_json:
         return _json(await _page(svc, meta, cursor, flt, limit, floor))
-    _check_capacity(svc)
+    check_capacity(svc)
     if _past_the_end(meta, cursor):
-        return _stream(svc, _no_frames())
-    return _stream(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor))
+        return sse_response(svc, _no_frames())
+    return sse_response(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor))
 
 
 def with_sequence_number(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +150,7 @@ def _before(event: Mapping[str, Any], floor: int | None) -> bool:
     return isinstance(seq, int) and seq <= floor
 
 
-def _check_capacity(svc: Services) -> None:
+def check_capacity(svc: Services) -> None:
     if svc.metrics.sse_clients >= svc.settings.max_sse_clients:
         raise unavailable("too many live event streams; retry shortly")
 
@@ -173,7 +172,7 @@ def _json(page: EventsPage) -> Response:
     return Response(orjson.dumps(page.model_dump()), media_type="application/json")
 
 
-def _stream(svc: Services, frames: AsyncIterator[bytes], *, group: bool = False) -> EventStreamResponse:
+def sse_response(svc: Services, frames: AsyncIterator[bytes], *, group: bool = False) -> EventStreamResponse:
     settings = svc.settings
     return EventStreamResponse(
         frames,
@@ -255,7 +254,7 @@ async def _group_events(
             return _json(await _group_page(reader, limit))
         finally:
             await reader.aclose()
-    return _stream(svc, _group_frames(svc, reader), group=True)
+    return sse_response(svc, _group_frames(svc, reader), group=True)
 
 
 async def _group_page(reader: GroupConsumer, limit: int) -> EventsPage:
@@ -282,50 +281,10 @@ async def _group_frames(svc: Services, reader: GroupConsumer) -> AsyncIterator[b
         yield drained_frame(reader.group, reader.consumer)
 
 
-# ---------------------------------------------------------------------- AG-UI
-
-
 async def _agui_events(
     svc: Services, meta: TaskMeta, last_event_id: str | None, starting_after: int | None, after: str | None
 ) -> Response:
-    """The run as AG-UI events; ids are ``<cursor>`` or ``<cursor>:<k>`` (:mod:`api.agui`)."""
-    if last_event_id:
-        resume = ResumePoint.parse(last_event_id)
-    elif starting_after is not None:
-        resume = ResumePoint(await svc.reader.cursor_after_seq(meta.task_id, starting_after))
-    else:
-        resume = ResumePoint.parse(after)
-    if resume.cursor == "$":
-        resume = ResumePoint(await svc.reader.last_cursor(meta.task_id) or "0-0")
-    _check_capacity(svc)
-    thread_id = meta.request.get("session_id") or meta.task_id
-    frames = AgUiFrames(str(thread_id), meta.task_id, resume)
-    return _stream(svc, _agui_frames(svc, meta.task_id, frames, resume))
-
-
-async def _agui_frames(
-    svc: Services, task_id: str, frames: AgUiFrames, resume: ResumePoint
-) -> AsyncIterator[bytes]:
-    """A fresh read tails from the start. A resumed one first replays the stored history
-    from the start to rebuild the translator (sending nothing up to the resume point),
-    then tails from where the replay stopped."""
-    after = "0-0"
-    if not resume.fresh:
-        items = svc.reader.replay(task_id, "0", _ALL)
-        async with contextlib.aclosing(items):  # type: ignore[type-var]
-            async for cursor, event in items:
-                for frame in frames.frames(cursor, event):
-                    yield frame
-                if event["type"] != "gap":
-                    after = cursor
-                if event["type"] == "completed":
-                    break
-        for frame in frames.resumed():
-            yield frame
-        if frames.finished:
-            return
-    items = svc.reader.tail(task_id, after, _ALL)
-    async with contextlib.aclosing(items):  # type: ignore[type-var]
-        async for cursor, event in items:
-            for frame in frames.frames(cursor, event):
-                yield frame
+    """The run as AG-UI events (:mod:`~agentstream.api.dialects.agui_frames`)."""
+    resume = await resume_point(svc.reader, meta.task_id, last_event_id, starting_after, after)
+    check_capacity(svc)
+    return sse_response(svc, agui_frames(svc.reader, meta, resume))

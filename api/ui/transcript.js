@@ -249,6 +249,7 @@ const HANDLERS = {
     card.item.dataset.state = "running";
   },
   tool_result(event, at) {
+    if (event.success === false) return; // a failed call's twin: its tool_error shows it
     const card = this.card(event, at);
     const took = card.calledAt !== null && at !== null ? ` · ${seconds((at - card.calledAt) / 1000)}` : "";
     card.state.textContent = `✓ done${took}`;

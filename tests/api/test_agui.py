@@ -29,7 +29,8 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
-from agentstream.api.agui import AgUiTranslator, ResumePoint, frame_ids
+from agentstream.api.dialects.agui import AgUiTranslator
+from agentstream.api.dialects.agui_frames import ResumePoint, frame_ids
 from agentstream.streams import InvalidCursor, StreamsSettings
 from pydantic import TypeAdapter
 

@@ -74,4 +74,5 @@ def build_agent(
         model=request.model,
         memory=memory,
         workflow=workflow,
+        system_prompt=request.instructions,
     )

@@ -1,8 +1,8 @@
-"""AG-UI over SSE: a task's stream as AG-UI events (``?format=ag-ui``), resumable by cursor.
+"""AG-UI: a task's stream as AG-UI events (``?format=ag-ui``, ``POST /v1/ag-ui``).
 
 The events are the ``ag-ui-protocol`` package's own models, encoded by its ``EventEncoder``
-(a ``data:`` line of camelCase JSON). Everything here is pure and synchronous: the route
-reads the stream and feeds it in.
+(a ``data:`` line of camelCase JSON). Everything here is pure and synchronous: the
+reader feeds the stream in (:mod:`~agentstream.api.dialects.agui_frames`).
 
 **Mapping.** The stream's first event opens the run (``RUN_STARTED``, thread id and run id
 from the task). ``token``\\ s form a text message (``TEXT_MESSAGE_START/CONTENT/END``) and
@@ -25,30 +25,15 @@ output) when it succeeded, ``RUN_FINISHED`` with the ``cancelled`` outcome when 
 type) when it failed. Every other event, unknown types included, passes as
 ``CUSTOM`` named ``agentstream.<type>`` with the event as its value; so does ``gap``.
 
-**Frame ids.** Every frame keeps the stream's cursor. One stream event may become several
-AG-UI events: the last frame of the group has ``id: <cursor>``, the earlier ones
-``id: <cursor>:<k>`` (``k`` counting from 0), so any id a client holds says exactly which
-frames it has. Both forms are accepted back as ``Last-Event-ID`` or ``after``. Frames that
-are no event of the stream (a ``gap``, the resume prelude below) have no ``id:`` line, so
-a client's last id does not move.
-
-**Resumption.** AG-UI's own transports cannot resume; this one can. A reader resuming
-from an id gets the translator rebuilt by replaying the stream up to that point without
-sending anything, then, before the rest of the stream: ``RUN_STARTED`` again (AG-UI
-clients expect every response to open with it) and the start event of every message, tool
-call, step and reasoning span still open at that point, with their original ids, so the
-deltas that follow land where they belong. A reader resuming after the end of the run gets
-nothing.
+How frames carry ids and resume: :mod:`agentstream.api.dialects.agui_frames`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from ag_ui.core import (
     PROTOCOL_VERSION,
     BaseEvent,
@@ -73,14 +58,11 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from ag_ui.encoder import EventEncoder
-from agentstream.streams import InvalidCursor, parse_cursor
+from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 
-from agentstream.protocol import cursor_key
+from agentstream.protocol import is_failure_twin
 
-__all__ = ["AgUiFrames", "AgUiTranslator", "OpenBlocks", "ResumePoint", "frame_ids"]
-
-_MAX_INDEX_DIGITS = 6
+__all__ = ["AgUiTranslator"]
 
 
 def _millis(timestamp: Any) -> int | None:
@@ -91,21 +73,6 @@ def _millis(timestamp: Any) -> int | None:
         return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
     except ValueError:
         return None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-@dataclass(slots=True)
-class _StreamedCall:
-    """A tool call of the current turn, by index, as its deltas arrive."""
-
-    tool_call_id: str | None = None
-    name: str | None = None
-    #: arguments that came before the call could start
-    pending_args: str = ""
-    started: bool = False
 
 
 class AgUiTranslator:
@@ -125,7 +92,7 @@ class AgUiTranslator:
         self._turn_message: str | None = None
         self._reasoning: str | None = None
         self._step: str | None = None
-        self._calls: dict[int, _StreamedCall] = {}
+        self._calls = TurnCalls()
         #: started and not yet ended, in start order
         self._open_calls: dict[str, None] = {}
         self._announced: set[str] = set()
@@ -244,43 +211,30 @@ class AgUiTranslator:
             out.append(ToolCallEndEvent(tool_call_id=tool_call_id, timestamp=ts))
 
     def _tool_call_delta(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
-        index = event.get("index")
-        call = self._calls.setdefault(index if isinstance(index, int) else 0, _StreamedCall())
-        call.tool_call_id = call.tool_call_id or event.get("tool_call_id") or None
-        call.name = call.name or event.get("tool_name") or None
-        delta = event.get("arguments_delta") or ""
-        if call.started and call.tool_call_id is not None:
+        call, delta = self._calls.absorb(event)
+        if call.started and call.call_id is not None:
             if delta:
-                out.append(ToolCallArgsEvent(tool_call_id=call.tool_call_id, delta=delta, timestamp=ts))
-            return
-        call.pending_args += delta
-        if call.tool_call_id is not None and call.name is not None:
+                out.append(ToolCallArgsEvent(tool_call_id=call.call_id, delta=delta, timestamp=ts))
+        elif call.call_id is not None and call.name is not None:
             call.started = True
-            self._start_call(call.tool_call_id, call.name, call.pending_args, ts, out)
-            call.pending_args = ""
+            self._start_call(call.call_id, call.name, call.arguments, ts, out)
 
     def _tool_calls_ready(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
-        items = event.get("tool_calls")
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, Mapping):
+        for ready in ready_calls(event):
+            call = self._calls.pop(ready.index)
+            if call is not None and call.started and call.call_id is not None:
+                self._end_call(call.call_id, ts, out)
                 continue
-            index = item.get("index")
-            call = self._calls.pop(index, None) if isinstance(index, int) else None
-            if call is not None and call.started and call.tool_call_id is not None:
-                self._end_call(call.tool_call_id, ts, out)
+            if not ready.call_id or ready.call_id in self._announced:
                 continue
-            tool_call_id = str(item.get("tool_call_id") or "")
-            if not tool_call_id or tool_call_id in self._announced:
-                continue
-            args = call.pending_args if call is not None and call.pending_args else None
-            if args is None and item.get("parameters") is not None:
-                args = _text(item.get("parameters"))
-            self._start_call(tool_call_id, str(item.get("tool_name") or ""), args or "", ts, out)
-            self._end_call(tool_call_id, ts, out)
-        for call in self._calls.values():  # streamed but not reported ready: end them too
-            if call.started and call.tool_call_id is not None:
-                self._end_call(call.tool_call_id, ts, out)
-        self._calls = {}
+            args = call.arguments if call is not None and call.arguments else None
+            if args is None and ready.parameters is not None:
+                args = json_text(ready.parameters)
+            self._start_call(ready.call_id, ready.name, args or "", ts, out)
+            self._end_call(ready.call_id, ts, out)
+        for call in self._calls.clear():  # streamed but not reported ready: end them too
+            if call.started and call.call_id is not None:
+                self._end_call(call.call_id, ts, out)
 
     def _announce(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
         """``tool_call``/``action``: only news for a call that was never streamed."""
@@ -288,11 +242,13 @@ class AgUiTranslator:
         if not isinstance(tool_call_id, str) or not tool_call_id or tool_call_id in self._announced:
             return
         parameters = event.get("parameters")
-        args = _text(parameters) if parameters is not None else ""
+        args = json_text(parameters) if parameters is not None else ""
         self._start_call(tool_call_id, str(event.get("tool_name") or ""), args, ts, out)
         self._end_call(tool_call_id, ts, out)
 
     def _tool_result(self, event: Mapping[str, Any], ts: int | None, out: list[BaseEvent]) -> None:
+        if is_failure_twin(event):
+            return  # the ``tool_error`` that follows is the call's one result
         tool_call_id = str(event.get("tool_call_id") or "")
         if tool_call_id not in self._announced:
             self._start_call(tool_call_id, str(event.get("tool_name") or ""), "", ts, out)
@@ -302,7 +258,7 @@ class AgUiTranslator:
             ToolCallResultEvent(
                 message_id=f"{self.run_id}-tool-{event.get('seq')}",
                 tool_call_id=tool_call_id,
-                content=_text(event.get("error") if failed else event.get("result")),
+                content=json_text(event.get("error") if failed else event.get("result")),
                 role="tool",
                 metadata={"agentstream": {"error": True}} if failed else None,
                 timestamp=ts,
@@ -321,7 +277,7 @@ class AgUiTranslator:
         self._close_reasoning(out, ts)
         for tool_call_id in list(self._open_calls):
             self._end_call(tool_call_id, ts, out)
-        self._calls = {}
+        self._calls.clear()
         self._close_step(out, ts)
 
     def _remember(self, event: Mapping[str, Any]) -> None:
@@ -385,142 +341,3 @@ class AgUiTranslator:
                     timestamp=ts,
                 )
             )
-
-
-# ---------------------------------------------------------------------- resumption
-
-
-def _block(event: BaseEvent) -> tuple[str, str, bool] | None:
-    """``(kind, id, opens)`` of an event that opens or closes a block, else None."""
-    match event:
-        case RunStartedEvent():
-            return "run", "", True
-        case RunFinishedEvent() | RunErrorEvent():
-            return "run", "", False
-        case StepStartedEvent(step_name=name) | StepFinishedEvent(step_name=name):
-            return "step", name, isinstance(event, StepStartedEvent)
-        case TextMessageStartEvent(message_id=mid) | TextMessageEndEvent(message_id=mid):
-            return "text", mid, isinstance(event, TextMessageStartEvent)
-        case ToolCallStartEvent(tool_call_id=cid) | ToolCallEndEvent(tool_call_id=cid):
-            return "tool", cid, isinstance(event, ToolCallStartEvent)
-        case ReasoningStartEvent(message_id=mid) | ReasoningEndEvent(message_id=mid):
-            return "reasoning", mid, isinstance(event, ReasoningStartEvent)
-        case ReasoningMessageStartEvent(message_id=mid) | ReasoningMessageEndEvent(message_id=mid):
-            return "reasoning_message", mid, isinstance(event, ReasoningMessageStartEvent)
-    return None
-
-
-class OpenBlocks:
-    """What a sequence of AG-UI events left open: the run, steps, messages, tool calls,
-    reasoning spans; kept as their start events, in the order they opened."""
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[str, str], BaseEvent] = {}
-
-    def observe(self, event: BaseEvent) -> None:
-        block = _block(event)
-        if block is None:
-            return
-        kind, block_id, opens = block
-        if opens:
-            self._open[kind, block_id] = event
-        else:
-            self._open.pop((kind, block_id), None)
-
-    def starts(self) -> list[BaseEvent]:
-        """The start events that re-open everything still open, outermost first."""
-        return list(self._open.values())
-
-
-@dataclass(frozen=True, slots=True)
-class ResumePoint:
-    """Where a reader resumes: after the stream event at ``cursor``, or, with ``index``,
-    after the frame ``index`` of that event's group (``id: <cursor>:<index>``)."""
-
-    cursor: str
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, value: str | None) -> ResumePoint:
-        """``<cursor>`` or ``<cursor>:<k>``; :class:`~streams.InvalidCursor` otherwise."""
-        text = value or "0"
-        cursor, sep, index = text.partition(":")
-        if not sep:
-            return cls(parse_cursor(cursor))
-        if not index.isdigit() or len(index) > _MAX_INDEX_DIGITS or cursor == "$":
-            raise InvalidCursor(f"invalid event id {text!r}: expected '<cursor>' or '<cursor>:<k>'")
-        return cls(parse_cursor(cursor), int(index))
-
-    @property
-    def fresh(self) -> bool:
-        return self.cursor == "0-0" and self.index is None
-
-
-def frame_ids(cursor: str, count: int) -> list[str]:
-    """The ids of the ``count`` frames of the event at ``cursor``: ``<cursor>:<k>``, the
-    last one plain ``<cursor>``."""
-    return [f"{cursor}:{k}" for k in range(count - 1)] + [cursor] if count else []
-
-
-class AgUiFrames:
-    """One reader's SSE frames: translation, frame ids and resumption. Pure: feed it the
-    task's events from the start of the stream (``resume``) or from wherever the reader
-    starts (a fresh read), then call :meth:`resumed` once the stored history is read."""
-
-    def __init__(self, thread_id: str, run_id: str, resume: ResumePoint | None = None) -> None:
-        self.translator = AgUiTranslator(thread_id, run_id)
-        self._encoder = EventEncoder()
-        self._resume = None if resume is None or resume.fresh else resume
-        self._open = OpenBlocks()
-        self._held: list[bytes] = []
-        self._lost: list[BaseEvent] = []
-
-    @property
-    def finished(self) -> bool:
-        """The run ended and nothing is left to send."""
-        return self.translator.finished and self._resume is None
-
-    def encode(self, event: BaseEvent, frame_id: str | None) -> bytes:
-        data = self._encoder.encode(event).encode()
-        return b"id: %s\n%s" % (frame_id.encode(), data) if frame_id is not None else data
-
-    def frames(self, cursor: str, event: Mapping[str, Any]) -> list[bytes]:
-        """The frames to send for the stream event at ``cursor`` (none while rebuilding)."""
-        translated = self.translator.feed(event)
-        resume = self._resume
-        if event.get("type") == "gap":
-            if resume is None:
-                return [self.encode(e, None) for e in translated]
-            for e in translated:
-                self._open.observe(e)
-            if cursor_key(resume.cursor) < cursor_key(str(event.get("first_cursor") or "0-0")):
-                self._lost = [e for e in translated if isinstance(e, CustomEvent)]
-            return []
-        ids = frame_ids(cursor, len(translated))
-        if resume is None:
-            return [self.encode(e, i) for e, i in zip(translated, ids, strict=True)]
-        position = cursor_key(cursor), cursor_key(resume.cursor)
-        if position[0] < position[1] or (cursor == resume.cursor and resume.index is None):
-            for e in translated:
-                self._open.observe(e)
-            return []
-        if cursor == resume.cursor:
-            seen = (resume.index or 0) + 1
-            for e in translated[:seen]:
-                self._open.observe(e)
-            self._held = [self.encode(e, i) for e, i in zip(translated[seen:], ids[seen:], strict=True)]
-            return []
-        return self.resumed() + [self.encode(e, i) for e, i in zip(translated, ids, strict=True)]
-
-    def resumed(self) -> list[bytes]:
-        """The resume prelude, once: ``RUN_STARTED`` and the starts of what is open at the
-        resume point (no ids), a ``gap`` the client has not seen, then the rest of the
-        group the client was in. Empty for a fresh read and when the client has it all."""
-        if self._resume is None:
-            return []
-        self._resume = None
-        reopen = self._open.starts()
-        frames = [self.encode(e, None) for e in (*reopen, *self._lost)]
-        frames += self._held
-        self._held, self._lost = [], []
-        return frames
