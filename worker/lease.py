@@ -16,9 +16,11 @@ the run of a stale owner that was fenced off, and the live owner must not lose i
 to that.
 
 The lease's owner and expiry are also copied to the task's meta hash (``lease_owner``,
-``lease_until``) for operators and the API to see who runs a task; that copy is never
-authoritative, and it is written only while the task exists and is not done, so it can
-neither resurrect an expired task nor outlive it.
+``lease_until`` in epoch milliseconds on the Redis clock) for operators to see who runs a
+task, and for a cancel to tell a task some worker holds (that worker ends it) from one
+nobody holds (the cancel ends it at once: :meth:`TaskStore.request_cancel`). The copy is
+written only while the task exists and is not done, so it can neither resurrect an
+expired task nor outlive it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from agentstream.streams.connection import RedisClient
@@ -47,10 +48,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: meta; ARGV: owner, lease_until. Only a live, unfinished task is written.
+# KEYS: meta; ARGV: owner, lease_ms. Only a live, unfinished task is written. The expiry
+# is on Redis's clock (epoch ms), the clock the cancel script compares it with.
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'done') ~= '0' then return 0 end
-redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', ARGV[2])
+local now = redis.call('TIME')
+local until_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', string.format('%d', until_ms))
 return 1
 """
 
@@ -156,8 +160,7 @@ class Lease:
     async def _record_meta(self) -> None:
         if self._meta_key is None:
             return
-        until = datetime.now(UTC) + timedelta(seconds=self.lease_s)
-        await self._record(keys=[self._meta_key], args=[self.owner, until.isoformat(timespec="microseconds")])
+        await self._record(keys=[self._meta_key], args=[self.owner, self._lease_ms()])
 
     async def _renew_forever(self) -> None:
         while True:

@@ -47,7 +47,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 __all__ = [
     "ARQ_MAX_TRIES",
     "WorkerConfig",
-    "WorkerSettings",
     "build_deps",
     "create_worker",
     "shutdown",
@@ -214,18 +213,31 @@ def worker_options(config: WorkerConfig) -> dict[str, Any]:
         "on_startup": functools.partial(startup, config=config),
         "on_shutdown": shutdown,
         "on_job_start": remember_run_job_task,
+        "lease_s": config.lease_s,
     }
 
 
 class ResilientWorker(Worker):
-    """arq's worker, but a Redis outage does not end the process.
+    """arq's worker, with a job taken on the lease and a Redis outage survived.
 
-    arq lets a connection error escape its queue poll, and the worker exits; ours waits
-    with capped backoff and polls again, so workers outlive a Redis restart (running
-    attempts meanwhile keep their own retries and lease).
+    - arq marks a job it takes with an in-progress key lasting the whole job timeout plus
+      10 s (``in_progress_timeout_s``, minutes), and the job function only shortens it to
+      the lease once it runs: a worker killed in between left its job to nobody until the
+      key expired (~11 minutes). Here the key lasts ``lease_s`` from the moment the job is
+      taken, so a kill at any point frees the job within the lease; the job's
+      :class:`~agentstream.worker.lease.Lease` renews it from its first step.
+    - arq lets a connection error escape its queue poll, and the worker exits; ours waits
+      with capped backoff and polls again, so workers outlive a Redis restart (running
+      attempts meanwhile keep their own retries and lease).
     """
 
     _outage_backoff_s = 0.05
+
+    def __init__(self, *args: Any, lease_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # arq reads this only when it takes a job (``start_jobs``); the job timeout that
+        # bounds a run stays arq's ``job_timeout``.
+        self.in_progress_timeout_s = lease_s
 
     async def _poll_iteration(self) -> None:
         try:
@@ -249,25 +261,3 @@ def create_worker(config: WorkerConfig | None = None, **overrides: Any) -> Worke
     """An arq ``Worker`` for ``config`` (default: from the environment); ``overrides`` win."""
     options = worker_options(config if config is not None else WorkerConfig.from_env())
     return ResilientWorker(**{**options, **overrides})
-
-
-_config = WorkerConfig.from_env()
-
-
-class WorkerSettings:
-    """For ``arq worker.settings.WorkerSettings``: the environment is read once, here; no
-    client is created before ``on_startup``."""
-
-    functions = [func(run_task, name=JOB_NAME, max_tries=ARQ_MAX_TRIES)]
-    queue_name = _config.queue_name
-    redis_settings = _config.redis_settings()
-    max_jobs = _config.max_jobs
-    job_timeout = _config.job_timeout_s
-    max_tries = ARQ_MAX_TRIES
-    allow_abort_jobs = True
-    poll_delay = _config.poll_delay_s
-    job_completion_wait = _config.shutdown_grace_s
-    keep_result = 0
-    on_startup = functools.partial(startup, config=_config)
-    on_shutdown = shutdown
-    on_job_start = remember_run_job_task

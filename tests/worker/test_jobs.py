@@ -21,13 +21,12 @@ from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.payload import JOB_NAME, TaskRequest
 from agentstream.worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig, WorkerSettings, create_worker, worker_options
+from agentstream.worker.settings import WorkerConfig, create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job
-from arq.worker import get_kwargs
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -160,14 +159,17 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 
 # --------------------------------------------------------------------------- settings
 
 
-def test_worker_settings_match_worker_options(config: WorkerConfig) -> None:
-    expected = worker_options(WorkerConfig.from_env())
-    actual: dict[str, Any] = get_kwargs(dict(vars(WorkerSettings)))
-    assert set(actual) == set(expected)
-    assert actual["allow_abort_jobs"] is True
-    assert actual["max_tries"] >= 1000
-    assert actual["job_timeout"] > WorkerConfig().task_timeout_s
-    assert [f.name for f in actual["functions"]] == [JOB_NAME]
+async def test_worker_takes_jobs_on_the_lease(config: WorkerConfig) -> None:
+    options = worker_options(config)
+    assert options["allow_abort_jobs"] is True
+    assert options["max_tries"] >= 1000
+    assert options["job_timeout"] > config.task_timeout_s
+    assert [f.name for f in options["functions"]] == [JOB_NAME]
+    worker = create_worker(config, handle_signals=False)
+    # arq's own in-progress timeout is the job timeout + 10 s; a taken job must be free
+    # again within the lease if its worker dies before the job function starts.
+    assert worker.in_progress_timeout_s == config.lease_s
+    assert worker.job_timeout_s == config.job_timeout_s
 
 
 def test_config_from_env() -> None:
