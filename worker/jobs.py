@@ -25,9 +25,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.lease import Lease
-from agentstream.worker.run import TRANSIENT_ERRORS, AttemptRunner, Outcome, WorkerDeps
+from agentstream.worker.outcomes import TRANSIENT_ERRORS, Outcome
+from agentstream.worker.run import AttemptRunner
 from arq import Retry
 
 __all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
@@ -45,8 +47,8 @@ def deps_from(ctx: dict[str, Any]) -> WorkerDeps:
     deps = ctx.get(DEPS_KEY)
     if not isinstance(deps, WorkerDeps):
         raise ConfigurationError(
-            f"ctx[{DEPS_KEY!r}] holds no WorkerDeps: run the worker with "
-            "worker.settings.WorkerSettings (or create_worker), whose on_startup builds them"
+            f"ctx[{DEPS_KEY!r}] holds no WorkerDeps: run the worker made by "
+            "agentstream.worker.settings.create_worker, whose on_startup builds them"
         )
     return deps
 

@@ -15,7 +15,8 @@ import logging
 import os
 from typing import Any
 
-from agentstream.worker.settings import WorkerConfig, create_worker
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.settings import create_worker
 
 #: what this process prints once it holds a job it will never start
 TAKEN = "job taken: "

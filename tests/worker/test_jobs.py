@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.deps import AgentFactory, WorkerDeps, build_task_agent
 from agentstream.worker.enqueue import enqueue_task
 from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.lease import Lease
 from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.outcomes import retry_reason
 from agentstream.worker.payload import JOB_NAME, TaskRequest
-from agentstream.worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig, create_worker, worker_options
+from agentstream.worker.settings import create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 from arq import Worker
 from arq.connections import ArqRedis, create_pool
@@ -502,10 +504,10 @@ async def test_tasks_of_one_session_share_the_conversation(
     assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")
 
 
-async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation(monkeypatch: Any) -> None:
+async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation() -> None:
     """redis-py can swallow a cancel() landing inside a command (seen in the worker bench:
     a task hung after its result). The watcher must stop on its own flag."""
-    from agentstream.worker.run import AttemptRunner
+    from agentstream.worker.race import AgentRace, Stop
 
     calls = 0
 
@@ -518,15 +520,11 @@ async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellatio
                 await asyncio.sleep(0.01)
             return False
 
-    runner = AttemptRunner.__new__(AttemptRunner)
-    runner.task_id = "t"
-    runner._store = SwallowingStore()  # type: ignore[assignment]
-    runner._lease_lost = asyncio.Event()
-    runner._config = type("C", (), {"cancel_poll_s": 0.005})()  # type: ignore[assignment]
+    race = AgentRace(SwallowingStore(), "t", cancel_poll_s=0.005, lease_lost=asyncio.Event())  # type: ignore[arg-type]
 
     async def work() -> None:
         await asyncio.sleep(0.05)
 
-    stop = await asyncio.wait_for(runner._race(work(), asyncio.Event()), 5)
-    assert stop.name == "FINISHED"
+    stop = await asyncio.wait_for(race.run(work(), asyncio.Event()), 5)
+    assert stop is Stop.FINISHED
     assert calls >= 1
