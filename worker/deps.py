@@ -24,9 +24,10 @@ class TaskAgent(Protocol):
 
     async def initialize(self) -> None: ...
 
-    def execute_task_streaming(
-        self, task: dict[str, Any], context: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]: ...
+    def stream_task(self, task: dict[str, Any], context: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Protocol events; ``timestamp`` in integer microseconds (or ISO 8601, or absent:
+        stamped when appended)."""
+        ...
 
 
 #: builds the agent of one task; tests substitute their own

@@ -220,7 +220,7 @@ class AttemptRunner:
             "cancel_event": cancel_event,
             "raise_retryable": True,
         }
-        events = agent.execute_task_streaming(task, context)
+        events = agent.stream_task(task, context)
         try:
             async for event in events:
                 self._observe(event)

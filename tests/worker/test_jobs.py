@@ -293,7 +293,7 @@ async def test_agent_crash_ends_failed(
         async def initialize(self) -> None:
             raise RuntimeError("agent exploded")
 
-        async def execute_task_streaming(
+        async def stream_task(
             self, task: dict[str, Any], context: dict[str, Any]
         ) -> AsyncIterator[dict[str, Any]]:
             raise AssertionError("not reached")

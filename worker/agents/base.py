@@ -2,8 +2,10 @@
 
 An agent is driven through :meth:`BaseAgent.execute_task_streaming`, an async generator of
 protocol events (PROTOCOL section 3, without ``id``/``seq``/``attempt``/``task_id``: the
-worker's writer adds those). Subclasses implement :meth:`BaseAgent._run`, the happy path;
-the base class turns failures into ``error``/``result`` events, so the loops stay short.
+worker's writer adds those); the worker uses :meth:`BaseAgent.stream_task`, the same events
+with integer-microsecond timestamps, which the codec stores as they are. Subclasses
+implement :meth:`BaseAgent._run`, the happy path; the base class turns failures into
+``error``/``result`` events, so the loops stay short.
 
 The per-run bookkeeping (:class:`LoopState`) is pure and synchronous; the async layer
 only streams the model, runs tools and forwards what the accumulators return.
@@ -13,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, cast
 
-from agentstream.streams.events import utc_now_iso
-from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
+from agentstream.streams.codec import format_us, now_us
+from agentstream.worker.agents.resume import ResumeState
+from agentstream.worker.agents.state import LoopState, RunContext, clean_history, task_text
+from agentstream.worker.agents.toolbatch import run_concurrently
 from agentstream.worker.agents.workflow import WorkflowOutcome, WorkflowPlugin
 from agentstream.worker.errors import ConfigurationError, ModelError
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
@@ -35,104 +37,6 @@ logger = logging.getLogger(__name__)
 Event = dict[str, Any]
 #: what agents' streaming methods return: an async generator of protocol events
 EventStream: TypeAlias = AsyncGenerator[Event, None]
-
-
-@dataclass(slots=True)
-class LoopState:
-    """The conversation and counters of one run (pure: no I/O, unit-testable).
-
-    ``conversation`` holds what the run added after the initial prompt: assistant turns
-    and tool messages, in the order the model must see them.
-    """
-
-    conversation: list[dict[str, Any]] = field(default_factory=list)
-    iteration: int = 0
-    completed_turns: int = 0
-    tool_calls_count: int = 0
-    usage: dict[str, int] = field(default_factory=zero_usage)
-    last_text: str = ""
-
-    @classmethod
-    def from_resume(cls, resume: ResumeState) -> LoopState:
-        """Continue from what earlier attempts recorded."""
-        return cls(
-            conversation=[dict(message) for message in resume.messages],
-            iteration=resume.iteration,
-            completed_turns=resume.completed_turns,
-            tool_calls_count=resume.tool_calls_count,
-            usage=dict(resume.usage),
-        )
-
-    def add_usage(self, usage: Mapping[str, int]) -> None:
-        for name, value in usage.items():
-            self.usage[name] = self.usage.get(name, 0) + int(value)
-
-    def record_turn(self, turn: TurnAccumulator) -> list[ReadyToolCall]:
-        """Add a finished model turn to the conversation; return its tool calls."""
-        calls = turn.ready_tool_calls()
-        self.completed_turns += 1
-        self.last_text = turn.text
-        if turn.usage is not None:
-            self.add_usage(turn.usage_fields())
-        if calls:
-            self.conversation.append(assistant_message(turn.text, calls))
-        else:
-            self.conversation.append({"role": "assistant", "content": turn.text})
-        return calls
-
-    def record_tool_batch(
-        self, calls: Sequence[ReadyToolCall], results: Mapping[str, Mapping[str, Any]], *, new: int
-    ) -> None:
-        """Append one tool message per call, in call order; ``new`` calls were run now."""
-        for call in calls:
-            self.conversation.append(tool_message(results[call.tool_call_id]))
-        self.tool_calls_count += new
-
-
-@dataclass(slots=True)
-class RunContext:
-    """One run of an agent: its input, the caller's options and its state."""
-
-    task_text: str
-    sender_id: str | None = None
-    cancel_event: asyncio.Event | None = None
-    resume: ResumeState | None = None
-    raise_retryable: bool = False
-    trigger: str = "task"
-    started_at: float = field(default_factory=time.monotonic)
-    prompt: list[dict[str, Any]] = field(default_factory=list)
-    state: LoopState = field(default_factory=LoopState)
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """What the model sees next: the initial prompt, then the run's conversation."""
-        return [*self.prompt, *self.state.conversation]
-
-    @property
-    def elapsed(self) -> float:
-        return round(time.monotonic() - self.started_at, 6)
-
-    def check_cancel(self) -> None:
-        """Stop at a safe point once the caller asked for it."""
-        if self.cancel_event is not None and self.cancel_event.is_set():
-            raise asyncio.CancelledError("the task was cancelled")
-
-
-def task_text(task: Mapping[str, Any]) -> str:
-    """The text of a task: ``description``, else ``input``."""
-    text = task.get("description") if task.get("description") is not None else task.get("input")
-    if not isinstance(text, str) or not text:
-        raise ConfigurationError("a task needs a non-empty 'description' (or 'input') string")
-    return text
-
-
-def _clean_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Trimming may cut a conversation between a tool call and its result; the model
-    # rejects an orphan tool message, so history starts at its first user message.
-    for position, message in enumerate(messages):
-        if message.get("role") == "user":
-            return messages[position:]
-    return []
 
 
 class BaseAgent(ABC):
@@ -203,12 +107,25 @@ class BaseAgent(ABC):
     async def execute_task_streaming(
         self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
     ) -> EventStream:
-        """Run ``task`` and stream its events (PROTOCOL section 3).
+        """Run ``task`` and stream its events (PROTOCOL section 3), ``timestamp`` as ISO 8601.
 
         ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
         memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
         ``asyncio.CancelledError`` at its next safe point) and ``raise_retryable``.
         """
+        async with aclosing(self.stream_task(task, context)) as stream:
+            async for event in stream:
+                stamp = event.get("timestamp")
+                if isinstance(stamp, int):
+                    event["timestamp"] = format_us(stamp)
+                yield event
+
+    async def stream_task(
+        self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
+    ) -> EventStream:
+        """:meth:`execute_task_streaming` with each ``timestamp`` as integer microseconds
+        since the epoch: what the worker appends, so that no timestamp is formatted and
+        parsed back on the way to the stream (the codec stores microseconds)."""
         run = self._new_run(task, context or {})
         success = False
         try:
@@ -239,7 +156,7 @@ class BaseAgent(ABC):
     ) -> dict[str, Any]:
         """Run ``task`` to the end; return the ``result`` event's fields."""
         result: dict[str, Any] | None = None
-        async with aclosing(self.execute_task_streaming(task, context)) as stream:
+        async with aclosing(self.stream_task(task, context)) as stream:
             async for event in stream:
                 if event["type"] == "result":
                     result = {k: v for k, v in event.items() if k not in ("type", "timestamp", "agent_id")}
@@ -272,8 +189,9 @@ class BaseAgent(ABC):
         """The agent's events for one run, ``result`` included; failures raise."""
 
     def event(self, type_: str, /, *, scope: Mapping[str, Any] | None = None, **fields: Any) -> Event:
-        """A protocol event of this agent (``loop_scope`` only outside the main loop)."""
-        event: Event = {"type": type_, **fields, "timestamp": utc_now_iso(), "agent_id": self.agent_id}
+        """A protocol event of this agent (``loop_scope`` only outside the main loop),
+        stamped in integer microseconds (:meth:`execute_task_streaming` formats them)."""
+        event: Event = {"type": type_, **fields, "timestamp": now_us(), "agent_id": self.agent_id}
         if scope is not None:
             event["loop_scope"] = dict(scope)
         return event
@@ -324,7 +242,7 @@ class BaseAgent(ABC):
             yield self.event(
                 "tool_call", tool_name=call.tool_name, tool_call_id=call.tool_call_id, parameters=parameters
             )
-        async with aclosing(_run_concurrently(self.registry, self.tool_names, calls)) as stream:
+        async with aclosing(run_concurrently(self.registry, self.tool_names, calls)) as stream:
             async for fields in stream:
                 yield self.event(fields.pop("type"), **fields)
 
@@ -396,7 +314,7 @@ class BaseAgent(ABC):
         if self.system_prompt:
             prompt.append({"role": "system", "content": self.system_prompt})
         if self.memory is not None and run.sender_id is not None:
-            prompt.extend(_clean_history(await self.memory.load(run.sender_id)))
+            prompt.extend(clean_history(await self.memory.load(run.sender_id)))
         prompt.append({"role": "user", "content": run.task_text})
         return prompt
 
@@ -411,73 +329,3 @@ class BaseAgent(ABC):
     def _failure_fields(self, run: RunContext) -> dict[str, Any]:
         """Extra ``result`` fields of a failed run (the Hybrid agent adds its counters)."""
         return {}
-
-
-# --------------------------------------------------------------------------- tool batches
-
-
-async def _call_tool(registry: ToolRegistry, allowed: Sequence[str], call: ReadyToolCall) -> dict[str, Any]:
-    """The ``tool_result``/``tool_error`` fields of one call; never raises but cancellation."""
-    base = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
-    if call.error is not None or call.parameters is None:
-        return {"type": "tool_error", **base, "error": call.error or "the tool call has no arguments"}
-    if call.tool_name not in allowed:
-        error = f"tool {call.tool_name!r} is not available to this agent; available: {', '.join(allowed)}"
-        return {"type": "tool_error", **base, "error": error}
-    try:
-        outcome = await registry.call(call.tool_name, call.parameters)
-    except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
-        logger.exception("tool %r raised through the registry", call.tool_name)
-        return {"type": "tool_error", **base, "error": f"tool {call.tool_name!r} failed: {exc!r}"}
-    if outcome.success:
-        return {"type": "tool_result", **base, "result": outcome.result, "success": True}
-    return {"type": "tool_error", **base, "error": outcome.error or "the tool failed"}
-
-
-async def _run_concurrently(
-    registry: ToolRegistry, allowed: Sequence[str], calls: Sequence[ReadyToolCall]
-) -> EventStream:
-    """Run ``calls`` in a TaskGroup and yield each one's fields in completion order.
-
-    The TaskGroup lives in its own task: a generator must not yield from inside a
-    TaskGroup, whose exit would wrap the ``GeneratorExit`` of a consumer that stops early.
-    Stopping early cancels the calls still running.
-    """
-    if not calls:
-        return
-    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def one(call: ReadyToolCall) -> None:
-        done.put_nowait(await _call_tool(registry, allowed, call))
-
-    async def all_calls() -> None:
-        async with asyncio.TaskGroup() as group:
-            for call in calls:
-                group.create_task(one(call), name=f"tool:{call.tool_name}:{call.tool_call_id}")
-
-    runner = asyncio.create_task(all_calls(), name="tool-batch")
-    try:
-        for _ in calls:
-            yield await _next_result(done, runner)
-        await runner
-    finally:
-        if not runner.done():
-            runner.cancel()
-            await asyncio.wait({runner})
-
-
-async def _next_result(done: asyncio.Queue[dict[str, Any]], runner: asyncio.Task[None]) -> dict[str, Any]:
-    """The next finished call, or the exception that ended the batch without one."""
-    if runner.done():
-        runner.result()
-        return done.get_nowait()  # every call put its fields before the batch could end
-    getter = asyncio.ensure_future(done.get())
-    try:
-        await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not getter.done():
-            getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    runner.result()
-    return done.get_nowait()
