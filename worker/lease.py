@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-from types import TracebackType
 
 from agentstream.streams.connection import RedisClient
 from agentstream.worker.errors import ConfigurationError
@@ -125,12 +124,7 @@ class Lease:
         )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._state = _State.RELEASED
         if self._renewer is not None:
             self._renewer.cancel()

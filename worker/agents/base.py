@@ -246,6 +246,13 @@ class BaseAgent(ABC):
             async for fields in stream:
                 yield self.event(fields.pop("type"), **fields)
 
+    async def start(self, run: RunContext) -> EventStream:
+        """``started``, then the workflow's events (of the Tool and Hybrid agents)."""
+        yield self.event("started", agent=self.name)
+        async with aclosing(self.run_workflow(run)) as stream:
+            async for event in stream:
+                yield event
+
     async def run_workflow(self, run: RunContext) -> EventStream:
         """Run the workflow plugin before the main loop; its output joins the prompt."""
         if self.workflow is None:
