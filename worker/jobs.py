@@ -7,9 +7,10 @@ What arq 0.28 does around it (``arq/worker.py``), and what this job relies on:
   its ``completed`` (or a newer attempt owns the task);
 - ``Retry(defer=...)`` puts the job back for a later run (``max_tries`` is set out of
   reach, so arq never drops it: our budget decides);
-- a run is skipped while ``arq:in-progress:<job_id>`` exists; :class:`worker.lease.Lease`
-  keeps that key alive only while this run is, so a SIGKILLed worker's job runs again
-  within ``lease_s``;
+- a run is skipped while ``arq:in-progress:<job_id>`` exists; the worker sets that key for
+  ``lease_s`` when it takes the job and :class:`~agentstream.worker.lease.Lease` keeps it
+  alive only while this run is, so a SIGKILLed worker's job runs again within ``lease_s``,
+  whether it died before or during this function;
 - on SIGTERM (after ``job_completion_wait``) arq cancels the *run_job* task, and the
   cancellation reaches this job through ``wait_for``; arq then deletes the in-progress key
   and leaves the job queued, so another worker resumes it at once. ``Job.abort()`` cancels

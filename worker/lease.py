@@ -1,12 +1,14 @@
 """A lease on a running arq job, so a dead worker's task is taken over within ``lease_s``.
 
 arq marks a running job with its in-progress key (``arq:in-progress:<job_id>``) and starts
-a queued job only when that key is absent. arq sets it for the whole job timeout (minutes),
-and the job stays in the queue until it finishes, so when a worker is SIGKILLed its job is
-re-run only once the key expires. :class:`Lease` shortens the key to ``lease_s`` right after
-the job starts and renews it every ``lease_s / 3`` while the job runs: a killed worker stops
-renewing, the key expires within ``lease_s``, and the next queue poll of any live worker
-starts the job again (a new attempt, fenced and resumed from the stored events).
+a queued job only when that key is absent; the job stays in the queue until a run of it
+finishes, so when a worker is SIGKILLed its job is re-run once the key expires. arq itself
+would set the key for the whole job timeout (minutes); our worker
+(:class:`~agentstream.worker.settings.ResilientWorker`) sets it for ``lease_s`` when it
+takes the job, and :class:`Lease` takes the key over as the job starts and renews it every
+``lease_s / 3`` while the job runs: a killed worker stops renewing, the key expires within
+``lease_s`` whenever the kill came, and the next queue poll of any live worker starts the
+job again (a new attempt, fenced and resumed from the stored events).
 
 The key holds the lease owner. A renewal finding another owner's value means the lease was
 lost (this worker stalled for longer than ``lease_s`` and another one took over): the
@@ -38,6 +40,9 @@ from redis.exceptions import RedisError
 __all__ = ["Lease"]
 
 logger = logging.getLogger(__name__)
+
+#: what a lease operation may fail with: Redis refusing or unreachable, or our own timeout
+_LEASE_ERRORS = (RedisError, OSError, TimeoutError)
 
 # KEYS: in-progress key; ARGV: owner, lease_ms -> 1 held, 0 lost to another owner
 _RENEW = """
@@ -133,7 +138,7 @@ class Lease:
             self._renewer = None
         if self._meta_key is not None:
             # The meta copy is informational: failing to clear it must not fail the job.
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_LEASE_ERRORS):
                 async with asyncio.timeout(self.interval_s):
                     await self._clear(keys=[self._meta_key], args=[self.owner])
 
@@ -162,7 +167,7 @@ class Lease:
             try:
                 if not await self.renew():
                     return
-            except (RedisError, OSError, TimeoutError) as exc:
+            except _LEASE_ERRORS as exc:
                 # Keep trying: the lease survives two missed renewals, and if it does lapse,
                 # fencing keeps the next attempt safe from this one.
                 logger.warning("could not renew the lease on %s: %r", self.key, exc)
