@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 from agentstream.streams import StreamsSettings, create_redis
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig
 
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.main import InProcessWorker, running_stack
@@ -42,7 +42,9 @@ async def local_stack() -> AsyncIterator[tuple[str, str, str]]:
             running_stack(redis_url, env=ENV, model_base_url=model.base_url) as (api_url, api_key),
             # A second worker: same Redis, same queue (`<prefix>:queue` unless AGENTSTREAM_QUEUE
             # says otherwise); the jobs go to whichever worker polls first.
-            InProcessWorker(WorkerConfig.from_env({**ENV, "REDIS_URL": redis_url})),
+            InProcessWorker(
+                WorkerConfig.from_env({**ENV, "REDIS_URL": redis_url, "OPENAI_BASE_URL": model.base_url})
+            ),
         ):
             yield redis_url, api_url, api_key
 
