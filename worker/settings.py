@@ -23,6 +23,7 @@ from typing import Any
 from agentstream.streams import Reader, TaskStore, create_redis
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.deps import WorkerDeps
+from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.outcomes import TRANSIENT_ERRORS
@@ -134,6 +135,12 @@ class ResilientWorker(Worker):
 
     def __init__(self, *args: Any, lease_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not isinstance(getattr(self, "in_progress_timeout_s", None), int | float):
+            # Fail loudly rather than silently take jobs for minutes again.
+            raise ConfigurationError(
+                "this arq version has no Worker.in_progress_timeout_s: install the arq the "
+                "project pins (pyproject.toml)"
+            )
         # arq reads this only when it takes a job (``start_jobs``); the job timeout that
         # bounds a run stays arq's ``job_timeout``.
         self.in_progress_timeout_s = lease_s
