@@ -12,6 +12,7 @@ hits that window every time instead of by luck.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections.abc import Mapping
@@ -166,3 +167,36 @@ async def test_cancelling_a_task_a_worker_holds_leaves_it_to_that_worker(
         await writer.write({"type": "cancelled", "reason": "stop"})
         await writer.write({"type": "completed", "success": False, "status": "cancelled"})
     assert_stream_sound(await replay(reader, task_id), status="cancelled")
+
+
+@pytest.mark.timeout(180)
+async def test_cancels_racing_a_worker_taking_the_jobs_end_each_task_exactly_once(
+    settings: StreamsSettings,
+    store: TaskStore,
+    reader: Reader,
+    arq_pool: ArqRedis,
+    llm: ScriptedLLMServer,
+    tmp_path: Path,
+) -> None:
+    """Cancels land at random moments around the worker taking each job: before it, while
+    its lease starts, while it streams. Whoever ends a task (the cancel or the worker), the
+    stream ends ``cancelled``, ``completed`` exactly once and nothing follows."""
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)
+    env = child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    with stopping(worker):
+        await worker.ready()
+        task_ids = []
+        for _ in range(12):
+            task_ids.append(await submit(store, arq_pool, "What is 17 * 23? [slow:50] [tokens:40]"))
+            await asyncio.sleep(rng.uniform(0, 0.3))
+            await store.request_cancel(task_ids[-1], "raced")
+        streams = await asyncio.gather(*(until_completed(reader, t, 60) for t in task_ids))
+    ended_early = 0
+    for events in streams:
+        assert_stream_sound(events, status="cancelled")
+        assert [e["type"] for e in events[-2:]] == ["cancelled", "completed"], f"seed {seed}"
+        ended_early += events[-1]["attempt"] == 1 and len(events) == 3
+    print(f"\nscenario 9 (seed {seed}): 12 cancels, {ended_early} ended before the agent streamed anything")
