@@ -180,3 +180,20 @@ def test_the_light_modules_stay_light() -> None:
         enqueue = pool.submit(loads_heavy, "agentstream.worker.enqueue").result()
     assert loaded == dict.fromkeys(light, "")
     assert enqueue == "arq"
+
+
+def test_every_worker_subpackage_is_packaged() -> None:
+    """A subpackage missing from ``[tool.setuptools] packages`` works in the editable install
+    and is absent from the wheel."""
+    import tomllib
+
+    config = tomllib.loads((WORKER.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    packages = {
+        name
+        for name in worker_modules()
+        if (
+            WORKER / name.replace("agentstream.worker", "").lstrip(".").replace(".", "/") / "__init__.py"
+        ).exists()
+    }
+    assert packages <= listed, packages - listed
