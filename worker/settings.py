@@ -96,7 +96,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def worker_options(config: WorkerConfig) -> dict[str, Any]:
-    """The arq ``Worker`` keyword arguments for ``config``."""
+    """The keyword arguments of :class:`ResilientWorker` for ``config``: arq's, and ``lease_s``."""
     return {
         "functions": [func(run_task, name=JOB_NAME, max_tries=ARQ_MAX_TRIES)],
         "queue_name": config.queue_name,
