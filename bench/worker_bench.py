@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -37,9 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.enqueue import enqueue_task
+from agentstream.worker.llm import ModelSettings
 from agentstream.worker.payload import TaskRequest
-from agentstream.worker.settings import WorkerConfig, create_worker
+from agentstream.worker.settings import create_worker
 from arq import create_pool
 from arq.connections import ArqRedis
 
@@ -393,8 +396,8 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
         pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
         try:
             async with scripted_model() as (base_url, model_pid):
-                os.environ["OPENAI_BASE_URL"] = base_url  # read by build_deps at worker startup
-                async with running_worker(config):
+                model = ModelSettings.from_env({"OPENAI_BASE_URL": base_url})
+                async with running_worker(dataclasses.replace(config, model=model)):
                     # one small warm-up batch: connections, imports, the model's first reply
                     await worker_throughput(redis, settings, pool, model_pid, 4, 10)
                     results["throughput_worker"] = await worker_throughput(

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 from agentstream.streams import StreamsSettings, create_redis
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentstream.cli.embedded import EmbeddedRedis

@@ -7,7 +7,8 @@ stream node (listpack "same fields" entries) and a token costs ~40 bytes plus co
  t    type
  s    seq (assigned in Redis by the append script)
  a    attempt (assigned in Redis by the append script)
- m    timestamp as integer microseconds since the epoch (UTC)
+ m    timestamp as integer microseconds since the epoch (UTC); the worker hands them over
+      as such, ISO 8601 strings (what readers get back) are accepted and converted
  g    agent_id, ``""`` when absent
  d    payload: for ``token``/``thinking_token`` the raw ``content``; otherwise a JSON
       object of every field that is not part of the envelope (``loop_scope`` included)
@@ -38,6 +39,7 @@ __all__ = [
     "encode",
     "entry_seq",
     "format_us",
+    "now_us",
     "parse_us",
 ]
 
@@ -60,8 +62,16 @@ class EncodedEvent(NamedTuple):
     extra: str | bytes
 
 
+def now_us() -> int:
+    """Now, in microseconds since the epoch: the form events travel in until they are read."""
+    return time.time_ns() // 1000
+
+
 def parse_us(timestamp: Any) -> int:
-    """Microseconds since the epoch of an ISO 8601 string or datetime (naive means UTC)."""
+    """Microseconds since the epoch of an integer (taken as it is), an ISO 8601 string or a
+    datetime (naive means UTC)."""
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        return timestamp
     if isinstance(timestamp, str):
         try:
             moment = datetime.fromisoformat(timestamp)
@@ -70,7 +80,9 @@ def parse_us(timestamp: Any) -> int:
     elif isinstance(timestamp, datetime):
         moment = timestamp
     else:
-        raise InvalidEvent(f"timestamp must be an ISO 8601 string, not {type(timestamp).__name__}")
+        raise InvalidEvent(
+            f"timestamp must be integer microseconds or an ISO 8601 string, not {type(timestamp).__name__}"
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(microseconds=1)
@@ -102,7 +114,7 @@ def encode(event: Mapping[str, Any]) -> EncodedEvent:
     if not isinstance(kind, str) or not kind or len(kind) > _MAX_TYPE_LEN:
         raise InvalidEvent(f"event type must be a non-empty string of <= 64 chars, got {kind!r}")
     stamp = event.get("timestamp")
-    ts_us = time.time_ns() // 1000 if stamp is None else parse_us(stamp)
+    ts_us = now_us() if stamp is None else parse_us(stamp)
     agent = event.get("agent_id") or ""
     if not isinstance(agent, str):
         raise InvalidEvent(f"agent_id must be a string, got {type(agent).__name__}")

@@ -104,16 +104,43 @@ end
 return out
 """
 
-# KEYS: meta
-# ARGV: reason, requested_at
-# -> {status, done, already_requested}
+# KEYS: events, meta, dead
+# ARGV: reason, requested_at, maxlen, retention_s, ended_at, expected attempt, n,
+#       then n groups of (t, m, g, d, x)
+# -> {0} already ended, {1} a worker holds the task (it ends the stream), {2, id} ended
+#    here, {3} the attempt moved since the caller read it (read again and retry)
+# Records the request; then, if no worker's lease (meta ``lease_until``, epoch ms on this
+# Redis's clock, see worker/lease.py) is live, ends the stream as a new attempt: older
+# writers are fenced off and a worker that takes the job later finds it completed.
 REQUEST_CANCEL = """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'done', 'cancel_requested')
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done', 'cancel_requested', 'lease_until')
 if not cur[1] then return redis.error_reply('NOTASK') end
-if cur[2] ~= '1' and not cur[3] then
-  redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2], 'cancel_reason', ARGV[1])
+if cur[3] == '1' then return {0} end
+if not cur[4] then
+  redis.call('HSET', KEYS[2], 'cancel_requested', ARGV[2], 'cancel_reason', ARGV[1])
 end
-return {cur[1], cur[2] or '0', cur[3] and 1 or 0}
+if cur[5] then
+  local now = redis.call('TIME')
+  if tonumber(cur[5]) > tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) then return {1} end
+end
+if cur[1] ~= ARGV[6] then return {3} end
+local attempt = tonumber(cur[1]) + 1
+local seq = tonumber(cur[2])
+local id
+for i = 1, tonumber(ARGV[7]) do
+  local b = 7 + (i - 1) * 5
+  seq = seq + 1
+  local f = {'t', ARGV[b + 1], 's', seq, 'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
+  if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(f))
+end
+redis.call('HSET', KEYS[2], 'attempt', attempt, 'seq', seq, 'done', 1, 'status', 'cancelled',
+  'ended_at', ARGV[5], 'last_id', id)
+redis.call('HDEL', KEYS[2], 'lease_owner', 'lease_until')
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('EXPIRE', key, ARGV[4]) end
+end
+return {2, id}
 """
 
 # KEYS: events, dead

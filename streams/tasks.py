@@ -3,8 +3,10 @@ read the meta hash, and the cross-task feed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,6 +24,12 @@ from .writer import StreamWriter
 __all__ = ["Attempt", "Created", "TaskMeta", "TaskStore"]
 
 INPUT_PREVIEW_CHARS = 200
+
+#: how often a cancel re-reads a task whose attempt moved under it before leaving the
+#: request to the worker that moved it
+_CANCEL_TRIES = 3
+_ENDED_HERE = 2
+_RACED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +138,16 @@ class TaskStore:
         )  # fmt: skip
         if int(reply[0]) == 0:
             return Created(task_id, False, str(reply[1]), str(reply[2]))
+        await self._feed(task_id, "created", owner, "queued", now)
+        return Created(task_id, True, owner, "queued", str(reply[1]))
+
+    async def _feed(self, task_id: str, kind: str, owner: str, status: str, at: str) -> None:
         await self.redis.xadd(
             self.keys.tasks,
-            {"task_id": task_id, "kind": "created", "owner": owner, "status": "queued", "at": now},
+            {"task_id": task_id, "kind": kind, "owner": owner, "status": status, "at": at},
             maxlen=self.settings.feed_maxlen,
             approximate=True,
         )
-        return Created(task_id, True, owner, "queued", str(reply[1]))
 
     async def open_attempt(self, task_id: str) -> Attempt:
         """Start the next attempt: from now on, writers of older attempts are fenced."""
@@ -159,16 +170,61 @@ class TaskStore:
         return TaskMeta.from_hash(task_id, raw) if raw else None
 
     async def request_cancel(self, task_id: str, reason: str = "cancelled by request") -> TaskMeta:
-        """Mark the task for cancellation (idempotent); the worker ends its stream."""
-        try:
-            await self._cancel(keys=[self.keys.meta(task_id)], args=[reason, utc_now_iso()])
-        except ResponseError as exc:
-            raise from_script_reply(str(exc), task_id=task_id) from None
+        """Cancel the task (idempotent); returns its meta afterwards.
+
+        A task some worker holds (its lease is live) is only marked: that worker sees the
+        mark within a poll and ends the stream ``cancelled``, ``completed`` itself, after
+        what it already streamed. A task nobody holds (queued, waiting for a retry, or
+        whose worker died) is ended here at once, as a new attempt that fences off any
+        older writer: a worker that takes its job later finds it completed and writes
+        nothing. A task that already ended is left as it is.
+        """
+        for _ in range(_CANCEL_TRIES):
+            meta = await self.meta(task_id)
+            if meta is None:
+                raise from_script_reply("NOTASK", task_id=task_id)
+            if meta.done or await self._cancel_unheld(meta, reason) != _RACED:
+                break
         meta = await self.meta(task_id)
         if meta is None:
             raise from_script_reply("NOTASK", task_id=task_id)
         return meta
 
+    async def _cancel_unheld(self, meta: TaskMeta, reason: str) -> int:
+        """One try of the cancel script for ``meta`` as read; returns its outcome code."""
+        events: list[dict[str, Any]] = []
+        if meta.attempt > 0:
+            # A new attempt opens with ``retry`` (PROTOCOL rule 4), this one included.
+            interrupted = f"attempt {meta.attempt} was interrupted; cancelled while no worker held the task"
+            events.append({"type": "retry", "attempt": meta.attempt + 1, "reason": interrupted})
+        events.append({"type": "cancelled", "reason": reason})
+        events.append({"type": "completed", "success": False, "status": "cancelled",
+                       "execution_time": _seconds_since(meta.started_at)})  # fmt: skip
+        now = utc_now_iso()
+        args: list[Any] = [reason, now, self.settings.maxlen, self.settings.retention_s, now,
+                           meta.attempt, len(events)]  # fmt: skip
+        for event in events:
+            args.extend(encode(event))
+        try:
+            reply = await self._cancel(keys=list(self.keys.task_keys(meta.task_id)), args=args)
+        except ResponseError as exc:
+            raise from_script_reply(str(exc), task_id=meta.task_id) from None
+        outcome = int(reply[0])
+        if outcome == _ENDED_HERE:
+            await self._feed(meta.task_id, "ended", meta.owner, "cancelled", now)
+        return outcome
+
     async def cancel_requested(self, task_id: str) -> bool:
         """Cheap check a running attempt makes between steps."""
         return bool(await self.redis.hexists(self.keys.meta(task_id), "cancel_requested"))
+
+
+def _seconds_since(started_at: str | None) -> float:
+    """Seconds since an ISO ``started_at``; 0 for a task that never started."""
+    if not started_at:
+        return 0.0
+    try:
+        started = datetime.fromisoformat(started_at).timestamp()
+    except ValueError:
+        return 0.0
+    return round(max(0.0, time.time() - started), 6)

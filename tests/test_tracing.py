@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.jobs import DEPS_KEY, run_task
 from agentstream.worker.llm import ModelSettings, OpenAIClient
-from agentstream.worker.run import WorkerDeps
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig
 from agentstream.worker.tools import ToolSettings, default_registry

@@ -7,8 +7,7 @@ OpenAI client or the tools by importing this package.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agentstream.worker.lazy import lazy_exports
 
 _EXPORTS = {
     "App": "agentstream.worker.app",
@@ -36,7 +35,8 @@ _EXPORTS = {
     "InMemoryMemory": "agentstream.worker.memory",
     "RedisMemory": "agentstream.worker.memory",
     "ScriptedLLMServer": "agentstream.worker.scripted_llm",
-    "WorkerConfig": "agentstream.worker.settings",
+    "WorkerConfig": "agentstream.worker.config",
+    "ENV_VARS": "agentstream.worker.config",
     "create_worker": "agentstream.worker.settings",
     "JOB_NAME": "agentstream.worker.payload",
     "TaskRequest": "agentstream.worker.payload",
@@ -46,10 +46,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'worker' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

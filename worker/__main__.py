@@ -1,25 +1,28 @@
-"""``python -m agentstream.worker``: run one arq worker process configured from the
-environment (the same as ``arq agentstream.worker.settings.WorkerSettings``, with logging,
-tracing and the metrics port set up)."""
+"""``python -m agentstream.worker``: run one worker process configured from the environment
+(what ``agentstream worker`` runs), with logging, tracing and the metrics port set up."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.metrics import WorkerMetricsSettings, serve_metrics
-from agentstream.worker.settings import WorkerConfig, create_worker
 
 from agentstream.telemetry.logs import LogSettings, configure_logging
 from agentstream.telemetry.tracing import configure_tracing
 
 
 def main(env: Mapping[str, str] | None = None) -> None:
-    """Run the worker until SIGINT/SIGTERM, configured from ``env`` (default ``os.environ``)."""
+    """Run the worker until SIGINT/SIGTERM; ``env`` defaults to this process's environment,
+    read here once and nowhere else."""
     env = os.environ if env is None else env
+    config = WorkerConfig.from_env(env)
     configure_logging(LogSettings.from_env(env))
     configure_tracing("agentstream-worker", env)
-    config = WorkerConfig.from_env(env)
+    # Imported once logging is set up; the arq side loads the agents, the model client, arq.
+    from agentstream.worker.settings import create_worker
+
     serve_metrics(WorkerMetricsSettings.from_env(env))  # a daemon thread, gone with the process
     create_worker(config).run()
 

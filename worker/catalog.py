@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from agentstream.worker.app.core import App
-    from agentstream.worker.run import WorkerDeps
+    from agentstream.worker.deps import WorkerDeps
 
 __all__ = [
     "CATALOG_TTL_S",

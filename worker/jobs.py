@@ -7,9 +7,10 @@ What arq 0.28 does around it (``arq/worker.py``), and what this job relies on:
   its ``completed`` (or a newer attempt owns the task);
 - ``Retry(defer=...)`` puts the job back for a later run (``max_tries`` is set out of
   reach, so arq never drops it: our budget decides);
-- a run is skipped while ``arq:in-progress:<job_id>`` exists; :class:`worker.lease.Lease`
-  keeps that key alive only while this run is, so a SIGKILLed worker's job runs again
-  within ``lease_s``;
+- a run is skipped while ``arq:in-progress:<job_id>`` exists; the worker sets that key for
+  ``lease_s`` when it takes the job and :class:`~agentstream.worker.lease.Lease` keeps it
+  alive only while this run is, so a SIGKILLed worker's job runs again within ``lease_s``,
+  whether it died before or during this function;
 - on SIGTERM (after ``job_completion_wait``) arq cancels the *run_job* task, and the
   cancellation reaches this job through ``wait_for``; arq then deletes the in-progress key
   and leaves the job queued, so another worker resumes it at once. ``Job.abort()`` cancels
@@ -25,9 +26,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.lease import Lease
-from agentstream.worker.run import TRANSIENT_ERRORS, AttemptRunner, Outcome, WorkerDeps
+from agentstream.worker.outcomes import TRANSIENT_ERRORS, Outcome
+from agentstream.worker.run import AttemptRunner
 from arq import Retry
 
 from agentstream.telemetry.logs import bind_task
@@ -47,8 +50,8 @@ def deps_from(ctx: dict[str, Any]) -> WorkerDeps:
     deps = ctx.get(DEPS_KEY)
     if not isinstance(deps, WorkerDeps):
         raise ConfigurationError(
-            f"ctx[{DEPS_KEY!r}] holds no WorkerDeps: run the worker with "
-            "worker.settings.WorkerSettings (or create_worker), whose on_startup builds them"
+            f"ctx[{DEPS_KEY!r}] holds no WorkerDeps: run the worker made by "
+            "agentstream.worker.settings.create_worker, whose on_startup builds them"
         )
     return deps
 

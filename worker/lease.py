@@ -1,12 +1,14 @@
 """A lease on a running arq job, so a dead worker's task is taken over within ``lease_s``.
 
 arq marks a running job with its in-progress key (``arq:in-progress:<job_id>``) and starts
-a queued job only when that key is absent. arq sets it for the whole job timeout (minutes),
-and the job stays in the queue until it finishes, so when a worker is SIGKILLed its job is
-re-run only once the key expires. :class:`Lease` shortens the key to ``lease_s`` right after
-the job starts and renews it every ``lease_s / 3`` while the job runs: a killed worker stops
-renewing, the key expires within ``lease_s``, and the next queue poll of any live worker
-starts the job again (a new attempt, fenced and resumed from the stored events).
+a queued job only when that key is absent; the job stays in the queue until a run of it
+finishes, so when a worker is SIGKILLed its job is re-run once the key expires. arq itself
+would set the key for the whole job timeout (minutes); our worker
+(:class:`~agentstream.worker.settings.ResilientWorker`) sets it for ``lease_s`` when it
+takes the job, and :class:`Lease` takes the key over as the job starts and renews it every
+``lease_s / 3`` while the job runs: a killed worker stops renewing, the key expires within
+``lease_s`` whenever the kill came, and the next queue poll of any live worker starts the
+job again (a new attempt, fenced and resumed from the stored events).
 
 The key holds the lease owner. A renewal finding another owner's value means the lease was
 lost (this worker stalled for longer than ``lease_s`` and another one took over): the
@@ -16,9 +18,11 @@ the run of a stale owner that was fenced off, and the live owner must not lose i
 to that.
 
 The lease's owner and expiry are also copied to the task's meta hash (``lease_owner``,
-``lease_until``) for operators and the API to see who runs a task; that copy is never
-authoritative, and it is written only while the task exists and is not done, so it can
-neither resurrect an expired task nor outlive it.
+``lease_until`` in epoch milliseconds on the Redis clock) for operators to see who runs a
+task, and for a cancel to tell a task some worker holds (that worker ends it) from one
+nobody holds (the cancel ends it at once: :meth:`TaskStore.request_cancel`). The copy is
+written only while the task exists and is not done, so it can neither resurrect an
+expired task nor outlive it.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
 from agentstream.streams.connection import RedisClient
 from agentstream.worker.errors import ConfigurationError
@@ -39,6 +41,9 @@ __all__ = ["Lease"]
 
 logger = logging.getLogger(__name__)
 
+#: what a lease operation may fail with: Redis refusing or unreachable, or our own timeout
+_LEASE_ERRORS = (RedisError, OSError, TimeoutError)
+
 # KEYS: in-progress key; ARGV: owner, lease_ms -> 1 held, 0 lost to another owner
 _RENEW = """
 local v = redis.call('GET', KEYS[1])
@@ -47,10 +52,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: meta; ARGV: owner, lease_until. Only a live, unfinished task is written.
+# KEYS: meta; ARGV: owner, lease_ms. Only a live, unfinished task is written. The expiry
+# is on Redis's clock (epoch ms), the clock the cancel script compares it with.
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'done') ~= '0' then return 0 end
-redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', ARGV[2])
+local now = redis.call('TIME')
+local until_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', string.format('%d', until_ms))
 return 1
 """
 
@@ -121,12 +129,7 @@ class Lease:
         )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._state = _State.RELEASED
         if self._renewer is not None:
             self._renewer.cancel()
@@ -135,7 +138,7 @@ class Lease:
             self._renewer = None
         if self._meta_key is not None:
             # The meta copy is informational: failing to clear it must not fail the job.
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_LEASE_ERRORS):
                 async with asyncio.timeout(self.interval_s):
                     await self._clear(keys=[self._meta_key], args=[self.owner])
 
@@ -156,8 +159,7 @@ class Lease:
     async def _record_meta(self) -> None:
         if self._meta_key is None:
             return
-        until = datetime.now(UTC) + timedelta(seconds=self.lease_s)
-        await self._record(keys=[self._meta_key], args=[self.owner, until.isoformat(timespec="microseconds")])
+        await self._record(keys=[self._meta_key], args=[self.owner, self._lease_ms()])
 
     async def _renew_forever(self) -> None:
         while True:
@@ -165,7 +167,7 @@ class Lease:
             try:
                 if not await self.renew():
                     return
-            except (RedisError, OSError, TimeoutError) as exc:
+            except _LEASE_ERRORS as exc:
                 # Keep trying: the lease survives two missed renewals, and if it does lapse,
                 # fencing keeps the next attempt safe from this one.
                 logger.warning("could not renew the lease on %s: %r", self.key, exc)

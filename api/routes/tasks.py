@@ -245,8 +245,8 @@ async def get_task(meta: Owned, svc: ServicesDep) -> TaskView:
 async def cancel_task(meta: Owned, svc: ServicesDep) -> CancelAccepted:
     """Ask the worker to stop; idempotent. The stream then ends ``cancelled``, ``completed``
     (a task that already ended is left as it is)."""
-    # Only the request is recorded: the running attempt polls for it (within a quarter
-    # second) and ends the stream itself; a queued task sees it when it starts. An arq
+    # A task a worker holds is only marked: that attempt polls for it (within a quarter
+    # second) and ends the stream itself; a task nobody holds is ended here at once. An arq
     # abort is never sent: arq drops a job that is between attempts without running it,
     # and then nobody would write the stream's ``completed``.
     meta = await svc.store.request_cancel(meta.task_id)

@@ -173,7 +173,7 @@ async def test_cancel_is_accepted_and_idempotent(alice: httpx.AsyncClient, api: 
     first = await alice.post(f"/v1/tasks/{task_id}/cancel")
     second = await alice.post(f"/v1/tasks/{task_id}/cancel")
     assert first.status_code == second.status_code == 202
-    assert first.json() == {"task_id": task_id, "status": "queued", "cancel_requested": True}
+    assert first.json() == {"task_id": task_id, "status": "cancelled", "cancel_requested": True}
     meta = await api.services.store.meta(task_id)
     assert meta is not None and meta.cancel_requested
     assert (await alice.get(f"/v1/tasks/{task_id}")).json()["cancel_requested"] is True

@@ -373,3 +373,36 @@ async def test_transient_failures_are_retried_invisibly(llm_client: OpenAIClient
 
     assert "error" not in order(events)
     assert events[-2]["output"] == "Turn 1: you said Retry me please."
+
+
+async def test_timestamps_travel_as_microseconds_and_leave_as_iso(llm_client: OpenAIClient) -> None:
+    """The worker's path (``stream_task``) carries integer microseconds all the way to the
+    codec; the in-process API (``execute_task_streaming``) shows PROTOCOL's ISO 8601."""
+    from datetime import datetime
+
+    from agentstream.streams.codec import decode, encode, format_us
+
+    agent = HybridAgent(agent_id="a1", llm_client=llm_client, tools=["calculator"])
+    raw = [event async for event in agent.stream_task({"description": "What is 6 * 7?"}, {})]
+    assert raw and all(type(event["timestamp"]) is int for event in raw)
+    stamps = [event["timestamp"] for event in raw]
+    assert stamps == sorted(stamps)
+    shown = await run(
+        HybridAgent(agent_id="a1", llm_client=llm_client, tools=["calculator"]), "What is 6 * 7?"
+    )
+    assert [e["type"] for e in shown] == [e["type"] for e in raw]
+    for event in shown:
+        parsed = datetime.fromisoformat(event["timestamp"])
+        assert parsed.utcoffset() is not None and len(event["timestamp"].split(".")[1]) == len("123456+00:00")
+    first = raw[0]
+    encoded = encode(first)
+    assert encoded.ts_us == first["timestamp"]
+    fields = {
+        "t": encoded.type,
+        "s": "1",
+        "a": "1",
+        "m": str(encoded.ts_us),
+        "g": encoded.agent_id,
+        "d": encoded.payload,
+    }
+    assert decode("1-0", fields, "t1")["timestamp"] == format_us(first["timestamp"])

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig
 from arq import create_pool
 
 from tests.worker.test_jobs import assert_well_formed, running_worker, submit, until_completed

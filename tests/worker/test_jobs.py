@@ -14,20 +14,21 @@ from typing import Any
 
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.deps import AgentFactory, WorkerDeps, build_task_agent
 from agentstream.worker.enqueue import enqueue_task
 from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.lease import Lease
 from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.outcomes import retry_reason
 from agentstream.worker.payload import JOB_NAME, TaskRequest
-from agentstream.worker.run import AgentFactory, WorkerDeps, build_task_agent, retry_reason
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig, WorkerSettings, create_worker, worker_options
+from agentstream.worker.settings import create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job
-from arq.worker import get_kwargs
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -160,14 +161,17 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 
 # --------------------------------------------------------------------------- settings
 
 
-def test_worker_settings_match_worker_options(config: WorkerConfig) -> None:
-    expected = worker_options(WorkerConfig.from_env())
-    actual: dict[str, Any] = get_kwargs(dict(vars(WorkerSettings)))
-    assert set(actual) == set(expected)
-    assert actual["allow_abort_jobs"] is True
-    assert actual["max_tries"] >= 1000
-    assert actual["job_timeout"] > WorkerConfig().task_timeout_s
-    assert [f.name for f in actual["functions"]] == [JOB_NAME]
+async def test_worker_takes_jobs_on_the_lease(config: WorkerConfig) -> None:
+    options = worker_options(config)
+    assert options["allow_abort_jobs"] is True
+    assert options["max_tries"] >= 1000
+    assert options["job_timeout"] > config.task_timeout_s
+    assert [f.name for f in options["functions"]] == [JOB_NAME]
+    worker = create_worker(config, handle_signals=False)
+    # arq's own in-progress timeout is the job timeout + 10 s; a taken job must be free
+    # again within the lease if its worker dies before the job function starts.
+    assert worker.in_progress_timeout_s == config.lease_s
+    assert worker.job_timeout_s == config.job_timeout_s
 
 
 def test_config_from_env() -> None:
@@ -289,7 +293,7 @@ async def test_agent_crash_ends_failed(
         async def initialize(self) -> None:
             raise RuntimeError("agent exploded")
 
-        async def execute_task_streaming(
+        async def stream_task(
             self, task: dict[str, Any], context: dict[str, Any]
         ) -> AsyncIterator[dict[str, Any]]:
             raise AssertionError("not reached")
@@ -500,10 +504,10 @@ async def test_tasks_of_one_session_share_the_conversation(
     assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")
 
 
-async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation(monkeypatch: Any) -> None:
+async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation() -> None:
     """redis-py can swallow a cancel() landing inside a command (seen in the worker bench:
     a task hung after its result). The watcher must stop on its own flag."""
-    from agentstream.worker.run import AttemptRunner
+    from agentstream.worker.race import AgentRace, Stop
 
     calls = 0
 
@@ -516,15 +520,11 @@ async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellatio
                 await asyncio.sleep(0.01)
             return False
 
-    runner = AttemptRunner.__new__(AttemptRunner)
-    runner.task_id = "t"
-    runner._store = SwallowingStore()  # type: ignore[assignment]
-    runner._lease_lost = asyncio.Event()
-    runner._config = type("C", (), {"cancel_poll_s": 0.005})()  # type: ignore[assignment]
+    race = AgentRace(SwallowingStore(), "t", cancel_poll_s=0.005, lease_lost=asyncio.Event())  # type: ignore[arg-type]
 
     async def work() -> None:
         await asyncio.sleep(0.05)
 
-    stop = await asyncio.wait_for(runner._race(work(), asyncio.Event()), 5)
-    assert stop.name == "FINISHED"
+    stop = await asyncio.wait_for(race.run(work(), asyncio.Event()), 5)
+    assert stop is Stop.FINISHED
     assert calls >= 1

@@ -15,7 +15,6 @@ from agentstream.worker.tools import (
     ToolOutcome,
     ToolRegistry,
     ToolSettings,
-    _allow_match,
     calculator,
     current_time,
     default_registry,
@@ -23,6 +22,7 @@ from agentstream.worker.tools import (
     make_http_get,
     tool,
 )
+from agentstream.worker.tools.http_get import _allow_match
 from pydantic import BaseModel, Field
 
 # --------------------------------------------------------------------------- calculator

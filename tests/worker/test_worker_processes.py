@@ -22,10 +22,10 @@ from typing import IO, Any
 
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore
+from agentstream.worker.config import WorkerConfig
 from agentstream.worker.enqueue import enqueue_task
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from agentstream.worker.settings import WorkerConfig
 from arq.connections import ArqRedis, create_pool
 
 REPO = Path(__file__).resolve().parents[2]

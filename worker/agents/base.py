@@ -2,8 +2,10 @@
 
 An agent is driven through :meth:`BaseAgent.execute_task_streaming`, an async generator of
 protocol events (PROTOCOL section 3, without ``id``/``seq``/``attempt``/``task_id``: the
-worker's writer adds those). Subclasses implement :meth:`BaseAgent._run`, the happy path;
-the base class turns failures into ``error``/``result`` events, so the loops stay short.
+worker's writer adds those); the worker uses :meth:`BaseAgent.stream_task`, the same events
+with integer-microsecond timestamps, which the codec stores as they are. Subclasses
+implement :meth:`BaseAgent._run`, the happy path; the base class turns failures into
+``error``/``result`` events, so the loops stay short.
 
 The per-run bookkeeping (:class:`LoopState`) is pure and synchronous; the async layer
 only streams the model, runs tools and forwards what the accumulators return.
@@ -13,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, cast
 
-from agentstream.streams.events import utc_now_iso
-from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
+from agentstream.streams.codec import format_us, now_us
+from agentstream.worker.agents.resume import ResumeState
+from agentstream.worker.agents.state import LoopState, RunContext, clean_history, task_text
 from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, WorkflowPlugin
 from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
@@ -40,114 +41,6 @@ logger = logging.getLogger(__name__)
 Event = dict[str, Any]
 #: what agents' streaming methods return: an async generator of protocol events
 EventStream: TypeAlias = AsyncGenerator[Event, None]
-
-
-@dataclass(slots=True)
-class LoopState:
-    """The conversation and counters of one run (pure: no I/O, unit-testable).
-
-    ``conversation`` holds what the run added after the initial prompt: assistant turns
-    and tool messages, in the order the model must see them.
-    """
-
-    conversation: list[dict[str, Any]] = field(default_factory=list)
-    iteration: int = 0
-    completed_turns: int = 0
-    tool_calls_count: int = 0
-    usage: dict[str, int] = field(default_factory=zero_usage)
-    last_text: str = ""
-    stop_reason: str | None = None
-
-    @classmethod
-    def from_resume(cls, resume: ResumeState) -> LoopState:
-        """Continue from what earlier attempts recorded."""
-        return cls(
-            conversation=[dict(message) for message in resume.messages],
-            iteration=resume.iteration,
-            completed_turns=resume.completed_turns,
-            tool_calls_count=resume.tool_calls_count,
-            usage=dict(resume.usage),
-        )
-
-    def add_usage(self, usage: Mapping[str, int]) -> None:
-        for name, value in usage.items():
-            self.usage[name] = self.usage.get(name, 0) + int(value)
-
-    def record_turn(self, turn: TurnAccumulator) -> list[ReadyToolCall]:
-        """Add a finished model turn to the conversation; return its tool calls.
-
-        Raises ``ModelStopped`` (after counting its usage) for a turn that was cut off,
-        filtered or refused."""
-        if turn.usage is not None:
-            self.add_usage(turn.usage_fields())
-        turn.raise_if_incomplete()
-        calls = turn.ready_tool_calls()
-        self.completed_turns += 1
-        self.last_text = turn.text
-        self.stop_reason = turn.stop_reason
-        if calls:
-            self.conversation.append(assistant_message(turn.text, calls))
-        else:
-            self.conversation.append({"role": "assistant", "content": turn.text})
-        return calls
-
-    def record_tool_batch(
-        self, calls: Sequence[ReadyToolCall], results: Mapping[str, Mapping[str, Any]], *, new: int
-    ) -> None:
-        """Append one tool message per call, in call order; ``new`` calls were run now."""
-        for call in calls:
-            self.conversation.append(tool_message(results[call.tool_call_id]))
-        self.tool_calls_count += new
-
-
-@dataclass(slots=True)
-class RunContext:
-    """One run of an agent: its input, the caller's options and its state."""
-
-    task_text: str
-    sender_id: str | None = None
-    #: who runs this (for tools' contexts): the worker's task, attempt and tenant
-    task_id: str | None = None
-    attempt: int = 1
-    tenant: str | None = None
-    cancel_event: asyncio.Event | None = None
-    resume: ResumeState | None = None
-    raise_retryable: bool = False
-    trigger: str = "task"
-    started_at: float = field(default_factory=time.monotonic)
-    prompt: list[dict[str, Any]] = field(default_factory=list)
-    state: LoopState = field(default_factory=LoopState)
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """What the model sees next: the initial prompt, then the run's conversation."""
-        return [*self.prompt, *self.state.conversation]
-
-    @property
-    def elapsed(self) -> float:
-        return round(time.monotonic() - self.started_at, 6)
-
-    def check_cancel(self) -> None:
-        """Stop at a safe point once the caller asked for it."""
-        if self.cancel_event is not None and self.cancel_event.is_set():
-            raise asyncio.CancelledError("the task was cancelled")
-
-
-def task_text(task: Mapping[str, Any]) -> str:
-    """The text of a task: ``description``, else ``input``."""
-    text = task.get("description") if task.get("description") is not None else task.get("input")
-    if not isinstance(text, str) or not text:
-        raise ConfigurationError("a task needs a non-empty 'description' (or 'input') string")
-    return text
-
-
-def _clean_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Trimming may cut a conversation between a tool call and its result; the model
-    # rejects an orphan tool message, so history starts at its first user message.
-    for position, message in enumerate(messages):
-        if message.get("role") == "user":
-            return messages[position:]
-    return []
 
 
 class BaseAgent(ABC):
@@ -223,13 +116,26 @@ class BaseAgent(ABC):
     async def execute_task_streaming(
         self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
     ) -> EventStream:
-        """Run ``task`` and stream its events (PROTOCOL section 3).
+        """Run ``task`` and stream its events (PROTOCOL section 3), ``timestamp`` as ISO 8601.
 
         ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
         memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
         ``asyncio.CancelledError`` at its next safe point), ``raise_retryable``, and
         ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too).
         """
+        async with aclosing(self.stream_task(task, context)) as stream:
+            async for event in stream:
+                stamp = event.get("timestamp")
+                if isinstance(stamp, int):
+                    event["timestamp"] = format_us(stamp)
+                yield event
+
+    async def stream_task(
+        self, task: Mapping[str, Any], context: Mapping[str, Any] | None = None
+    ) -> EventStream:
+        """:meth:`execute_task_streaming` with each ``timestamp`` as integer microseconds
+        since the epoch: what the worker appends, so that no timestamp is formatted and
+        parsed back on the way to the stream (the codec stores microseconds)."""
         run = self._new_run(task, context or {})
         success = False
         try:
@@ -260,7 +166,7 @@ class BaseAgent(ABC):
     ) -> dict[str, Any]:
         """Run ``task`` to the end; return the ``result`` event's fields."""
         result: dict[str, Any] | None = None
-        async with aclosing(self.execute_task_streaming(task, context)) as stream:
+        async with aclosing(self.stream_task(task, context)) as stream:
             async for event in stream:
                 if event["type"] == "result":
                     result = {k: v for k, v in event.items() if k not in ("type", "timestamp", "agent_id")}
@@ -293,8 +199,9 @@ class BaseAgent(ABC):
         """The agent's events for one run, ``result`` included; failures raise."""
 
     def event(self, type_: str, /, *, scope: Mapping[str, Any] | None = None, **fields: Any) -> Event:
-        """A protocol event of this agent (``loop_scope`` only outside the main loop)."""
-        event: Event = {"type": type_, **fields, "timestamp": utc_now_iso(), "agent_id": self.agent_id}
+        """A protocol event of this agent (``loop_scope`` only outside the main loop),
+        stamped in integer microseconds (:meth:`execute_task_streaming` formats them)."""
+        event: Event = {"type": type_, **fields, "timestamp": now_us(), "agent_id": self.agent_id}
         if scope is not None:
             event["loop_scope"] = dict(scope)
         return event
@@ -359,6 +266,13 @@ class BaseAgent(ABC):
         async with aclosing(run_tool_batch(self.registry, self.tool_names, calls, caller, scope)) as stream:
             async for fields in stream:
                 yield self.event(fields.pop("type"), scope=scope, **fields)
+
+    async def start(self, run: RunContext) -> EventStream:
+        """``started``, then the workflow's events (of the Tool and Hybrid agents)."""
+        yield self.event("started", agent=self.name)
+        async with aclosing(self.run_workflow(run)) as stream:
+            async for event in stream:
+                yield event
 
     async def run_workflow(self, run: RunContext) -> EventStream:
         """Run the workflow plugin before the main loop; its output joins the prompt."""
@@ -433,7 +347,7 @@ class BaseAgent(ABC):
         if self.system_prompt:
             prompt.append({"role": "system", "content": self.system_prompt})
         if self.memory is not None and run.sender_id is not None:
-            prompt.extend(_clean_history(await self.memory.load(run.sender_id)))
+            prompt.extend(clean_history(await self.memory.load(run.sender_id)))
         prompt.append({"role": "user", "content": run.task_text})
         return prompt
 

@@ -39,8 +39,7 @@ class HybridAgent(BaseAgent):
     emits_completed: ClassVar[bool] = True
 
     async def _run(self, run: RunContext) -> EventStream:
-        yield self.event("started", agent=self.name)
-        async with aclosing(self.run_workflow(run)) as stream:
+        async with aclosing(self.start(run)) as stream:
             async for event in stream:
                 yield event
         resume = run.resume

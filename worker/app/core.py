@@ -23,20 +23,20 @@ from agentstream.worker.app.config import (
     resolve_configuration,
 )
 from agentstream.worker.errors import ConfigurationError
-from agentstream.worker.llm import ModelSettings, OpenAIClient
+from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.memory import ConversationMemory, RedisMemory
 from agentstream.worker.payload import AGENT_NAME_REGEX, TaskRequest
 from agentstream.worker.tools import (
-    DEFAULT_TOOL_TIMEOUT_S,
     Tool,
     ToolRegistry,
     ToolSettings,
     default_registry,
     tool,
 )
+from agentstream.worker.tools.settings import DEFAULT_TOOL_TIMEOUT_S
 
 if TYPE_CHECKING:
-    from agentstream.worker.run import TaskAgent, WorkerDeps
+    from agentstream.worker.deps import TaskAgent, WorkerDeps
 
 __all__ = ["BUILTIN_KINDS", "AgentSpec", "App"]
 
@@ -221,8 +221,8 @@ class App:
 
     def build_registry(self, settings: ToolSettings | None = None) -> ToolRegistry:
         """The registry a worker serves: the built-ins (unless turned off, ``http_get``
-        only where ``settings`` allow it) and the app's tools. Checks the agents' tools."""
-        settings = settings if settings is not None else ToolSettings.from_env()
+        only where ``settings`` allow it; the defaults when None) and the app's tools. Checks the agents' tools."""
+        settings = settings if settings is not None else ToolSettings()
         registry = (
             default_registry(settings)
             if self.builtin_tools
@@ -330,7 +330,7 @@ class App:
         spec = self.spec(name)
         if llm_client is None:
             if self._llm is None:
-                self._llm = OpenAIClient(ModelSettings.from_env())
+                self._llm = OpenAIClient()  # reads the process environment, for scripts
             llm_client = self._llm
         return self.build_agent(spec, llm_client=llm_client, registry=self.registry, memory=memory)
 
