@@ -221,7 +221,8 @@ class App:
 
     def build_registry(self, settings: ToolSettings | None = None) -> ToolRegistry:
         """The registry a worker serves: the built-ins (unless turned off, ``http_get``
-        only where ``settings`` allow it; the defaults when None) and the app's tools. Checks the agents' tools."""
+        only where ``settings`` allow it; the defaults when None) and the app's tools.
+        Checks the agents' tools."""
         settings = settings if settings is not None else ToolSettings()
         registry = (
             default_registry(settings)
