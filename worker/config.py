@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from agentstream.worker.llm import ModelSettings
     from arq.connections import RedisSettings
 
-__all__ = ["ENV_VARS", "WorkerConfig", "resolve_queue_name"]
+__all__ = ["ENV_VARS", "PROCESS_ENV_VARS", "WorkerConfig", "resolve_queue_name"]
 
 #: every environment variable the worker reads, with what it sets
 ENV_VARS: tuple[tuple[str, str], ...] = (
@@ -75,6 +75,15 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("AGENTSTREAM_HTTP_GET_ALLOW", "hosts http_get may fetch, comma list; empty: http_get off"),
     ("AGENTSTREAM_HTTP_GET_TIMEOUT_S", "http_get timeout (default 10)"),
     ("AGENTSTREAM_HTTP_GET_MAX_BYTES", "http_get response size limit (default 262144)"),
+)
+
+#: what the worker process reads besides :class:`WorkerConfig` (logging, tracing and
+#: metrics are set up by ``python -m agentstream.worker`` before the config is used)
+PROCESS_ENV_VARS: tuple[tuple[str, str], ...] = (
+    ("AGENTSTREAM_LOG_FORMAT", "text (default) or json: one JSON object per log line"),
+    ("AGENTSTREAM_OTEL_EXPORTER", "console or otlp: set up a tracer provider (needs the otel extra)"),
+    ("AGENTSTREAM_WORKER_METRICS_PORT", "serve Prometheus metrics on this port (default 0: off)"),
+    ("AGENTSTREAM_WORKER_METRICS_HOST", "address of the metrics port (default 127.0.0.1)"),
 )
 
 #: how far arq's job timeout sits above ours, so our timeout handling always runs first

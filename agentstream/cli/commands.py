@@ -34,21 +34,10 @@ def format_environment(variables: Iterable[tuple[str, str]], width: int = 100) -
 
 def worker_environment_help() -> str:
     """The ``environment:`` section of ``agentstream worker --help``, computed only when
-    that help is shown.
+    that help is shown: every variable the worker reads (the worker's own list)."""
+    from agentstream.worker.config import ENV_VARS, PROCESS_ENV_VARS
 
-    WIRING POINT: the worker owns the list of variables it reads
-    (``agentstream.worker.config.ENV_VARS``, ``(name, meaning)`` pairs, once it lands);
-    this becomes ``return format_environment(ENV_VARS)`` with that import inside. Until
-    then, the variables the command line itself deals with, and where the rest are.
-    """
-    return format_environment(
-        [
-            ("REDIS_URL", "the streams' Redis (and the queue's, unless AGENTSTREAM_QUEUE_URL)"),
-            ("AGENTSTREAM_APP", "your App as module:attr (what --app sets)"),
-            ("OPENAI_BASE_URL, OPENAI_API_KEY", "the model server and its key"),
-            ("AGENTSTREAM_*", "the worker's other settings: see docs/configuration.md"),
-        ]
-    )
+    return format_environment([*ENV_VARS, *PROCESS_ENV_VARS])
 
 
 class _Parser(argparse.ArgumentParser):
