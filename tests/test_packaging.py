@@ -3,6 +3,7 @@ holding every package of the repository (streams/, worker/ and api/ mapped into 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -32,18 +33,18 @@ def test_every_package_of_the_tree_is_listed_in_pyproject() -> None:
 
 @pytest.mark.timeout(300)
 def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:
+    # Built from a copy: setuptools builds in the project's build/, where files of an
+    # earlier build (a module since deleted) would end up in the wheel.
+    source = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md", *MAPPED):
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        else:
+            source.mkdir(exist_ok=True)
+            shutil.copy2(path, source / name)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True,
         timeout=240,
     )

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from ag_ui.core import RunAgentInput, TextPart, UserMessage
 from agentstream.api.dialects.agui_frames import ResumePoint, agui_frames, resume_point
 from agentstream.api.errors import ApiError
+from agentstream.api.observability import SubmitTrace
 from agentstream.api.routes.events import check_capacity, sse_response
 from agentstream.api.routes.tasks import submit_task
 from agentstream.api.schemas import SubmitTask, error_responses
@@ -108,6 +109,7 @@ async def run_agent(
     run: RunAgentInput,
     owner: Tenant,
     svc: ServicesDep,
+    trace: SubmitTrace,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     """Start the run (or find it, for a repeated ``runId``) and stream it as AG-UI events.
@@ -115,7 +117,7 @@ async def run_agent(
     body = task_for_run(run)
     ResumePoint.parse(last_event_id)  # a bad id is a 400 before anything starts
     check_capacity(svc)
-    accepted = await submit_task(body, owner, svc, Response(status_code=202), None)
+    accepted = await submit_task(body, owner, svc, Response(status_code=202), trace)
     meta = await owned_task(accepted.task_id, owner, svc)
     resume = await resume_point(svc.reader, meta.task_id, last_event_id, None, None)
     return sse_response(svc, agui_frames(svc.reader, meta, resume))

@@ -17,6 +17,7 @@ from agentstream.api.dialects.ids import public_id
 from agentstream.api.dialects.responses.request import CreateResponse
 from agentstream.api.dialects.responses.stream import response_frames, response_object, wait_for_end
 from agentstream.api.errors import ApiError
+from agentstream.api.observability import SubmitTrace
 from agentstream.api.routes.events import check_capacity, sse_response
 from agentstream.api.routes.tasks import cancel_task, submit_task
 from agentstream.api.schemas import SubmitTask, error_responses
@@ -90,6 +91,7 @@ async def create_response(
     body: CreateResponse,
     owner: Tenant,
     svc: ServicesDep,
+    trace: SubmitTrace,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Start the task. With ``stream``: its events from ``response.created`` on; with
@@ -101,7 +103,9 @@ async def create_response(
         check_capacity(svc)
     response_id = idempotency_key or f"resp_{uuid.uuid4().hex}"
     task = _submitted(body, await _session(svc, owner, body, response_id), response_id)
-    accepted = await submit_task(task, owner, svc, Response(status_code=202), idempotency_key)
+    accepted = await submit_task(
+        task, owner, svc, Response(status_code=202), trace, idempotency_key=idempotency_key
+    )
     meta = await owned_task(accepted.task_id, owner, svc)
     if body.stream:
         return _event_stream(svc, request, response_frames(svc.reader, meta))

@@ -7,12 +7,12 @@ export const CATEGORIES = {
   queued: "task", status: "task", started: "task", retry: "task",
   error: "task", cancelled: "task", completed: "task", gap: "task", reset: "task",
   iteration_start: "agent", thought: "agent", observation: "agent",
-  token: "chunk", thinking_token: "chunk", tool_call_delta: "chunk",
+  token: "chunk", thinking_token: "chunk", refusal: "chunk", tool_call_delta: "chunk",
   tool_calls_ready: "tool", action: "tool", tool_call: "tool",
   tool_result: "tool", tool_error: "tool",
   dawp_run_started: "group", dawp_step_started: "group",
   dawp_step_completed: "group", dawp_run_completed: "group",
-  usage: "debug", result: "output",
+  usage: "debug", result: "output", custom: "custom",
 };
 
 /** The categories each streaming mode passes; `null`: everything, unknown types too. */

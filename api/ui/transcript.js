@@ -71,6 +71,7 @@ export class Transcript {
     this.turn = [];
     this.text = null; // the open text block {body, node, turnText}
     this.thinking = null;
+    this.refusalNode = null; // the open refusal text, if the model refused
     this.turnText = "";
     this.lastTurnText = ""; // the text of the last completed turn
     this.cards = new Map(); // tool_call_id -> card
@@ -123,6 +124,7 @@ export class Transcript {
   closeText() {
     this.text = null;
     this.thinking = null;
+    this.refusalNode = null;
   }
 
   endTurn() {
@@ -212,6 +214,27 @@ const HANDLERS = {
       this.turn.push(body.parentElement);
     }
     this.thinking.content.appendData(String(event.content ?? ""));
+  },
+  refusal(event, at) {
+    // The model refused: its words stream like tokens, marked as a refusal.
+    this.text = null;
+    if (this.refusalNode === null) {
+      const body = this.entry("refusal", at);
+      body.append(el("span", "label", "refusal"));
+      const node = el("p", "text-body error-text", "");
+      body.append(node);
+      this.refusalNode = document.createTextNode("");
+      node.append(this.refusalNode);
+      this.turn.push(body.parentElement);
+    }
+    this.refusalNode.appendData(String(event.content ?? ""));
+  },
+  custom(event, at) {
+    // A tool's own event (ctx.emit): its name and data, under the tool's card time.
+    this.closeText();
+    const body = this.entry("custom", at);
+    body.append(el("span", "chip", `${event.tool_name ?? "tool"} · ${event.name ?? "event"}`));
+    body.append(el("span", "dim", ` ${json(event.data ?? null)}`));
   },
   tool_call_delta(event, at) {
     this.closeText();

@@ -180,7 +180,7 @@ async def test_another_tenant_gets_404_and_bad_requests_are_refused(
     ):
         with pytest.raises(openai.NotFoundError):
             await call
-    with pytest.raises(openai.UnprocessableEntityError, match="model"):
+    with pytest.raises(openai.UnprocessableEntityError, match="no-such-agent"):
         await alice.responses.create(model="no-such-agent", input="x")
     with pytest.raises(openai.UnprocessableEntityError, match="temperature"):
         await alice.responses.create(model="llm", input="x", temperature=0.2)

@@ -195,7 +195,9 @@ def test_a_failed_tool_result_of_v1_1_is_a_failed_action_result() -> None:
         "success": False,
         "error": "no index",
     }
-    (message, _) = feed(StreamingMode.CORE, [failed, COMPLETED])
+    error = {"type": "tool_error", "tool_name": "search", "tool_call_id": "c2", "error": "no index"}
+    # the twin gives no message of its own: the tool_error is the call's one result
+    (message, _) = feed(StreamingMode.CORE, [failed, error, COMPLETED])
     outcome = message.payload.action_result[0]
     assert (outcome.tool_name, outcome.success, outcome.error, outcome.content) == (
         "search",
