@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from arq import ArqRedis
 
+from tests.harness import arq_pool_for
 from tests.redis_server import redis_cluster, redis_node
 
 
@@ -55,3 +59,23 @@ async def hub(redis: object, settings: StreamsSettings) -> AsyncIterator[ReaderH
 @pytest.fixture
 def reader(redis: object, settings: StreamsSettings, hub: ReaderHub) -> Reader:
     return Reader(redis, settings, hub)
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[ScriptedLLMServer]:
+    """The scripted OpenAI-compatible model, on a free loopback port."""
+    async with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def worker_config(settings: StreamsSettings) -> WorkerConfig:
+    """A worker's configuration on the test's prefix (its queue: ``<prefix>:queue``)."""
+    return WorkerConfig(streams=settings)
+
+
+@pytest.fixture
+async def arq_pool(worker_config: WorkerConfig) -> AsyncIterator[ArqRedis]:
+    """An arq pool on ``worker_config``'s queue."""
+    async with arq_pool_for(worker_config) as pool:
+        yield pool

@@ -25,7 +25,7 @@ from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
-from tests.reliability.conftest import submit
+from tests.harness import submit_task
 from tests.reliability.invariants import assert_stream_sound
 from tests.reliability.paused_worker import TAKEN
 from tests.reliability.procs import Child, WorkerProcess, child_env, stopping
@@ -83,7 +83,7 @@ async def test_a_worker_killed_after_taking_a_job_leaves_it_to_another_within_th
     paused = PausedWorker(env, tmp_path / "paused.log")
     with stopping(paused):
         await paused.ready()
-        task_id = await submit(store, arq_pool, "What is 17 * 23?")
+        task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
         assert await paused.took_job() == task_id
         # The window: arq holds the job, the job function never ran, nothing is leased.
         ttl_ms = await arq_pool.pttl(in_progress_key_prefix + task_id)
@@ -110,7 +110,9 @@ async def test_cancelling_a_task_no_worker_holds_ends_it_at_once(
     llm: ScriptedLLMServer,
     tmp_path: Path,
 ) -> None:
-    task_id = await submit(store, arq_pool, "What is 17 * 23?")  # queued; no worker runs
+    task_id = await submit_task(
+        store, arq_pool, input="What is 17 * 23?", agent="hybrid"
+    )  # queued; no worker runs
     meta = await store.request_cancel(task_id, "changed my mind")
     assert meta.done and meta.status == "cancelled"
     events = await replay(reader, task_id)  # no waiting: the cancel itself ended it
@@ -135,7 +137,7 @@ async def test_cancelling_a_task_no_worker_holds_ends_it_at_once(
 async def test_cancelling_a_task_whose_worker_died_fences_it_and_ends_it_at_once(
     store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
-    task_id = await submit(store, arq_pool, "What is 17 * 23?")
+    task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
     # An attempt ran and streamed, then its worker vanished: its lease copy has lapsed.
     writer = store.writer(await store.open_attempt(task_id))
     await writer.write({"type": "status", "status": "started"})
@@ -156,7 +158,7 @@ async def test_cancelling_a_task_whose_worker_died_fences_it_and_ends_it_at_once
 async def test_cancelling_a_task_a_worker_holds_leaves_it_to_that_worker(
     store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
-    task_id = await submit(store, arq_pool, "What is 17 * 23?")
+    task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
     attempt = await store.open_attempt(task_id)
     far = int(time.time() * 1000) + 60_000  # a live lease on the Redis clock
     await store.redis.hset(store.keys.meta(task_id), mapping={"lease_owner": "w", "lease_until": far})
@@ -190,7 +192,11 @@ async def test_cancels_racing_a_worker_taking_the_jobs_end_each_task_exactly_onc
         await worker.ready()
         task_ids = []
         for _ in range(12):
-            task_ids.append(await submit(store, arq_pool, "What is 17 * 23? [slow:50] [tokens:40]"))
+            task_ids.append(
+                await submit_task(
+                    store, arq_pool, input="What is 17 * 23? [slow:50] [tokens:40]", agent="hybrid"
+                )
+            )
             await asyncio.sleep(rng.uniform(0, 0.3))
             await store.request_cancel(task_ids[-1], "raced")
         streams = await asyncio.gather(*(until_completed(reader, t, 60) for t in task_ids))

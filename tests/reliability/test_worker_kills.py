@@ -28,7 +28,7 @@ from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq.connections import ArqRedis
 
-from tests.reliability.conftest import submit
+from tests.harness import submit_task
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import WorkerProcess, child_env
 
@@ -100,7 +100,7 @@ async def test_workers_killed_at_random_lose_nothing(
         async def submitter() -> None:
             for _ in range(tasks):
                 text, values = prompt(rng)
-                task_id = await submit(store, arq_pool, text)
+                task_id = await submit_task(store, arq_pool, input=text, agent="hybrid")
                 expected[task_id] = values
                 consumers[task_id] = asyncio.create_task(live_consumer(reader, task_id, 150))
                 await asyncio.sleep(submit_span_s / tasks)

@@ -11,7 +11,8 @@ from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq import create_pool
 
-from tests.worker.test_jobs import assert_well_formed, running_worker, submit, until_completed
+from tests.harness import submit_task, until_completed
+from tests.worker.test_jobs import assert_well_formed, running_worker
 
 pytestmark = [
     pytest.mark.cluster,
@@ -34,7 +35,7 @@ async def test_a_task_runs_with_streams_on_a_cluster_and_the_queue_elsewhere(
     try:
         async with ReaderHub(redis, streams) as hub, running_worker(config, scripted_llm):
             store, reader = TaskStore(redis, streams), Reader(redis, streams, hub)
-            task_id = await submit(store, pool, input="What is 17 * 23?", agent="hybrid")
+            task_id = await submit_task(store, pool, input="What is 17 * 23?", agent="hybrid")
             events = await until_completed(reader, task_id)
         completed = assert_well_formed(events)
         assert completed["status"] == "succeeded"

@@ -26,23 +26,17 @@ from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
 from arq import Worker
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job
+
+from tests.harness import Events, submit_task, until_completed
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
-Events = list[dict[str, Any]]
-
 
 # --------------------------------------------------------------------------- harness
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -59,12 +53,8 @@ def config(settings: StreamsSettings) -> WorkerConfig:
 
 
 @pytest.fixture
-async def arq_pool(config: WorkerConfig) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
+def worker_config(config: WorkerConfig) -> WorkerConfig:
+    return config  # the queue of tests/conftest.py's arq_pool
 
 
 @contextlib.asynccontextmanager
@@ -106,20 +96,6 @@ async def running_worker(
         async with asyncio.timeout(10):
             await asyncio.wait([main])
             await worker.close()
-
-
-async def submit(store: TaskStore, pool: ArqRedis, task_id: str | None = None, **request: Any) -> str:
-    """Create and enqueue a task the way the API does."""
-    req = TaskRequest(**request)
-    task_id = task_id or f"tsk_{uuid.uuid4().hex}"
-    await store.create_task(task_id, owner="t", agent=req.agent, input=req.input, request=req.model_dump())
-    await enqueue_task(pool, task_id)
-    return task_id
-
-
-async def until_completed(reader: Reader, task_id: str, timeout_s: float = 20.0) -> Events:
-    async with asyncio.timeout(timeout_s):
-        return [event async for _, event in reader.tail(task_id)]
 
 
 async def stored(reader: Reader, task_id: str) -> Events:
@@ -243,7 +219,7 @@ async def test_hybrid_task_end_to_end(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
+        task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "succeeded" and completed["success"] is True
@@ -265,7 +241,7 @@ async def test_llm_and_tool_agents_end_with_one_completed(
     arq_pool: ArqRedis,
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="What is 17 * 23?", agent=agent)
+        task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent=agent)
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "succeeded"
@@ -277,7 +253,7 @@ async def test_model_failure_ends_failed(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="hello [fail:400]", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="hello [fail:400]", agent="llm")
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "failed" and completed["success"] is False
@@ -300,7 +276,7 @@ async def test_agent_crash_ends_failed(
             yield {}
 
     async with running_worker(config, llm, agent_factory=lambda request, deps: Broken()):
-        task_id = await submit(store, arq_pool, input="hi", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="hi", agent="llm")
         events = await until_completed(reader, task_id)
     assert assert_well_formed(events)["status"] == "failed"
     assert of_type(events, "error")[0]["error_type"] == "RuntimeError"
@@ -310,7 +286,7 @@ async def test_task_timeout(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(dataclasses.replace(config, task_timeout_s=1.0), llm):
-        task_id = await submit(store, arq_pool, input="[slow:100] [tokens:100] go", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="[slow:100] [tokens:100] go", agent="llm")
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "failed"
@@ -322,7 +298,7 @@ async def test_cancellation_reaches_a_running_task_within_a_second(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
         async with asyncio.timeout(10):
             async for _, event in reader.tail(task_id):
                 if event["type"] == "token":
@@ -340,7 +316,7 @@ async def test_cancellation_reaches_a_running_task_within_a_second(
 async def test_cancel_requested_before_the_job_starts(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
-    task_id = await submit(store, arq_pool, input="hi", agent="llm")
+    task_id = await submit_task(store, arq_pool, input="hi", agent="llm")
     await store.request_cancel(task_id, "changed my mind")
     async with running_worker(config, llm):
         events = await until_completed(reader, task_id)
@@ -353,7 +329,7 @@ async def test_arq_abort_ends_the_stream_cancelled(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
         async with asyncio.timeout(10):
             async for _, event in reader.tail(task_id):
                 if event["type"] == "token":
@@ -369,7 +345,9 @@ async def test_retry_after_a_broken_stream_resumes(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="What is 17 * 23? [fail-after:3x1]", agent="hybrid")
+        task_id = await submit_task(
+            store, arq_pool, input="What is 17 * 23? [fail-after:3x1]", agent="hybrid"
+        )
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "succeeded"
@@ -386,7 +364,7 @@ async def test_retry_budget_exhausted(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(dataclasses.replace(config, max_attempts=2), llm):
-        task_id = await submit(store, arq_pool, input="hello [fail-after:3]", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="hello [fail-after:3]", agent="llm")
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
     assert completed["status"] == "failed" and completed["attempt"] == 2
@@ -418,7 +396,7 @@ async def test_attempt_beyond_the_budget_only_ends_the_stream(
 async def test_duplicate_enqueue_runs_once(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
-    task_id = await submit(store, arq_pool, input="hi", agent="llm")
+    task_id = await submit_task(store, arq_pool, input="hi", agent="llm")
     assert await arq_pool.enqueue_job(JOB_NAME, task_id, _job_id=task_id) is None  # arq dedups
     async with running_worker(config, llm):
         first = await until_completed(reader, task_id)
@@ -443,7 +421,7 @@ async def test_shutdown_checkpoints_and_another_worker_resumes(
     registry = counting_registry(calls)
     prompt = "What is 17 * 23? [slow:30] [tokens:60]"
     async with running_worker(config, llm, registry=registry):
-        task_id = await submit(store, arq_pool, input=prompt, agent="hybrid")
+        task_id = await submit_task(store, arq_pool, input=prompt, agent="hybrid")
         tokens_after_result = 0
         async with asyncio.timeout(10):
             async for _, event in reader.tail(task_id):
@@ -472,7 +450,7 @@ async def test_running_task_holds_a_lease(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     async with running_worker(config, llm):
-        task_id = await submit(store, arq_pool, input="[slow:100] [tokens:20] go", agent="llm")
+        task_id = await submit_task(store, arq_pool, input="[slow:100] [tokens:20] go", agent="llm")
         async with asyncio.timeout(10):
             async for _, event in reader.tail(task_id):
                 if event["type"] == "token":
@@ -492,13 +470,13 @@ async def test_tasks_of_one_session_share_the_conversation(
     outputs = []
     async with running_worker(config, llm):
         for text in ("hello", "again"):
-            task_id = await submit(
+            task_id = await submit_task(
                 store, arq_pool, input=text, agent="llm", session_id=f"s{uuid.uuid4().hex}"
             )
             outputs.append(of_type(await until_completed(reader, task_id), "result")[0]["output"])
         session = f"s{uuid.uuid4().hex}"
         for text in ("hello", "again"):
-            task_id = await submit(store, arq_pool, input=text, agent="llm", session_id=session)
+            task_id = await submit_task(store, arq_pool, input=text, agent="llm", session_id=session)
             outputs.append(of_type(await until_completed(reader, task_id), "result")[0]["output"])
     assert outputs[0].startswith("Turn 1") and outputs[1].startswith("Turn 1")
     assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")

@@ -43,12 +43,6 @@ def settings_for(base_url: str, **overrides: Any) -> ModelSettings:
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def client(llm: ScriptedLLMServer) -> AsyncIterator[OpenAIClient]:
     async with OpenAIClient(settings_for(llm.base_url)) as model_client:
         yield model_client

@@ -14,27 +14,24 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.config import WorkerConfig
-from agentstream.worker.enqueue import enqueue_task
-from agentstream.worker.payload import TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
+
+from tests.harness import Events, submit_task, until_completed
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 5.0
 # A hybrid task: one calculator call, then 60 slow tokens (~6 s), so there is time to kill
 # its worker after the tool result was recorded.
 SLOW_PROMPT = "What is 17 * 23? [slow:100] [tokens:60]"
-
-Events = list[dict[str, Any]]
 
 
 class WorkerProcess:
@@ -81,12 +78,6 @@ class WorkerProcess:
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
 def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSTREAM_", "OPENAI_"))}
     env.update(
@@ -114,21 +105,8 @@ def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerP
 
 
 @pytest.fixture
-async def arq_pool(worker_env: dict[str, str]) -> AsyncIterator[ArqRedis]:
-    config = WorkerConfig.from_env(worker_env)
-    pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
-
-
-async def submit(store: TaskStore, pool: ArqRedis, prompt: str) -> str:
-    req = TaskRequest(input=prompt, agent="hybrid")
-    task_id = f"tsk_{uuid.uuid4().hex}"
-    await store.create_task(task_id, owner="t", agent=req.agent, input=req.input, request=req.model_dump())
-    await enqueue_task(pool, task_id)
-    return task_id
+def worker_config(worker_env: dict[str, str]) -> WorkerConfig:
+    return WorkerConfig.from_env(worker_env)  # what the worker processes read
 
 
 async def running_worker_pid(store: TaskStore, reader: Reader, task_id: str) -> int:
@@ -158,11 +136,6 @@ async def seconds_until_retry(reader: Reader, task_id: str, since: float) -> flo
     raise AssertionError("the task completed without being retried")
 
 
-async def until_completed(reader: Reader, task_id: str, timeout_s: float) -> Events:
-    async with asyncio.timeout(timeout_s):
-        return [event async for _, event in reader.tail(task_id)]
-
-
 def assert_recovered_stream(events: Events) -> None:
     assert events[0]["type"] == "queued"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
@@ -182,7 +155,7 @@ async def test_sigkilled_worker_task_is_recovered_by_the_other(
     workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     await asyncio.gather(*(w.ready() for w in workers))
-    task_ids = [await submit(store, arq_pool, SLOW_PROMPT) for _ in range(2)]
+    task_ids = [await submit_task(store, arq_pool, input=SLOW_PROMPT, agent="hybrid") for _ in range(2)]
     pid = await running_worker_pid(store, reader, task_ids[0])
     victim = next(w for w in workers if w.pid == pid)
     survivor = next(w for w in workers if w.pid != pid)
@@ -209,7 +182,7 @@ async def test_sigterm_hands_the_task_over_without_waiting_for_the_lease(
     workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
     await asyncio.gather(*(w.ready() for w in workers))
-    task_id = await submit(store, arq_pool, SLOW_PROMPT)
+    task_id = await submit_task(store, arq_pool, input=SLOW_PROMPT, agent="hybrid")
     pid = await running_worker_pid(store, reader, task_id)
     victim = next(w for w in workers if w.pid == pid)
     os.kill(victim.pid, signal.SIGTERM)
