@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import enum
 import ipaddress
-import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 import uvicorn
 from agentstream.worker.scripted.app import ScriptState, build_app, create_app
-from starlette.types import ASGIApp
+
+from agentstream.serving import InLoopServer, bind, url_host
 
 __all__ = ["ScriptedLLMServer", "main"]
 
@@ -26,50 +24,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind before uvicorn starts, so a port of 0 is resolved and bind errors raise here."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-@contextlib.asynccontextmanager
-async def _serve_in_loop(
-    app: ASGIApp, sock: socket.socket, *, startup_timeout_s: float, shutdown_timeout_s: float
-) -> AsyncIterator[None]:
-    """Run uvicorn on ``sock`` in the running loop for the block, leaving signals to the
-    host process (pytest, the demo), whose Ctrl-C an embedded server must not swallow."""
-
-    class Embedded(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    # Nothing a test double serves is worth waiting long for at shutdown.
-    config = uvicorn.Config(
-        app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1
-    )
-    server = Embedded(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"scripted-llm:{sock.getsockname()[1]}")
-    try:
-        async with asyncio.timeout(startup_timeout_s):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises what stopped the server
-                    raise RuntimeError("the scripted LLM server stopped while starting")
-                await asyncio.sleep(0.005)
-        yield
-    finally:
-        server.should_exit = True
-        # uvicorn cancels lingering responses after timeout_graceful_shutdown; this bound
-        # is the backstop should that ever hang.
-        await asyncio.wait_for(task, timeout=shutdown_timeout_s)
-        sock.close()
 
 
 class _Lifecycle(enum.Enum):
@@ -121,12 +75,12 @@ class ScriptedLLMServer:
     @property
     def base_url(self) -> str:
         """The OpenAI ``base_url`` of this server, ``http://127.0.0.1:PORT/v1``."""
-        return f"http://{_url_host(self._host)}:{self.port}/v1"
+        return f"http://{url_host(self._host)}:{self.port}/v1"
 
     def base_url_with(self, *directives: str) -> str:
         """A ``base_url`` whose requests all carry ``directives`` (names without brackets,
         such as ``"reject-stream-options"`` or ``"slow:5"``)."""
-        return f"http://{_url_host(self._host)}:{self.port}/with/{'+'.join(directives)}/v1"
+        return f"http://{url_host(self._host)}:{self.port}/with/{'+'.join(directives)}/v1"
 
     @property
     def requests(self) -> int:
@@ -137,20 +91,20 @@ class ScriptedLLMServer:
         if self._lifecycle is not _Lifecycle.UNOPENED:
             raise RuntimeError("a ScriptedLLMServer runs only once; create a new one")
         self._lifecycle = _Lifecycle.OPEN
-        sock = _bind(self._host, self._requested_port)
-        self._port = sock.getsockname()[1]
-        serving = _serve_in_loop(
+        server = InLoopServer(
             build_app(self._script),
-            sock,
+            host=self._host,
+            port=self._requested_port,
+            name="scripted-llm",
             startup_timeout_s=self._startup_timeout_s,
             shutdown_timeout_s=self._shutdown_timeout_s,
         )
         try:
-            await self._stack.enter_async_context(serving)
+            await self._stack.enter_async_context(server)
         except BaseException:
             self._lifecycle = _Lifecycle.CLOSED
-            sock.close()
             raise
+        self._port = server.port
         return self
 
     async def __aexit__(
@@ -187,10 +141,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``python -m agentstream.worker.scripted_llm --host 127.0.0.1 --port 8900``."""
     args = _parse_args(argv)
-    sock = _bind(args.host, args.port)
+    sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     # Printed first and flushed, so a parent started with --port 0 learns the port.
-    print(f"scripted LLM listening on http://{_url_host(args.host)}:{port}/v1", flush=True)
+    print(f"scripted LLM listening on http://{url_host(args.host)}:{port}/v1", flush=True)
     config = uvicorn.Config(
         create_app(token_delay_s=args.token_delay), lifespan="off", log_level=args.log_level
     )
