@@ -27,6 +27,7 @@ import orjson
 from agentstream.streams.events import effective_loop_scope
 from agentstream.worker.app.batch import dawp_call_key
 from agentstream.worker.llm import ReadyToolCall
+from agentstream.worker.model.turn import assistant_message
 
 __all__ = [
     "ResumeState",
@@ -84,31 +85,6 @@ def tool_message(fields: Mapping[str, Any]) -> dict[str, Any]:
         body = {"result": fields.get("result")}
     content = orjson.dumps(body, default=str).decode()
     return {"role": "tool", "tool_call_id": fields["tool_call_id"], "content": content}
-
-
-def assistant_message(text: str, calls: Sequence[ReadyToolCall]) -> dict[str, Any]:
-    """The assistant message of a turn that asked for ``calls`` (as the model sent it)."""
-    return {
-        "role": "assistant",
-        "content": text or None,
-        "tool_calls": [
-            {
-                "id": call.tool_call_id,
-                "type": "function",
-                "function": {"name": call.tool_name, "arguments": _arguments(call)},
-            }
-            for call in calls
-        ],
-    }
-
-
-def _arguments(call: ReadyToolCall) -> str:
-    # Unusable calls send `{}`: some servers reject a history holding invalid JSON.
-    if call.error is not None or call.parameters is None:
-        return "{}"
-    if call.arguments.strip():
-        return call.arguments
-    return orjson.dumps(call.parameters).decode()
 
 
 def _ready_call(item: Mapping[str, Any]) -> ReadyToolCall:

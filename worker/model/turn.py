@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from agentstream.worker.errors import ModelStopped
 from agentstream.worker.model.accumulate import INCOMPLETE_STOPS, ReadyToolCall, ToolCallAccumulator
 from agentstream.worker.model.deltas import (
@@ -16,7 +18,7 @@ from agentstream.worker.model.deltas import (
     Usage,
 )
 
-__all__ = ["TurnAccumulator"]
+__all__ = ["TurnAccumulator", "assistant_message"]
 
 _ZERO_USAGE = Usage(0, 0, 0)
 
@@ -111,29 +113,33 @@ class TurnAccumulator:
         return self.tool_calls.finish()
 
     def assistant_message(self) -> dict[str, Any]:
-        """The assistant message to append to the conversation for this turn.
-
-        Unusable calls keep their id (every call needs a matching tool message) but send
-        `{}` as arguments, since some servers reject a history with invalid JSON.
-        """
+        """The assistant message to append to the conversation for this turn."""
         calls = self.tool_calls.finish()
-        text = self.text
         if not calls:
-            return {"role": "assistant", "content": text}
-        return {
-            "role": "assistant",
-            "content": text or None,
-            "tool_calls": [
-                {
-                    "id": call.tool_call_id,
-                    "type": "function",
-                    "function": {"name": call.tool_name, "arguments": _message_arguments(call)},
-                }
-                for call in calls
-            ],
-        }
+            return {"role": "assistant", "content": self.text}
+        return assistant_message(self.text, calls)
 
 
-def _message_arguments(call: ReadyToolCall) -> str:
-    usable = call.error is None and call.arguments.strip()
-    return call.arguments if usable else "{}"
+def assistant_message(text: str, calls: Sequence[ReadyToolCall]) -> dict[str, Any]:
+    """The assistant message of a turn that asked for ``calls`` (as the model sent it)."""
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": call.tool_call_id,
+                "type": "function",
+                "function": {"name": call.tool_name, "arguments": _arguments(call)},
+            }
+            for call in calls
+        ],
+    }
+
+
+def _arguments(call: ReadyToolCall) -> str:
+    # Unusable calls send `{}`: some servers reject a history holding invalid JSON.
+    if call.error is not None or call.parameters is None:
+        return "{}"
+    if call.arguments.strip():
+        return call.arguments
+    return orjson.dumps(call.parameters).decode()
