@@ -16,7 +16,6 @@ __all__ = ["DEFAULT_URL", "MODES", "build_parser", "format_environment", "worker
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MODES = ("core", "chunk", "output", "chunk_output", "all")
-AGENTS = ("llm", "tool", "hybrid")
 _APP_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -104,7 +103,13 @@ def _mode_option(parser: argparse.ArgumentParser, default: str = "core") -> None
 
 
 def _agent_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agent", default="hybrid", choices=AGENTS, help="agent kind (default: hybrid)")
+    parser.add_argument(
+        "--agent",
+        default="hybrid",
+        metavar="NAME",
+        help="the agent: llm, tool, hybrid or a named agent of the workers' App (default: hybrid; "
+        "GET /v1/agents lists them)",
+    )
 
 
 def _demo(commands: argparse._SubParsersAction[_Parser]) -> None:
