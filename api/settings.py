@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentstream.streams import StreamsSettings, UsageError
+from agentstream.streams.keys import validate_tenant
 from agentstream.streams.settings import env_number
 from agentstream.worker.enqueue import resolve_queue_name
 
@@ -77,6 +78,8 @@ class ApiSettings:
     ui_session_s: float = 8 * 3600
 
     def __post_init__(self) -> None:
+        for tenant, _ in self.api_keys:
+            validate_tenant(tenant)  # part of every Redis key of its tasks: {<tenant>/<task id>}
         if self.sse_buffer < 1 or self.max_sse_clients < 1 or self.max_group_streams < 1:
             raise UsageError("sse_buffer, max_sse_clients and max_group_streams must be >= 1")
         if self.ping_interval_s <= 0 or self.sse_slow_client_s <= 0:

@@ -33,6 +33,8 @@ from agentstream.api.metrics import Metrics
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from agentstream.errors import StackError
+
 __all__ = [
     "OPTIONS_STATE_KEY",
     "PING",
@@ -58,7 +60,7 @@ OPTIONS_STATE_KEY = "sse_options"
 MAX_WRITE_BYTES = 32 * 1024
 
 
-class SlowClient(Exception):
+class SlowClient(StackError):
     """The client did not take a frame for ``slow_client_s`` while its buffer was full."""
 
 

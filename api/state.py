@@ -13,7 +13,7 @@ from agentstream.api.queue import JobQueue
 from agentstream.api.settings import ApiSettings
 from agentstream.api.sse import FrameCache
 from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
-from agentstream.streams.keys import TASK_ID_PATTERN
+from agentstream.streams.keys import TASK_ID_PATTERN, scoped_task_id
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -75,11 +75,13 @@ Tenant = Annotated[str, Depends(tenant)]
 
 
 async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:
-    """The task's meta if it exists *and* belongs to the caller; 404 otherwise, the same
-    answer either way so that ids of other tenants leak nothing."""
+    """The caller's task ``task_id``, or 404. Ids are per tenant: only the caller's own
+    keys are looked at (``<tenant>/<task id>``), so other tenants' tasks of the same id
+    cannot even be found. ``meta.task_id`` is the key id every streams call takes; show
+    clients :func:`~agentstream.streams.keys.public_task_id` of it."""
     if TASK_ID_PATTERN.fullmatch(task_id) is None:
         raise not_found(task_id)
-    meta = await svc.store.meta(task_id)
+    meta = await svc.store.meta(scoped_task_id(owner, task_id))
     if meta is None or meta.owner != owner:
         raise not_found(task_id)
     return meta

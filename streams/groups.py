@@ -22,7 +22,7 @@ from .codec import decode
 from .connection import RedisClient
 from .errors import ClosedError, TaskNotFound
 from .events import EventFilter
-from .keys import validate_group_name, validate_task_id
+from .keys import public_task_id, validate_group_name, validate_task_id
 from .reader import parse_cursor
 from .scripts import DEAD_LETTER
 from .settings import StreamsSettings
@@ -249,7 +249,7 @@ class GroupConsumer:
             if deliveries > self.max_deliveries:
                 await self.dead_letter(cursor, f"delivered {deliveries} times", deliveries)
                 continue
-            event = decode(cursor, fields, self.task_id)
+            event = decode(cursor, fields, public_task_id(self.task_id))
             if self.filter.matches(event):
                 items.append((cursor, event))
             else:
@@ -315,7 +315,7 @@ class GroupConsumer:
         raw = await self.redis.xrange(self.dead_key)
         out = []
         for cursor, fields in raw:
-            event = decode(str(fields.get("dl_entry", cursor)), fields, self.task_id)
+            event = decode(str(fields.get("dl_entry", cursor)), fields, public_task_id(self.task_id))
             event.update({k: v for k, v in fields.items() if k.startswith("dl_")})
             out.append((str(cursor), event))
         return out

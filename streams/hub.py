@@ -22,13 +22,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import decode_entry
 from .connection import RedisClient, dedicated_connection
-from .errors import ClosedError
+from .errors import TRANSIENT_REDIS_ERRORS, ClosedError
+from .keys import public_task_id
 from .settings import StreamsSettings
 
 __all__ = ["ReaderHub", "Subscription"]
@@ -147,7 +146,7 @@ class _Shard:
                 try:
                     if await self.control.client_unblock(self.client_id):
                         return
-                except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                except (*TRANSIENT_REDIS_ERRORS, ResponseError):
                     return  # the loop is reconnecting and will pick the stream up
             await asyncio.sleep(0.001)
 
@@ -180,7 +179,7 @@ class _Shard:
                         dict(self.positions), count=settings.page_size, block=settings.block_ms
                     )
                     backoff = 0.05
-                except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                except (*TRANSIENT_REDIS_ERRORS, ResponseError) as exc:
                     # Never let the loop die while readers wait: reconnect (to the slot's
                     # current node, after a MOVED on a Cluster) with backoff.
                     logger.warning("reader hub shard %s: %r; retrying in %.2fs", self.shard_id, exc, backoff)
@@ -207,7 +206,7 @@ class _Shard:
         for key, raw_entries in items:
             if not raw_entries or key not in self.positions:
                 continue
-            task_id = keys.task_id_of(key)
+            task_id = public_task_id(keys.task_id_of(key))
             entries = [(cursor, decode_entry(cursor, fields, task_id)) for cursor, fields in raw_entries]
             self.positions[key] = entries[-1][0]
             for sub in list(self.subs.get(key, ())):

@@ -20,7 +20,7 @@ from .connection import RedisClient, raw_stream_client
 from .errors import InvalidCursor, TaskNotFound, UsageError
 from .events import EventFilter
 from .hub import ReaderHub, id_tuple
-from .keys import validate_task_id
+from .keys import public_task_id, validate_task_id
 from .settings import StreamsSettings
 
 __all__ = ["Reader", "parse_cursor", "reset_marker"]
@@ -61,7 +61,7 @@ class _Tracker:
     is never shown two different events under one seq."""
 
     def __init__(self, task_id: str, cursor: str) -> None:
-        self.task_id = task_id
+        self.task_id = public_task_id(task_id)
         self.cursor = cursor
         self._cursor_t = id_tuple(cursor)
         self._seq: int | None = None
@@ -186,6 +186,7 @@ class Reader:
         ):
             raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
         end = str(last_id) if done == "1" and last_id else None
+        shown = public_task_id(task_id)
         if after == "$":
             return _Start(str(page[0][0]) if page else "0-0", [], False, end)
         items: list[Item] = []
@@ -197,31 +198,32 @@ class Reader:
             # that survived before it.
             kept = str(at_or_before[0][0]) if at_or_before else "0-0"
             last_seq = entry_seq(at_or_before[0][1]) if at_or_before else 0
-            marker = reset_marker(task_id, kept, last_seq, "the reader's cursor is no longer in the stream")
+            marker = reset_marker(shown, kept, last_seq, "the reader's cursor is no longer in the stream")
             items.append((kept, marker))
             return _Start(kept, items, True, end)
         if first:
             first_cursor, first_fields = first[0]
             first_seq = entry_seq(first_fields)
             if first_seq > 1 and id_tuple(after) < id_tuple(first_cursor):
-                gap = {"type": "gap", "task_id": task_id, "first_cursor": first_cursor,
+                gap = {"type": "gap", "task_id": shown, "first_cursor": first_cursor,
                        "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
-        items.extend((c, decode_entry(c, f, task_id)) for c, f in page)
+        items.extend((c, decode_entry(c, f, shown)) for c, f in page)
         return _Start(after, items, len(page) >= self.settings.page_size, end)
 
     async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
         """Decoded XRANGE pages strictly after ``after`` until the end of the stream."""
         key = self.keys.events(task_id)
         size = self.settings.page_size
+        shown = public_task_id(task_id)
         while True:
             page = await self._raw.xrange(key, min=f"({after}", count=size)
             if not page:
                 return
             if page and isinstance(page[0][1], list):
-                yield [(c, decode_flat(c, f, task_id)) for c, f in page]
+                yield [(c, decode_flat(c, f, shown)) for c, f in page]
             else:
-                yield [(c, decode_entry(c, f, task_id)) for c, f in page]
+                yield [(c, decode_entry(c, f, shown)) for c, f in page]
             after = page[-1][0]
             if len(page) < size:
                 return

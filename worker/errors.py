@@ -25,6 +25,8 @@ Runtime failures (`ModelError`, `ToolError`) are expected in production and beco
 
 from __future__ import annotations
 
+from agentstream.errors import StackError
+
 __all__ = [
     "ConfigurationError",
     "HttpGetRefused",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 
-class WorkerError(Exception):
+class WorkerError(StackError):
     """Base class of every exception the worker raises on purpose."""
 
 

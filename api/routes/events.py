@@ -19,6 +19,7 @@ from agentstream.api.schemas import EventsPage, error_responses
 from agentstream.api.sse import EventStreamResponse, drained_frame
 from agentstream.api.state import Owned, Services, ServicesDep
 from agentstream.streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
+from agentstream.streams.keys import public_task_id
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from agentstream.protocol import cursor_key
@@ -298,8 +299,9 @@ async def _agui_events(
     if resume.cursor == "$":
         resume = ResumePoint(await svc.reader.last_cursor(meta.task_id) or "0-0")
     _check_capacity(svc)
-    thread_id = meta.request.get("session_id") or meta.task_id
-    frames = AgUiFrames(str(thread_id), meta.task_id, resume)
+    run_id = public_task_id(meta.task_id)
+    thread_id = meta.request.get("session_id") or run_id
+    frames = AgUiFrames(str(thread_id), run_id, resume)
     return _stream(svc, _agui_frames(svc, meta.task_id, frames, resume))
 
 

@@ -20,7 +20,7 @@ from agentstream.api import ApiSettings
 from agentstream.api.auth import SESSION_COOKIE, UiSessions
 from agentstream.streams import StreamsSettings, TaskStore, UsageError
 
-from tests.api.helpers import completed, read_sse, run_worker, tokens
+from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
 from tests.api.server import ALICE, BOB, Api, api_settings, serve, submit
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -161,7 +161,7 @@ async def write_slowly(
     store: TaskStore, task_id: str, events: Sequence[Mapping[str, Any]], delay_s: float
 ) -> None:
     """Play the worker, one stored event every ``delay_s``."""
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in events:
             await asyncio.sleep(delay_s)
@@ -305,7 +305,7 @@ async def test_the_viewer_shows_a_live_task_through_server_cut_connections(
         finally:
             await writer
 
-        replay = [event async for _, event in api.services.reader.replay(task_id)]
+        replay = [event async for _, event in api.services.reader.replay(key_id(task_id))]
         shown = "".join(await page.locator(".text-body").all_text_contents())
         assert shown == shown_answer(replay) == "Let me work this out.The answer is 391."
         assert await page.text_content("#cursor") == replay[-1]["id"]
@@ -345,7 +345,7 @@ async def test_the_viewer_marks_a_gap_and_hides_other_tenants_tasks(
 ) -> None:
     task_id = await submit(alice, "an old task")
     await run_worker(api.services.store, task_id, [*say("", "lost ", "kept ", "text"), completed()])
-    key = api.settings.streams.keys.events(task_id)
+    key = api.settings.streams.keys.events(key_id(task_id))
     await api.services.redis.xtrim(key, maxlen=3, approximate=False)  # queued and "lost " are gone
     theirs = await submit(bob, "bob's task")
     page = await browser.new_page()
@@ -354,7 +354,7 @@ async def test_the_viewer_marks_a_gap_and_hides_other_tenants_tasks(
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("#task[data-stream='1'] #conn[data-state=ended]")
     gap = await page.text_content(".entry-gap") or ""
-    first_kept = [c async for c, _ in api.services.reader.replay(task_id)][1]
+    first_kept = [c async for c, _ in api.services.reader.replay(key_id(task_id))][1]
     assert "gap" in gap and first_kept in gap
     assert "".join(await page.locator(".text-body").all_text_contents()) == "kept text"
     assert [await item.get_attribute("data-task-id") for item in await page.locator(".task-item").all()] == [
