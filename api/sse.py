@@ -24,12 +24,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from agentstream.api.metrics import Metrics
+from agentstream.api.slots import Slot
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -232,6 +234,7 @@ class EventStreamResponse(Response):
         slow_client_s: float,
         group: bool = False,
         options: SseOptions | None = None,
+        slot: Slot | None = None,
     ) -> None:
         self.frames = frames
         self.metrics = metrics
@@ -241,6 +244,13 @@ class EventStreamResponse(Response):
         self.group = group
         #: ``None``: the app's options, from the lifespan state (none outside an app)
         self.options = options
+        #: the place taken by the route (:class:`~api.slots.StreamSlots`); ``None``: the
+        #: response counts itself in the gauges, uncapped
+        self.slot = slot
+        if slot is not None:
+            # A response that is never run (the request was cancelled first) still gives
+            # its place back.
+            weakref.finalize(self, slot.release)
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -249,14 +259,19 @@ class EventStreamResponse(Response):
         self.metrics.events_delivered += count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.metrics.sse_clients += 1
-        self.metrics.group_streams += self.group
+        counted = self.slot is None
+        if counted:
+            self.metrics.sse_clients += 1
+            self.metrics.group_streams += self.group
         options = self.options or scope.get("state", {}).get(OPTIONS_STATE_KEY)
         try:
             await self._run(receive, send, options if isinstance(options, SseOptions) else SseOptions())
         finally:
-            self.metrics.sse_clients -= 1
-            self.metrics.group_streams -= self.group
+            if self.slot is not None:
+                self.slot.release()
+            if counted:
+                self.metrics.sse_clients -= 1
+                self.metrics.group_streams -= self.group
 
     async def _run(self, receive: Receive, send: Send, options: SseOptions) -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue(self.buffer)

@@ -6,18 +6,29 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from agentstream.api.auth import SESSION_COOKIE, ApiKeys, UiSessions
-from agentstream.api.errors import not_found
+from agentstream.api.errors import ApiError, not_found
 from agentstream.api.limits import RateLimiter
 from agentstream.api.metrics import Metrics
 from agentstream.api.queue import JobQueue
 from agentstream.api.settings import ApiSettings
+from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import FrameCache
 from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
 from agentstream.streams.keys import TASK_ID_PATTERN, scoped_task_id
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-__all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
+__all__ = [
+    "STATE_KEY",
+    "Owned",
+    "Services",
+    "ServicesDep",
+    "Tenant",
+    "owned_task",
+    "require_key",
+    "services",
+    "tenant",
+]
 
 STATE_KEY = "services"
 
@@ -35,7 +46,9 @@ class Services:
     keys: ApiKeys
     sessions: UiSessions
     limiter: RateLimiter
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
+    #: live event streams (the caps); its counts are the metrics' gauges
+    slots: StreamSlots
     frames: FrameCache = field(default_factory=FrameCache)
 
 
@@ -55,6 +68,8 @@ _bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_AP
 
 
 _READS = frozenset({"GET", "HEAD"})
+#: set on ``request.state`` when the viewer's session cookie, not a key, authenticated it
+_BY_SESSION = "authenticated_by_session"
 
 
 async def tenant(
@@ -67,11 +82,20 @@ async def tenant(
     if credentials is None and not svc.keys.open_mode and request.method in _READS:
         session = request.cookies.get(SESSION_COOKIE)
         if session:
-            return svc.sessions.authenticate(session)
+            found = svc.sessions.authenticate(session)
+            setattr(request.state, _BY_SESSION, True)
+            return found
     return svc.keys.authenticate(credentials.credentials if credentials else None)
 
 
 Tenant = Annotated[str, Depends(tenant)]
+
+
+def require_key(request: Request, what: str) -> None:
+    """403 when the viewer's read-only session cookie (not an API key) authenticated the
+    request: ``what`` changes state, which only a key may do."""
+    if getattr(request.state, _BY_SESSION, False):
+        raise ApiError(403, f"{what} needs the API key ('Authorization: Bearer <key>'), not a viewer session")
 
 
 async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:

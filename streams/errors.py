@@ -14,6 +14,8 @@ under the stack's root, :class:`agentstream.errors.StackError` (documented there
     └── StreamStateError            the task's state in Redis forbids the operation
         ├── TaskNotFound            no such task (or it expired)
         ├── FencedError             a newer attempt owns the task: this writer wrote nothing
+        ├── GroupLimitReached       the stream has its maximum of consumer groups
+        ├── DeadLetterNotFound      no such dead letter of this group (or it was requeued)
         └── TaskCompleted           the stream already ended with ``completed``
 
 Redis connection failures and timeouts are not wrapped: they surface as redis-py's
@@ -31,7 +33,9 @@ from agentstream.errors import StackError
 __all__ = [
     "TRANSIENT_REDIS_ERRORS",
     "ClosedError",
+    "DeadLetterNotFound",
     "FencedError",
+    "GroupLimitReached",
     "InvalidCursor",
     "InvalidEvent",
     "InvalidFilter",
@@ -102,6 +106,15 @@ class FencedError(StreamStateError):
         super().__init__(message, task_id=task_id)
         self.attempt = attempt
         self.current = current
+
+
+class GroupLimitReached(StreamStateError):
+    """Creating one more consumer group would pass the stream's limit of groups."""
+
+
+class DeadLetterNotFound(StreamStateError):
+    """No dead letter of this id for this group (never, already requeued, or expired); or
+    its event was trimmed from the stream, so there is nothing to deliver again."""
 
 
 class TaskCompleted(StreamStateError):

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 Entry = tuple[str, dict[str, Any]]
 _WAKE_TRIES = 50
 
+#: what a hub loop survives: the network, and a MOVED or LOADING reply on a Cluster
+_RECOVERABLE: tuple[type[Exception], ...] = (*TRANSIENT_REDIS_ERRORS, ResponseError)
+
 
 def _identity(response: Any, **_: Any) -> Any:
     return response
@@ -146,7 +149,7 @@ class _Shard:
                 try:
                     if await self.control.client_unblock(self.client_id):
                         return
-                except (*TRANSIENT_REDIS_ERRORS, ResponseError):
+                except _RECOVERABLE:
                     return  # the loop is reconnecting and will pick the stream up
             await asyncio.sleep(0.001)
 
@@ -179,7 +182,7 @@ class _Shard:
                         dict(self.positions), count=settings.page_size, block=settings.block_ms
                     )
                     backoff = 0.05
-                except (*TRANSIENT_REDIS_ERRORS, ResponseError) as exc:
+                except _RECOVERABLE as exc:
                     # Never let the loop die while readers wait: reconnect (to the slot's
                     # current node, after a MOVED on a Cluster) with backoff.
                     logger.warning("reader hub shard %s: %r; retrying in %.2fs", self.shard_id, exc, backoff)

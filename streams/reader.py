@@ -23,10 +23,12 @@ from .hub import ReaderHub, id_tuple
 from .keys import public_task_id, validate_task_id
 from .settings import StreamsSettings
 
-__all__ = ["Reader", "parse_cursor", "reset_marker"]
+__all__ = ["LAST_CURSOR", "Reader", "parse_cursor", "reset_marker"]
 
 _CURSOR = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _MAX_U64 = 2**64 - 1
+#: the largest entry id: nothing can follow it, and Redis refuses it as an exclusive start
+LAST_CURSOR = f"{_MAX_U64}-{_MAX_U64}"
 _ALL = EventFilter.parse("all")
 
 Item = tuple[str, dict[str, Any]]
@@ -171,13 +173,15 @@ class Reader:
         pipe = self._raw.pipeline(transaction=False)
         if after == "$":
             pipe.xrevrange(key, count=1)
-        else:
+        elif after != LAST_CURSOR:  # nothing follows the last id (and "(<last id>" is an error)
             pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
         pipe.xrange(key, count=1)
         pipe.hmget(self.keys.meta(task_id), ["done", "last_id"])
         # the entry at the cursor, or the one before it when the cursor is no entry
         pipe.xrevrange(key, max=after if after != "$" else "+", count=1)
-        page, first, (done, last_id), at_or_before = await pipe.execute()
+        replies = await pipe.execute()
+        page = [] if after == LAST_CURSOR else replies.pop(0)
+        first, (done, last_id), at_or_before = replies
         if (
             not first
             and done is None
@@ -216,7 +220,7 @@ class Reader:
         key = self.keys.events(task_id)
         size = self.settings.page_size
         shown = public_task_id(task_id)
-        while True:
+        while after != LAST_CURSOR:
             page = await self._raw.xrange(key, min=f"({after}", count=size)
             if not page:
                 return

@@ -74,7 +74,9 @@ async def test_task_ids_belong_to_their_tenant(
     again = await bob.post("/v1/tasks", json={"input": "other"}, headers={"Idempotency-Key": "shared-id"})
     assert again.status_code == 200 and "secret" not in again.text
     for client, text in ((alice, "secret plan"), (bob, "mine")):
-        events = (await client.get("/v1/tasks/shared-id/events", headers={"Accept": "application/json"})).json()
+        events = (
+            await client.get("/v1/tasks/shared-id/events", headers={"Accept": "application/json"})
+        ).json()
         assert [e["input"] for e in events["events"]] == [text]
         assert events["events"][0]["task_id"] == "shared-id"
 
