@@ -80,7 +80,10 @@ class Subscription:
                 raise ClosedError("cannot read from a closed subscription")
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), wait_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a
+                # cancellation that lands as the event is set.
+                async with asyncio.timeout(wait_s):
+                    await self._ready.wait()
             except TimeoutError:
                 return []
         batch = list(self._entries)

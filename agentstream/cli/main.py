@@ -647,6 +647,7 @@ async def _demo(args: argparse.Namespace) -> int:
 def _serve_api(args: argparse.Namespace) -> int:
     from agentstream.api.app import create_app
     from agentstream.api.auth import check_bind
+    from agentstream.api.serving import uvicorn_options
     from agentstream.api.settings import ApiSettings
 
     settings = ApiSettings.from_env()
@@ -654,6 +655,7 @@ def _serve_api(args: argparse.Namespace) -> int:
     # Open SSE streams would hold a plain shutdown forever; give them a grace period.
     uvicorn.run(
         create_app(settings),
+        **uvicorn_options(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
