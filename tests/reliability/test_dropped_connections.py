@@ -72,7 +72,7 @@ async def drained(client: httpx.AsyncClient, baseline: float, deadline_s: float 
     """Seconds until the live-client gauge is back to ``baseline`` (fails after the deadline)."""
     start = time.monotonic()
     async with asyncio.timeout(deadline_s):
-        while metric((await client.get("/metrics")).text, "agentstream_sse_clients") > baseline:
+        while metric((await client.get("/metrics")).text, "agentstream_sse_clients") > baseline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return time.monotonic() - start
 
