@@ -10,6 +10,7 @@ entry still held).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class _Tracker:
         self.cursor = cursor
         self._cursor_t = id_tuple(cursor)
         self._seq: int | None = None
+        #: ``completed`` was passed
+        self.ended = False
 
     def accept(self, cursor: str, event: dict[str, Any]) -> list[Item]:
         cursor_t = id_tuple(cursor)
@@ -232,6 +235,18 @@ class Reader:
             if len(page) < size:
                 return
 
+    async def _catch_up(self, task_id: str, tracker: _Tracker, flt: EventFilter) -> AsyncIterator[Item]:
+        """What is stored after the tracker's cursor, filtered; ``completed`` ends it and
+        sets ``tracker.ended``."""
+        async for page in self._pages(task_id, tracker.cursor):
+            for cursor, event in page:
+                for item in tracker.accept(cursor, event):
+                    if flt.matches(item[1]):
+                        yield item
+                if event["type"] == "completed":
+                    tracker.ended = True
+                    return
+
     async def replay(
         self, task_id: str, after: str = "0", filter: EventFilter | None = None
     ) -> AsyncIterator[Item]:
@@ -284,24 +299,20 @@ class Reader:
             if full:
                 # Catch up by pages without a live subscription, so a long history does
                 # not overflow the hub queue while it is being read.
-                async for page in self._pages(task_id, tracker.cursor):
-                    for cursor, event in page:
-                        for item in tracker.accept(cursor, event):
-                            if flt.matches(item[1]):
-                                yield item
-                        if event["type"] == "completed":
-                            return
+                async with contextlib.aclosing(self._catch_up(task_id, tracker, flt)) as items:  # type: ignore[type-var]
+                    async for item in items:
+                        yield item
+                if tracker.ended:
+                    return
             sub = await self.hub.subscribe(key, tracker.cursor)
             try:
                 # Entries stored between the catch-up and the subscription: read them once
                 # more; the tracker drops what was already yielded.
-                async for page in self._pages(task_id, tracker.cursor):
-                    for cursor, event in page:
-                        for item in tracker.accept(cursor, event):
-                            if flt.matches(item[1]):
-                                yield item
-                        if event["type"] == "completed":
-                            return
+                async with contextlib.aclosing(self._catch_up(task_id, tracker, flt)) as items:  # type: ignore[type-var]
+                    async for item in items:
+                        yield item
+                if tracker.ended:
+                    return
                 while not sub.overflowed:
                     batch = await sub.get(idle_timeout_s)
                     if not batch and not sub.overflowed:
