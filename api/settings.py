@@ -133,7 +133,8 @@ class ApiSettings:
         ``AGENTSTREAM_SSE_PING_S``, ``AGENTSTREAM_SSE_BUFFER``, ``AGENTSTREAM_SSE_SLOW_CLIENT_S``,
         ``AGENTSTREAM_SSE_MAX_DURATION_S``, ``AGENTSTREAM_SSE_RETRY_MS``,
         ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT``,
-        ``AGENTSTREAM_MAX_GROUPS_PER_TASK``, ``AGENTSTREAM_HEADER_TIMEOUT_S``,
+        ``AGENTSTREAM_MAX_GROUP_STREAMS``, ``AGENTSTREAM_MAX_GROUPS_PER_TASK``,
+        ``AGENTSTREAM_HEADER_TIMEOUT_S``,
         ``AGENTSTREAM_BODY_TIMEOUT_S``, ``AGENTSTREAM_MAX_BODY_BYTES``,
         ``AGENTSTREAM_GROUP_MIN_IDLE_MS``, ``AGENTSTREAM_UI_SECRET`` and
         ``AGENTSTREAM_UI_SESSION_S``; keyword overrides win."""
@@ -159,6 +160,9 @@ class ApiSettings:
                 env_number(
                     env, "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT", cls.max_sse_clients_per_tenant, minimum=1
                 )
+            ),
+            "max_group_streams": int(
+                env_number(env, "AGENTSTREAM_MAX_GROUP_STREAMS", cls.max_group_streams, minimum=1)
             ),
             "max_groups_per_task": int(
                 env_number(env, "AGENTSTREAM_MAX_GROUPS_PER_TASK", cls.max_groups_per_task, minimum=1)
