@@ -3,12 +3,14 @@
 =====  ====================  ==================================================
  400   ``bad_request``       a bad cursor, mode, scope, group name or query value
  401   ``unauthorized``      missing or unknown bearer key
+ 403   ``forbidden``         the viewer's read-only session cookie asked to change state
  404   ``not_found``         no such task *for this tenant* (never 403)
- 408   ``request_timeout``   (connection closed) headers or body too slow to arrive
- 409   ``conflict``          the task's state forbids the operation
+ 409   ``conflict``          the task's state forbids the operation (group limit, no
+                             such dead letter)
  413   ``payload_too_large`` input above ``MAX_INPUT_CHARS`` or body above the limit
  422   ``invalid_body``      a request body that does not validate
- 429   ``rate_limited``      the tenant's submit budget is spent (``Retry-After``)
+ 429   ``rate_limited``      the tenant's submit budget or live-stream share is spent
+                             (``Retry-After``)
  503   ``unavailable``       Redis or the queue unreachable, or too many streams
 =====  ====================  ==================================================
 """

@@ -70,7 +70,7 @@ async def test_two_consumers_share_the_stream_disjointly(alice: httpx.AsyncClien
             await writer.write(event)
             await asyncio.sleep(0.005)
         await writer.write(completed())
-    c1, c2 = await asyncio.wait_for(asyncio.gather(first, second), 20)
+    c1, c2 = await asyncio.wait_for(asyncio.gather(first, second), 40)
     # one consumer receives ``completed``; the other's stream ends with ``drained``
     assert sorted([c1[-1].event, c2[-1].event]) == ["completed", "drained"]
     c1, c2 = [f for f in c1 if f.event != "drained"], [f for f in c2 if f.event != "drained"]
@@ -118,7 +118,7 @@ async def test_reconnect_with_last_event_id_acks_up_to_it_and_redelivers_the_res
         )
         await asyncio.sleep(0.2)
         await writer.write(completed())
-    frames = await asyncio.wait_for(resumed, 10)
+    frames = await asyncio.wait_for(resumed, 30)
     ids = await all_ids(api, task_id)
     assert [f.id for f in frames] == ids[3:]
     assert frames[-1].event == "completed"
@@ -140,7 +140,7 @@ async def test_entries_of_a_dead_consumer_are_claimed_by_another(
         attempt = await api.services.store.open_attempt(key_id(task_id))
         async with api.services.store.writer(attempt) as writer:
             await writer.write(completed())
-        frames = await asyncio.wait_for(taker, 10)
+        frames = await asyncio.wait_for(taker, 30)
         assert [f.id for f in frames] == await all_ids(api, task_id)
         groups = (await client.get(f"/v1/tasks/{task_id}/groups")).json()["groups"]
         assert groups[0]["pending"] == 0 and groups[0]["lag"] == 0

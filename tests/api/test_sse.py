@@ -93,7 +93,7 @@ async def test_live_tail_follows_a_running_worker(alice: httpx.AsyncClient, api:
     reading = asyncio.create_task(read_sse(alice, url(task_id), params={"mode": "all"}))
     await eventually(lambda: _true(api.services.metrics.sse_clients == 1))
     await run_worker(api.services.store, task_id, [*tokens(50), result(), completed()], wait_each=True)
-    frames = await asyncio.wait_for(reading, 10)
+    frames = await asyncio.wait_for(reading, 30)
     assert [f.id for f in frames] == [c for c, _ in await stored(api, task_id, "all")]
     assert len(frames) == 53
     await no_live_streams(api)
@@ -130,7 +130,7 @@ async def test_after_dollar_gets_only_new_events(alice: httpx.AsyncClient, api: 
         await eventually(lambda: _true(api.services.hub.subscriptions == 1))
         for event in [*tokens(3, start=5), completed()]:
             await writer.write(event)
-    frames = await asyncio.wait_for(reading, 10)
+    frames = await asyncio.wait_for(reading, 30)
     assert [f.json.get("content") for f in frames] == ["w5 ", "w6 ", "w7 ", None]
     assert frames[-1].event == "completed"
 
@@ -267,7 +267,7 @@ async def test_random_disconnects_resume_to_exactly_the_one_go_stream(
         connections += 1
         assert connections < 500
     await worker
-    full = await asyncio.wait_for(one_go, 10)
+    full = await asyncio.wait_for(one_go, 30)
     assert [(f.id, f.event, f.data) for f in pieces] == [(f.id, f.event, f.data) for f in full]
     assert [f.id for f in full] == [c for c, _ in await stored(api, task_id, "all")]
     assert len(full) == len(events) + 1 and connections > 10
