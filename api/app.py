@@ -18,9 +18,11 @@ from typing import Any
 from agentstream.api.auth import ApiKeys, UiSessions
 from agentstream.api.errors import install_error_handlers
 from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
+from agentstream.api.metrics import Metrics
 from agentstream.api.queue import JobQueue
 from agentstream.api.routes import agents, agui, events, groups, health, responses, tasks, ui
 from agentstream.api.settings import ApiSettings
+from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
 from agentstream.api.state import STATE_KEY, Services
 from agentstream.streams import Reader, ReaderHub, TaskStore, create_redis
@@ -51,6 +53,13 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
         queue = await stack.enter_async_context(JobQueue(settings))
         keys = ApiKeys(settings.api_keys)
         secret = settings.ui_secret.encode() if settings.ui_secret else secrets.token_bytes(32)
+        metrics = Metrics()
+        slots = StreamSlots(
+            metrics,
+            max_total=settings.max_sse_clients,
+            max_per_tenant=settings.max_sse_clients_per_tenant,
+            max_group=settings.max_group_streams,
+        )
         yield Services(
             settings=settings,
             redis=redis,
@@ -61,6 +70,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             keys=keys,
             sessions=UiSessions(secret, settings.ui_session_s, keys.tenants),
             limiter=RateLimiter(settings.rate_limit_per_min),
+            metrics=metrics,
+            slots=slots,
         )
 
 

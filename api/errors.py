@@ -3,11 +3,14 @@
 =====  ====================  ==================================================
  400   ``bad_request``       a bad cursor, mode, scope, group name or query value
  401   ``unauthorized``      missing or unknown bearer key
+ 403   ``forbidden``         the viewer's read-only session cookie asked to change state
  404   ``not_found``         no such task *for this tenant* (never 403)
- 409   ``conflict``          a task id another tenant already uses
+ 409   ``conflict``          the task's state forbids the operation (group limit, no
+                             such dead letter)
  413   ``payload_too_large`` input above ``MAX_INPUT_CHARS`` or body above the limit
  422   ``invalid_body``      a request body that does not validate
- 429   ``rate_limited``      the tenant's submit budget is spent (``Retry-After``)
+ 429   ``rate_limited``      the tenant's submit budget or live-stream share is spent
+                             (``Retry-After``)
  503   ``unavailable``       Redis or the queue unreachable, or too many streams
 =====  ====================  ==================================================
 """
@@ -19,12 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentstream.streams import StreamsError, StreamStateError, TaskNotFound, UsageError
+from agentstream.streams.errors import TRANSIENT_REDIS_ERRORS
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+
+from agentstream.errors import StackError
 
 __all__ = [
     "ApiError",
@@ -44,6 +48,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -57,8 +62,9 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class ApiError(StarletteHTTPException):
-    """An error answered as ``{"error": {"code", "message"}}`` with ``status``.
+class ApiError(StarletteHTTPException, StackError):
+    """An error answered as ``{"error": {"code", "message"}}`` with ``status``: the API's
+    subtree of :class:`agentstream.errors.StackError`.
 
     A subclass of Starlette's ``HTTPException`` so that it passes through FastAPI's body
     reading untouched (the body-size limit raises it from inside ``receive``).
@@ -129,5 +135,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StreamsError, _streams_error)
-    app.add_exception_handler(RedisConnectionError, _redis_down)
-    app.add_exception_handler(RedisTimeoutError, _redis_down)
+    for transient in TRANSIENT_REDIS_ERRORS:
+        app.add_exception_handler(transient, _redis_down)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from agentstream.worker.payload import MAX_INPUT_CHARS, TaskRequest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AckRequest",
     "AckResponse",
     "CancelAccepted",
+    "DeadLetterView",
+    "DeadLettersResponse",
     "ErrorDetail",
     "ErrorResponse",
     "EventsPage",
@@ -18,6 +21,7 @@ __all__ = [
     "GroupsResponse",
     "HealthResponse",
     "ReadyResponse",
+    "RequeueResponse",
     "SubmitTask",
     "TaskAccepted",
     "TaskView",
@@ -52,9 +56,31 @@ class SubmitTask(TaskRequest):
         description="your own id makes submission idempotent; the server makes one otherwise",
     )
 
+    @field_validator("metadata")
+    @classmethod
+    def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Python's JSON parser reads NaN, Infinity and 1e999 (as inf); JSON has no such
+        # numbers, and the stored task would silently hold null instead: refuse them (422).
+        if not _all_finite(value):
+            raise ValueError("metadata holds NaN or an infinite number (such as 1e999); JSON has neither")
+        return value
+
     def to_request(self) -> TaskRequest:
         """The worker's payload (``task_id`` is not part of it)."""
         return TaskRequest.model_validate(self.model_dump(exclude={"task_id"}))
+
+
+def _all_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 class TaskAccepted(BaseModel):
@@ -122,6 +148,27 @@ class GroupsResponse(BaseModel):
     groups: list[GroupView]
 
 
+class DeadLetterView(BaseModel):
+    """An entry a group gave up on, with why."""
+
+    id: str = Field(description="the dead letter's own id (pass it to requeue)")
+    cursor: str = Field(description="the event's cursor in the task's stream")
+    group: str
+    consumer: str = Field(description="the consumer holding it when it was given up")
+    reason: str
+    deliveries: int
+    event: dict[str, Any] = Field(description="the event as readers get it")
+
+
+class DeadLettersResponse(BaseModel):
+    dead_letters: list[DeadLetterView] = Field(description="oldest first")
+
+
+class RequeueResponse(BaseModel):
+    cursor: str = Field(description="the requeued event's cursor: the group delivers it again")
+    group: str
+
+
 class HealthResponse(BaseModel):
     status: str
 
@@ -135,10 +182,11 @@ _DESCRIPTIONS = {
     400: "Bad cursor, mode, scope, group name or query value",
     401: "Missing or unknown bearer key",
     404: "No such task for this tenant",
-    409: "The task id is taken by another tenant",
+    403: "The viewer's session cookie cannot do this: send the API key",
+    409: "The task's state forbids the operation (e.g. its group limit is reached)",
     413: "Input or request body too large",
     422: "Invalid request body",
-    429: "Submit rate limit reached (see Retry-After)",
+    429: "Submit rate limit or the tenant's live-stream limit reached (see Retry-After)",
     503: "Redis or the queue unreachable, or too many live streams",
 }
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentstream.streams import StreamsSettings, UsageError
+from agentstream.streams.keys import validate_tenant
 from agentstream.streams.settings import env_number
 from agentstream.worker.enqueue import resolve_queue_name
 
@@ -59,11 +60,23 @@ class ApiSettings:
     sse_retry_ms: int = 0
     #: live SSE responses at most (503 beyond)
     max_sse_clients: int = 10_000
+    #: live SSE responses of one tenant at most (429 beyond), so that one tenant cannot
+    #: take every slot of the process
+    max_sse_clients_per_tenant: int = 1_000
     #: live consumer-group SSE responses at most: each holds a pooled Redis connection
     max_group_streams: int = 32
     #: a group consumer claims entries idle this long in a dead consumer
     group_min_idle_ms: int = 30_000
     group_max_deliveries: int = 5
+    #: consumer groups one task's stream may have (409 for one more): every read through a
+    #: new group name creates a group
+    max_groups_per_task: int = 16
+    #: a connection whose request headers are not complete this long after it opened (or
+    #: after its previous response) is closed (slowloris)
+    header_timeout_s: float = 10.0
+    #: a request body that has not fully arrived this long after its headers is refused:
+    #: the connection is closed
+    body_timeout_s: float = 30.0
     #: timeout of each readiness probe
     probe_timeout_s: float = 2.0
     #: recent entries scanned backwards for a task's ``result``/``error``
@@ -77,8 +90,14 @@ class ApiSettings:
     ui_session_s: float = 8 * 3600
 
     def __post_init__(self) -> None:
-        if self.sse_buffer < 1 or self.max_sse_clients < 1 or self.max_group_streams < 1:
-            raise UsageError("sse_buffer, max_sse_clients and max_group_streams must be >= 1")
+        for tenant, _ in self.api_keys:
+            validate_tenant(tenant)  # part of every Redis key of its tasks: {<tenant>/<task id>}
+        if min(self.sse_buffer, self.max_sse_clients, self.max_sse_clients_per_tenant) < 1:
+            raise UsageError("sse_buffer, max_sse_clients and max_sse_clients_per_tenant must be >= 1")
+        if self.max_group_streams < 1 or self.max_groups_per_task < 1:
+            raise UsageError("max_group_streams and max_groups_per_task must be >= 1")
+        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise UsageError("header_timeout_s and body_timeout_s must be > 0")
         if self.ping_interval_s <= 0 or self.sse_slow_client_s <= 0:
             raise UsageError("ping_interval_s and sse_slow_client_s must be > 0")
         if self.sse_max_duration_s < 0 or self.sse_retry_ms < 0:
@@ -113,7 +132,10 @@ class ApiSettings:
         (submits/min), ``AGENTSTREAM_QUEUE_URL``, ``AGENTSTREAM_QUEUE`` (as the worker reads it),
         ``AGENTSTREAM_SSE_PING_S``, ``AGENTSTREAM_SSE_BUFFER``, ``AGENTSTREAM_SSE_SLOW_CLIENT_S``,
         ``AGENTSTREAM_SSE_MAX_DURATION_S``, ``AGENTSTREAM_SSE_RETRY_MS``,
-        ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_BODY_BYTES``,
+        ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT``,
+        ``AGENTSTREAM_MAX_GROUP_STREAMS``, ``AGENTSTREAM_MAX_GROUPS_PER_TASK``,
+        ``AGENTSTREAM_HEADER_TIMEOUT_S``,
+        ``AGENTSTREAM_BODY_TIMEOUT_S``, ``AGENTSTREAM_MAX_BODY_BYTES``,
         ``AGENTSTREAM_GROUP_MIN_IDLE_MS``, ``AGENTSTREAM_UI_SECRET`` and
         ``AGENTSTREAM_UI_SESSION_S``; keyword overrides win."""
         env = os.environ if env is None else env
@@ -134,6 +156,21 @@ class ApiSettings:
             "max_sse_clients": int(
                 env_number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
             ),
+            "max_sse_clients_per_tenant": int(
+                env_number(
+                    env, "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT", cls.max_sse_clients_per_tenant, minimum=1
+                )
+            ),
+            "max_group_streams": int(
+                env_number(env, "AGENTSTREAM_MAX_GROUP_STREAMS", cls.max_group_streams, minimum=1)
+            ),
+            "max_groups_per_task": int(
+                env_number(env, "AGENTSTREAM_MAX_GROUPS_PER_TASK", cls.max_groups_per_task, minimum=1)
+            ),
+            "header_timeout_s": env_number(
+                env, "AGENTSTREAM_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=0.1
+            ),
+            "body_timeout_s": env_number(env, "AGENTSTREAM_BODY_TIMEOUT_S", cls.body_timeout_s, minimum=0.1),
             "max_body_bytes": int(
                 env_number(env, "AGENTSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024)
             ),

@@ -24,14 +24,18 @@ import asyncio
 import collections
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from agentstream.api.metrics import DeliveryWatch, Metrics
+from agentstream.api.slots import Slot
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from agentstream.errors import StackError
 
 __all__ = [
     "OPTIONS_STATE_KEY",
@@ -56,9 +60,12 @@ OPTIONS_STATE_KEY = "sse_options"
 
 #: at most this many bytes of frames are joined into one write
 MAX_WRITE_BYTES = 32 * 1024
+#: a response's tasks are cancelled again every ``_CANCEL_WAIT_S`` until they end
+_CANCEL_WAIT_S = 0.05
+_CANCEL_ROUNDS = 200
 
 
-class SlowClient(Exception):
+class SlowClient(StackError):
     """The client did not take a frame for ``slow_client_s`` while its buffer was full."""
 
 
@@ -210,6 +217,22 @@ async def _write(
             return
 
 
+async def _cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, cancelling again as needed: a
+    cancellation can be lost inside a library call, and then a pump went on to block on
+    its full queue, holding the dropped client's slot until the slow-client timeout (all
+    1,000 of 1,000 dropped connections, with the timeout set to 600 s). Gives up waiting
+    after ``_CANCEL_ROUNDS`` rounds (logged)."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(_CANCEL_ROUNDS):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=_CANCEL_WAIT_S)
+    logger.error("SSE response: %d task(s) ignored cancellation: %s", len(pending), pending)
+
+
 async def _watch(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -230,6 +253,7 @@ class EventStreamResponse(Response):
         slow_client_s: float,
         group: bool = False,
         options: SseOptions | None = None,
+        slot: Slot | None = None,
     ) -> None:
         self.frames = frames
         self.metrics = metrics
@@ -241,6 +265,13 @@ class EventStreamResponse(Response):
         self.options = options
         #: times this response's deliveries (api.metrics)
         self.watch = DeliveryWatch()
+        #: the place taken by the route (:class:`~api.slots.StreamSlots`); ``None``: the
+        #: response counts itself in the gauges, uncapped
+        self.slot = slot
+        if slot is not None:
+            # A response that is never run (the request was cancelled first) still gives
+            # its place back.
+            weakref.finalize(self, slot.release)
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -249,14 +280,19 @@ class EventStreamResponse(Response):
         self.metrics.delivered(frames, self.watch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.metrics.sse_clients += 1
-        self.metrics.group_streams += self.group
+        counted = self.slot is None
+        if counted:
+            self.metrics.sse_clients += 1
+            self.metrics.group_streams += self.group
         options = self.options or scope.get("state", {}).get(OPTIONS_STATE_KEY)
         try:
             await self._run(receive, send, options if isinstance(options, SseOptions) else SseOptions())
         finally:
-            self.metrics.sse_clients -= 1
-            self.metrics.group_streams -= self.group
+            if self.slot is not None:
+                self.slot.release()
+            if counted:
+                self.metrics.sse_clients -= 1
+                self.metrics.group_streams -= self.group
 
     async def _run(self, receive: Receive, send: Send, options: SseOptions) -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue(self.buffer)
@@ -282,9 +318,7 @@ class EventStreamResponse(Response):
                 if producer in done and (producer.cancelled() or producer.exception() is not None):
                     break
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
         self._report(producer)
 
     def _report(self, producer: asyncio.Task[None]) -> None:

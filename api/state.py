@@ -6,21 +6,32 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from agentstream.api.auth import SESSION_COOKIE, ApiKeys, UiSessions
-from agentstream.api.errors import not_found
+from agentstream.api.errors import ApiError, not_found
 from agentstream.api.limits import RateLimiter
 from agentstream.api.metrics import Metrics
 from agentstream.api.queue import JobQueue
 from agentstream.api.settings import ApiSettings
+from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import FrameCache
 from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
-from agentstream.streams.keys import TASK_ID_PATTERN
+from agentstream.streams.keys import TASK_ID_PATTERN, scoped_task_id
 from agentstream.worker.catalog import CatalogCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agentstream.telemetry.logs import bind_task
 
-__all__ = ["STATE_KEY", "Owned", "Services", "ServicesDep", "Tenant", "owned_task", "services", "tenant"]
+__all__ = [
+    "STATE_KEY",
+    "Owned",
+    "Services",
+    "ServicesDep",
+    "Tenant",
+    "owned_task",
+    "require_key",
+    "services",
+    "tenant",
+]
 
 STATE_KEY = "services"
 
@@ -38,7 +49,9 @@ class Services:
     keys: ApiKeys
     sessions: UiSessions
     limiter: RateLimiter
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
+    #: live event streams (the caps); its counts are the metrics' gauges
+    slots: StreamSlots
     frames: FrameCache = field(default_factory=FrameCache)
     catalog: CatalogCache = field(default_factory=CatalogCache)
 
@@ -59,6 +72,8 @@ _bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_AP
 
 
 _READS = frozenset({"GET", "HEAD"})
+#: set on ``request.state`` when the viewer's session cookie, not a key, authenticated it
+_BY_SESSION = "authenticated_by_session"
 
 
 async def tenant(
@@ -71,19 +86,30 @@ async def tenant(
     if credentials is None and not svc.keys.open_mode and request.method in _READS:
         session = request.cookies.get(SESSION_COOKIE)
         if session:
-            return svc.sessions.authenticate(session)
+            found = svc.sessions.authenticate(session)
+            setattr(request.state, _BY_SESSION, True)
+            return found
     return svc.keys.authenticate(credentials.credentials if credentials else None)
 
 
 Tenant = Annotated[str, Depends(tenant)]
 
 
+def require_key(request: Request, what: str) -> None:
+    """403 when the viewer's read-only session cookie (not an API key) authenticated the
+    request: ``what`` changes state, which only a key may do."""
+    if getattr(request.state, _BY_SESSION, False):
+        raise ApiError(403, f"{what} needs the API key ('Authorization: Bearer <key>'), not a viewer session")
+
+
 async def owned_task(task_id: str, owner: Tenant, svc: ServicesDep) -> TaskMeta:
-    """The task's meta if it exists *and* belongs to the caller; 404 otherwise, the same
-    answer either way so that ids of other tenants leak nothing."""
+    """The caller's task ``task_id``, or 404. Ids are per tenant: only the caller's own
+    keys are looked at (``<tenant>/<task id>``), so other tenants' tasks of the same id
+    cannot even be found. ``meta.task_id`` is the key id every streams call takes; show
+    clients :func:`~agentstream.streams.keys.public_task_id` of it."""
     if TASK_ID_PATTERN.fullmatch(task_id) is None:
         raise not_found(task_id)
-    meta = await svc.store.meta(task_id)
+    meta = await svc.store.meta(scoped_task_id(owner, task_id))
     if meta is None or meta.owner != owner:
         raise not_found(task_id)
     bind_task(task_id, attempt=meta.attempt, tenant=owner)

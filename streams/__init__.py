@@ -8,7 +8,9 @@ Knows Redis; knows nothing of arq, OpenAI or HTTP. The pieces:
 - :mod:`streams.tasks`: task lifecycle (create, attempts and fencing, cancel, meta)
 - :mod:`streams.writer`: the fenced, batching writer of one attempt
 - :mod:`streams.reader` / :mod:`streams.hub`: replay and live tails sharing connections
-- :mod:`streams.groups`: consumer groups with claiming and dead-lettering, the task feed
+- :mod:`streams.groups`: consumer groups with claiming and dead-lettering
+- :mod:`streams.dead_letters`: list and requeue a group's dead letters
+- :mod:`streams.feed`: the task feed (every task's ``created`` and ``ended``)
 """
 
 from .codec import decode, encode
@@ -40,7 +42,8 @@ from .events import (
     parse_event,
     utc_now_iso,
 )
-from .groups import DeadLetter, FeedConsumer, GroupConsumer, GroupInfo, group_info
+from .feed import FeedConsumer
+from .groups import DeadLetter, GroupConsumer, GroupInfo, group_info
 from .hub import ReaderHub, Subscription
 from .keys import Keys, validate_task_id
 from .reader import Reader, parse_cursor

@@ -1,10 +1,12 @@
 """The exceptions of the streams layer.
 
-Every exception raised on purpose by ``streams`` derives from :class:`StreamsError`::
+Every exception raised on purpose by ``streams`` derives from :class:`StreamsError`, itself
+under the stack's root, :class:`agentstream.errors.StackError` (documented there)::
 
     StreamsError
     ├── UsageError                  misuse: fix the calling code
     │   ├── InvalidTaskId           task id outside ``^[A-Za-z0-9_-]{1,64}$``
+    │   ├── InvalidTenant           tenant name outside ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$``
     │   ├── InvalidCursor           a cursor that is not ``<ms>-<seq>``, ``<ms>``, ``0`` or ``$``
     │   ├── InvalidFilter           an unknown streaming mode or scope
     │   ├── InvalidEvent            an event that cannot be encoded (no type, bad field)
@@ -12,22 +14,33 @@ Every exception raised on purpose by ``streams`` derives from :class:`StreamsErr
     └── StreamStateError            the task's state in Redis forbids the operation
         ├── TaskNotFound            no such task (or it expired)
         ├── FencedError             a newer attempt owns the task: this writer wrote nothing
+        ├── GroupLimitReached       the stream has its maximum of consumer groups
+        ├── DeadLetterNotFound      no such dead letter of this group (or it was requeued)
         └── TaskCompleted           the stream already ended with ``completed``
 
 Redis connection failures and timeouts are not wrapped: they surface as redis-py's
 ``redis.exceptions.ConnectionError`` / ``TimeoutError`` so that callers keep one retry
-policy for the network.
+policy for the network: :data:`TRANSIENT_REDIS_ERRORS` is that policy's one tuple.
 """
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agentstream.errors import StackError
+
 __all__ = [
+    "TRANSIENT_REDIS_ERRORS",
     "ClosedError",
+    "DeadLetterNotFound",
     "FencedError",
+    "GroupLimitReached",
     "InvalidCursor",
     "InvalidEvent",
     "InvalidFilter",
     "InvalidTaskId",
+    "InvalidTenant",
     "StreamStateError",
     "StreamsError",
     "TaskCompleted",
@@ -37,7 +50,12 @@ __all__ = [
 ]
 
 
-class StreamsError(Exception):
+#: Redis unreachable, a command timed out, or the socket failed: the same call may succeed
+#: once Redis is back (every retry policy of the stack catches exactly these)
+TRANSIENT_REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class StreamsError(StackError):
     """Base of every error the streams layer raises on purpose."""
 
 
@@ -47,6 +65,10 @@ class UsageError(StreamsError, ValueError):
 
 class InvalidTaskId(UsageError):
     """A task id must match ``^[A-Za-z0-9_-]{1,64}$``."""
+
+
+class InvalidTenant(UsageError):
+    """A tenant name must match ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`` (it is part of Redis keys)."""
 
 
 class InvalidCursor(UsageError):
@@ -84,6 +106,15 @@ class FencedError(StreamStateError):
         super().__init__(message, task_id=task_id)
         self.attempt = attempt
         self.current = current
+
+
+class GroupLimitReached(StreamStateError):
+    """Creating one more consumer group would pass the stream's limit of groups."""
+
+
+class DeadLetterNotFound(StreamStateError):
+    """No dead letter of this id for this group (never, already requeued, or expired); or
+    its event was trimmed from the stream, so there is nothing to deliver again."""
 
 
 class TaskCompleted(StreamStateError):

@@ -20,17 +20,20 @@ from redis.exceptions import ResponseError
 
 from .codec import decode
 from .connection import RedisClient
-from .errors import ClosedError, TaskNotFound
+from .dead_letters import list_dead_letters
+from .errors import ClosedError, GroupLimitReached, TaskNotFound, UsageError
 from .events import EventFilter
-from .keys import validate_group_name, validate_task_id
+from .keys import public_task_id, validate_group_name, validate_task_id
 from .reader import parse_cursor
-from .scripts import DEAD_LETTER
+from .scripts import CREATE_GROUP, DEAD_LETTER
 from .settings import StreamsSettings
 
-__all__ = ["DeadLetter", "FeedConsumer", "GroupConsumer", "GroupInfo", "group_info"]
+__all__ = ["DeadLetter", "GroupConsumer", "GroupInfo", "group_info", "stream_entries"]
 
 Item = tuple[str, dict[str, Any]]
 _ALL = EventFilter.parse("all")
+#: pending entries acked per round trip by ``ack_through``
+_ACK_PAGE = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,41 +60,51 @@ class DeadLetter:
 
 
 async def group_info(redis: RedisClient, settings: StreamsSettings, task_id: str) -> list[GroupInfo]:
-    """Every group of the task's stream: consumers, pending, lag and last delivered cursor."""
+    """Every group of the task's stream: consumers, pending, lag and last delivered cursor.
+
+    Two round trips however many groups: the groups and the task's last seq, then one
+    pipeline for every group's consumers and last delivered entry."""
     key = settings.keys.events(task_id)
-    try:
-        groups = await redis.xinfo_groups(key)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id) from None
-        raise
-    last_seq_raw = await redis.hget(settings.keys.meta(task_id), "seq")
+    pipe = redis.pipeline(transaction=False)
+    pipe.xinfo_groups(key)
+    pipe.hget(settings.keys.meta(task_id), "seq")
+    groups, last_seq_raw = await pipe.execute(raise_on_error=False)
+    if isinstance(groups, ResponseError):
+        if "no such key" in str(groups).lower():
+            raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
+        raise groups
     last_seq = int(last_seq_raw or 0)
-    infos = []
+    if not groups:
+        return []
+    pipe = redis.pipeline(transaction=False)
     for group in groups:
-        name = str(group["name"])
         last = str(group["last-delivered-id"])
-        lag: int | None = None
-        if last in ("0-0", "0"):
-            lag = last_seq
-        else:
-            entry = await redis.xrange(key, min=last, max=last)
-            if entry:
-                lag = max(last_seq - int(entry[0][1]["s"]), 0)
-            elif group.get("lag") is not None:
-                lag = int(group["lag"])
-        consumers = await redis.xinfo_consumers(key, name)
-        infos.append(
-            GroupInfo(
-                name=name,
-                consumers=int(group["consumers"]),
-                pending=int(group["pending"]),
-                last_delivered=last,
-                lag=lag,
-                consumer_pending={str(c["name"]): int(c["pending"]) for c in consumers},
-            )
-        )
-    return infos
+        pipe.xrange(key, min=last, max=last)
+        pipe.xinfo_consumers(key, str(group["name"]))
+    replies = await pipe.execute()
+    return [
+        _group_view(group, entry, consumers, last_seq)
+        for group, entry, consumers in zip(groups, replies[::2], replies[1::2], strict=True)
+    ]
+
+
+def _group_view(group: Any, entry: Any, consumers: Any, last_seq: int) -> GroupInfo:
+    last = str(group["last-delivered-id"])
+    lag: int | None = None
+    if last in ("0-0", "0"):
+        lag = last_seq
+    elif entry:
+        lag = max(last_seq - int(entry[0][1]["s"]), 0)
+    elif group.get("lag") is not None:
+        lag = int(group["lag"])
+    return GroupInfo(
+        name=str(group["name"]),
+        consumers=int(group["consumers"]),
+        pending=int(group["pending"]),
+        last_delivered=last,
+        lag=lag,
+        consumer_pending={str(c["name"]): int(c["pending"]) for c in consumers},
+    )
 
 
 class GroupConsumer:
@@ -124,9 +137,10 @@ class GroupConsumer:
         min_idle_ms: int = 30_000,
         count: int = 100,
         block_ms: int | None = None,
+        max_groups: int | None = None,
     ) -> None:
-        if max_deliveries < 1 or min_idle_ms < 0 or count < 1:
-            raise ValueError("max_deliveries and count must be >= 1, min_idle_ms >= 0")
+        if max_deliveries < 1 or min_idle_ms < 0 or count < 1 or (max_groups is not None and max_groups < 1):
+            raise UsageError("max_deliveries, count and max_groups must be >= 1, min_idle_ms >= 0")
         self.task_id = validate_task_id(task_id)
         self.group = validate_group_name(group)
         self.consumer = validate_group_name(consumer, "consumer")
@@ -134,6 +148,8 @@ class GroupConsumer:
         self.settings = settings
         self.filter = filter or _ALL
         self.max_deliveries = max_deliveries
+        #: groups the stream may have; creating one more raises :class:`GroupLimitReached`
+        self.max_groups = max_groups
         self.min_idle_ms = min_idle_ms
         self.count = count
         # A blocking read shares the pooled connection's socket timeout: stay well under it.
@@ -142,6 +158,7 @@ class GroupConsumer:
         self.key = settings.keys.events(task_id)
         self.dead_key = settings.keys.dead(task_id)
         self._dead_letter = redis.register_script(DEAD_LETTER)
+        self._create_group = redis.register_script(CREATE_GROUP)
         self._history_cursor: str | None = "0-0"  # own pending entries still to re-read
         self._last_claim = 0.0
         self._claim_cursor = "0-0"
@@ -168,16 +185,22 @@ class GroupConsumer:
             raise ClosedError("use the group consumer as 'async with' before reading")
 
     async def ensure_group(self) -> None:
-        """Create the group at the start of the stream; an existing group is kept."""
+        """Create the group at the start of the stream; an existing group is kept. Past
+        ``max_groups`` groups, :class:`GroupLimitReached` (checked and created atomically)."""
+        limit = self.max_groups if self.max_groups is not None else 2**31
         try:
-            await self.redis.xgroup_create(self.key, self.group, id="0")
+            await self._create_group(keys=[self.key], args=[self.group, limit])
         except ResponseError as exc:
-            message = str(exc)
-            if "BUSYGROUP" in message:
-                return
-            if "requires the key to exist" in message:
+            code, _, count = str(exc).partition(" ")
+            if code == "NOTASK":
                 raise TaskNotFound(
                     f"task {self.task_id!r} does not exist (or expired)", task_id=self.task_id
+                ) from None
+            if code == "GROUPLIMIT":
+                raise GroupLimitReached(
+                    f"task {public_task_id(self.task_id)!r} already has {count} consumer groups (the limit); "
+                    "read through one of them (GET .../groups lists them)",
+                    task_id=self.task_id,
                 ) from None
             raise
 
@@ -190,26 +213,31 @@ class GroupConsumer:
         """
         self._check()
         count = count or self.count
-        if self._history_cursor is not None:
+        # Entries dead-lettered on the way are not returned: go on to the next deliverable
+        # ones rather than answer an empty read while events are waiting.
+        while self._history_cursor is not None:
             items = await self._read_history(count)
-            if items or self._history_cursor is not None:
+            if items:
                 return items
         if self.min_idle_ms and time.monotonic() - self._last_claim >= self.min_idle_ms / 2000:
-            claimed = await self.claim_stale(count=count)
+            while True:
+                claimed = await self.claim_stale(count=count)
+                if claimed or self._claim_cursor == "0-0":
+                    break
             if claimed:
                 return claimed
         block = self.block_ms if block_ms is None else block_ms
         reply = await self.redis.xreadgroup(
             self.group, self.consumer, {self.key: ">"}, count=count, block=block or None
         )
-        return await self._accept(_entries(reply), redelivered=False)
+        return await self._accept(stream_entries(reply), redelivered=False)
 
     async def _read_history(self, count: int) -> list[Item]:
         assert self._history_cursor is not None
         reply = await self.redis.xreadgroup(
             self.group, self.consumer, {self.key: self._history_cursor}, count=count
         )
-        entries = _entries(reply)
+        entries = stream_entries(reply)
         if not entries:
             self._history_cursor = None
             return []
@@ -249,7 +277,7 @@ class GroupConsumer:
             if deliveries > self.max_deliveries:
                 await self.dead_letter(cursor, f"delivered {deliveries} times", deliveries)
                 continue
-            event = decode(cursor, fields, self.task_id)
+            event = decode(cursor, fields, public_task_id(self.task_id))
             if self.filter.matches(event):
                 items.append((cursor, event))
             else:
@@ -274,13 +302,20 @@ class GroupConsumer:
 
     async def ack_through(self, cursor: str) -> int:
         """Ack every pending entry of this consumer up to and including ``cursor``
-        (what an SSE reconnect with ``Last-Event-ID`` means), and re-deliver the rest."""
+        (what an SSE reconnect with ``Last-Event-ID`` means), and re-deliver the rest.
+        All of them, in pages of ``_ACK_PAGE``: acked entries leave the pending list, so
+        each page starts at the front again."""
         cursor = parse_cursor(cursor)
-        pending = await self.redis.xpending_range(
-            self.key, self.group, min="-", max=cursor, count=10_000, consumername=self.consumer
-        )
-        ids = [str(p["message_id"]) for p in pending]
-        acked = int(await self.redis.xack(self.key, self.group, *ids)) if ids else 0
+        acked = 0
+        while True:
+            pending = await self.redis.xpending_range(
+                self.key, self.group, min="-", max=cursor, count=_ACK_PAGE, consumername=self.consumer
+            )
+            ids = [str(p["message_id"]) for p in pending]
+            done = int(await self.redis.xack(self.key, self.group, *ids)) if ids else 0
+            acked += done
+            if len(ids) < _ACK_PAGE or done == 0:
+                break
         self._history_cursor = "0-0"
         return acked
 
@@ -311,17 +346,12 @@ class GroupConsumer:
                     return
 
     async def dead_letters(self) -> list[Item]:
-        """The task's dead-lettered entries, decoded, each with its ``dl_*`` reasons."""
-        raw = await self.redis.xrange(self.dead_key)
-        out = []
-        for cursor, fields in raw:
-            event = decode(str(fields.get("dl_entry", cursor)), fields, self.task_id)
-            event.update({k: v for k, v in fields.items() if k.startswith("dl_")})
-            out.append((str(cursor), event))
-        return out
+        """The task's dead-lettered entries (of every group), decoded, each with its
+        ``dl_*`` reasons."""
+        return await list_dead_letters(self.redis, self.settings, self.task_id)
 
 
-def _entries(reply: Any) -> list[tuple[str, Any]]:
+def stream_entries(reply: Any) -> list[tuple[str, Any]]:
     if not reply:
         return []
     items = reply.items() if isinstance(reply, dict) else reply
@@ -331,81 +361,3 @@ def _entries(reply: Any) -> list[tuple[str, Any]]:
             entries = entries[0]  # RESP3 shape
         out.extend((str(c), f) for c, f in entries)
     return out
-
-
-class FeedConsumer:
-    """Follow the task feed (one ``created`` and one ``ended`` entry per task) for services
-    that watch all tasks. Without ``group``, every follower sees every entry from its own
-    cursor; with ``group`` + ``consumer``, the group's consumers share them, acked by
-    :meth:`ack`."""
-
-    def __init__(
-        self,
-        redis: RedisClient,
-        settings: StreamsSettings,
-        *,
-        after: str = "$",
-        group: str | None = None,
-        consumer: str | None = None,
-        block_ms: int | None = None,
-    ) -> None:
-        if (group is None) != (consumer is None):
-            raise ValueError("give both group and consumer, or neither")
-        self.redis = redis
-        self.settings = settings
-        self.key = settings.keys.tasks
-        self.cursor = parse_cursor(after)
-        self.group = validate_group_name(group) if group else None
-        self.consumer = validate_group_name(consumer, "consumer") if consumer else None
-        ceiling = max(int(settings.command_timeout_s * 1000) // 2, 1)
-        self.block_ms = min(settings.block_ms if block_ms is None else block_ms, ceiling)
-        self._pending_first = True
-
-    async def read(self, count: int = 100) -> list[Item]:
-        """The next entries (``[]`` after ``block_ms`` without any)."""
-        if self.group is None:
-            if self.cursor == "$":
-                newest = await self.redis.xrevrange(self.key, count=1)
-                self.cursor = str(newest[0][0]) if newest else "0-0"
-            reply = await self.redis.xread({self.key: self.cursor}, count=count, block=self.block_ms)
-            entries = _entries(reply)
-            if entries:
-                self.cursor = entries[-1][0]
-            return [(c, dict(f)) for c, f in entries]
-        assert self.consumer is not None
-        if self._pending_first:
-            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.key: "0-0"}, count=count)
-            entries = [(c, f) for c, f in _entries(reply) if f is not None]
-            if entries:
-                return [(c, dict(f)) for c, f in entries]
-            self._pending_first = False
-        reply = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.key: ">"}, count=count, block=self.block_ms
-        )
-        return [(c, dict(f)) for c, f in _entries(reply) if f is not None]
-
-    async def ensure_group(self, start: str = "0") -> None:
-        """Create the feed group (``start="$"``: only tasks from now on)."""
-        if self.group is None:
-            raise ValueError("ensure_group needs a group")
-        try:
-            await self.redis.xgroup_create(self.key, self.group, id=start, mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def ack(self, *cursors: str) -> int:
-        """Acknowledge feed entries of the group."""
-        if self.group is None or not cursors:
-            return 0
-        return int(await self.redis.xack(self.key, self.group, *cursors))
-
-    def __aiter__(self) -> AsyncIterator[Item]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Item]:
-        if self.group is not None:
-            await self.ensure_group()
-        while True:
-            for item in await self.read():
-                yield item

@@ -22,13 +22,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import decode_entry
 from .connection import RedisClient, dedicated_connection
-from .errors import ClosedError
+from .errors import TRANSIENT_REDIS_ERRORS, ClosedError
+from .keys import public_task_id
 from .settings import StreamsSettings
 
 __all__ = ["ReaderHub", "Subscription"]
@@ -37,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, Any]]
 _WAKE_TRIES = 50
+
+#: what a hub loop survives: the network, and a MOVED or LOADING reply on a Cluster
+_RECOVERABLE: tuple[type[Exception], ...] = (*TRANSIENT_REDIS_ERRORS, ResponseError)
 
 
 def _identity(response: Any, **_: Any) -> Any:
@@ -78,7 +80,10 @@ class Subscription:
                 raise ClosedError("cannot read from a closed subscription")
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), wait_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a
+                # cancellation that lands as the event is set.
+                async with asyncio.timeout(wait_s):
+                    await self._ready.wait()
             except TimeoutError:
                 return []
         batch = list(self._entries)
@@ -147,7 +152,7 @@ class _Shard:
                 try:
                     if await self.control.client_unblock(self.client_id):
                         return
-                except (RedisConnectionError, RedisTimeoutError, ResponseError):
+                except _RECOVERABLE:
                     return  # the loop is reconnecting and will pick the stream up
             await asyncio.sleep(0.001)
 
@@ -180,7 +185,7 @@ class _Shard:
                         dict(self.positions), count=settings.page_size, block=settings.block_ms
                     )
                     backoff = 0.05
-                except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                except _RECOVERABLE as exc:
                     # Never let the loop die while readers wait: reconnect (to the slot's
                     # current node, after a MOVED on a Cluster) with backoff.
                     logger.warning("reader hub shard %s: %r; retrying in %.2fs", self.shard_id, exc, backoff)
@@ -207,7 +212,7 @@ class _Shard:
         for key, raw_entries in items:
             if not raw_entries or key not in self.positions:
                 continue
-            task_id = keys.task_id_of(key)
+            task_id = public_task_id(keys.task_id_of(key))
             entries = [(cursor, decode_entry(cursor, fields, task_id)) for cursor, fields in raw_entries]
             self.positions[key] = entries[-1][0]
             for sub in list(self.subs.get(key, ())):

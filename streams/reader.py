@@ -10,6 +10,7 @@ entry still held).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,13 +21,15 @@ from .connection import RedisClient, raw_stream_client
 from .errors import InvalidCursor, TaskNotFound, UsageError
 from .events import EventFilter
 from .hub import ReaderHub, id_tuple
-from .keys import validate_task_id
+from .keys import public_task_id, validate_task_id
 from .settings import StreamsSettings
 
-__all__ = ["Reader", "parse_cursor", "reset_marker"]
+__all__ = ["LAST_CURSOR", "Reader", "parse_cursor", "reset_marker"]
 
 _CURSOR = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _MAX_U64 = 2**64 - 1
+#: the largest entry id: nothing can follow it, and Redis refuses it as an exclusive start
+LAST_CURSOR = f"{_MAX_U64}-{_MAX_U64}"
 _ALL = EventFilter.parse("all")
 
 Item = tuple[str, dict[str, Any]]
@@ -61,10 +64,12 @@ class _Tracker:
     is never shown two different events under one seq."""
 
     def __init__(self, task_id: str, cursor: str) -> None:
-        self.task_id = task_id
+        self.task_id = public_task_id(task_id)
         self.cursor = cursor
         self._cursor_t = id_tuple(cursor)
         self._seq: int | None = None
+        #: ``completed`` was passed
+        self.ended = False
 
     def accept(self, cursor: str, event: dict[str, Any]) -> list[Item]:
         cursor_t = id_tuple(cursor)
@@ -171,13 +176,15 @@ class Reader:
         pipe = self._raw.pipeline(transaction=False)
         if after == "$":
             pipe.xrevrange(key, count=1)
-        else:
+        elif after != LAST_CURSOR:  # nothing follows the last id (and "(<last id>" is an error)
             pipe.xrange(key, min=f"({after}" if after != "0-0" else "-", count=self.settings.page_size)
         pipe.xrange(key, count=1)
         pipe.hmget(self.keys.meta(task_id), ["done", "last_id"])
         # the entry at the cursor, or the one before it when the cursor is no entry
         pipe.xrevrange(key, max=after if after != "$" else "+", count=1)
-        page, first, (done, last_id), at_or_before = await pipe.execute()
+        replies = await pipe.execute()
+        page = [] if after == LAST_CURSOR else replies.pop(0)
+        first, (done, last_id), at_or_before = replies
         if (
             not first
             and done is None
@@ -186,6 +193,7 @@ class Reader:
         ):
             raise TaskNotFound(f"task {task_id!r} does not exist (or expired)", task_id=task_id)
         end = str(last_id) if done == "1" and last_id else None
+        shown = public_task_id(task_id)
         if after == "$":
             return _Start(str(page[0][0]) if page else "0-0", [], False, end)
         items: list[Item] = []
@@ -197,34 +205,47 @@ class Reader:
             # that survived before it.
             kept = str(at_or_before[0][0]) if at_or_before else "0-0"
             last_seq = entry_seq(at_or_before[0][1]) if at_or_before else 0
-            marker = reset_marker(task_id, kept, last_seq, "the reader's cursor is no longer in the stream")
+            marker = reset_marker(shown, kept, last_seq, "the reader's cursor is no longer in the stream")
             items.append((kept, marker))
             return _Start(kept, items, True, end)
         if first:
             first_cursor, first_fields = first[0]
             first_seq = entry_seq(first_fields)
             if first_seq > 1 and id_tuple(after) < id_tuple(first_cursor):
-                gap = {"type": "gap", "task_id": task_id, "first_cursor": first_cursor,
+                gap = {"type": "gap", "task_id": shown, "first_cursor": first_cursor,
                        "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
-        items.extend((c, decode_entry(c, f, task_id)) for c, f in page)
+        items.extend((c, decode_entry(c, f, shown)) for c, f in page)
         return _Start(after, items, len(page) >= self.settings.page_size, end)
 
     async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
         """Decoded XRANGE pages strictly after ``after`` until the end of the stream."""
         key = self.keys.events(task_id)
         size = self.settings.page_size
-        while True:
+        shown = public_task_id(task_id)
+        while after != LAST_CURSOR:
             page = await self._raw.xrange(key, min=f"({after}", count=size)
             if not page:
                 return
             if page and isinstance(page[0][1], list):
-                yield [(c, decode_flat(c, f, task_id)) for c, f in page]
+                yield [(c, decode_flat(c, f, shown)) for c, f in page]
             else:
-                yield [(c, decode_entry(c, f, task_id)) for c, f in page]
+                yield [(c, decode_entry(c, f, shown)) for c, f in page]
             after = page[-1][0]
             if len(page) < size:
                 return
+
+    async def _catch_up(self, task_id: str, tracker: _Tracker, flt: EventFilter) -> AsyncIterator[Item]:
+        """What is stored after the tracker's cursor, filtered; ``completed`` ends it and
+        sets ``tracker.ended``."""
+        async for page in self._pages(task_id, tracker.cursor):
+            for cursor, event in page:
+                for item in tracker.accept(cursor, event):
+                    if flt.matches(item[1]):
+                        yield item
+                if event["type"] == "completed":
+                    tracker.ended = True
+                    return
 
     async def replay(
         self, task_id: str, after: str = "0", filter: EventFilter | None = None
@@ -278,24 +299,20 @@ class Reader:
             if full:
                 # Catch up by pages without a live subscription, so a long history does
                 # not overflow the hub queue while it is being read.
-                async for page in self._pages(task_id, tracker.cursor):
-                    for cursor, event in page:
-                        for item in tracker.accept(cursor, event):
-                            if flt.matches(item[1]):
-                                yield item
-                        if event["type"] == "completed":
-                            return
+                async with contextlib.aclosing(self._catch_up(task_id, tracker, flt)) as items:  # type: ignore[type-var]
+                    async for item in items:
+                        yield item
+                if tracker.ended:
+                    return
             sub = await self.hub.subscribe(key, tracker.cursor)
             try:
                 # Entries stored between the catch-up and the subscription: read them once
                 # more; the tracker drops what was already yielded.
-                async for page in self._pages(task_id, tracker.cursor):
-                    for cursor, event in page:
-                        for item in tracker.accept(cursor, event):
-                            if flt.matches(item[1]):
-                                yield item
-                        if event["type"] == "completed":
-                            return
+                async with contextlib.aclosing(self._catch_up(task_id, tracker, flt)) as items:  # type: ignore[type-var]
+                    async for item in items:
+                        yield item
+                if tracker.ended:
+                    return
                 while not sub.overflowed:
                     batch = await sub.get(idle_timeout_s)
                     if not batch and not sub.overflowed:

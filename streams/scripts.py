@@ -8,7 +8,7 @@ never converted in Lua, whose number formatting would round them.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "CREATE", "DEAD_LETTER", "OPEN_ATTEMPT", "REQUEST_CANCEL"]
+__all__ = ["APPEND", "CREATE", "CREATE_GROUP", "DEAD_LETTER", "OPEN_ATTEMPT", "REQUEST_CANCEL", "REQUEUE"]
 
 # KEYS: events, meta
 # ARGV: owner, created_at, request, maxlen, ttl_s, t, m, g, d, x, agent
@@ -161,4 +161,42 @@ redis.call('XADD', KEYS[2], '*', unpack(fields))
 local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+# KEYS: events
+# ARGV: group, max groups
+# -> 1 created, 0 existed; errors NOTASK, GROUPLIMIT <n>
+# Counting and creating in one script: concurrent readers cannot overshoot the cap.
+CREATE_GROUP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTASK') end
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+for _, g in ipairs(groups) do
+  for i = 1, #g, 2 do
+    if g[i] == 'name' and g[i + 1] == ARGV[1] then return 0 end
+  end
+end
+if #groups >= tonumber(ARGV[2]) then return redis.error_reply('GROUPLIMIT ' .. #groups) end
+redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0')
+return 1
+"""
+
+# KEYS: events, dead
+# ARGV: dead-letter entry id, group, consumer, idle ms
+# -> the requeued entry id; errors NODEAD (no such dead letter of this group), TRIMMED
+# The dead letter goes back to the group's pending entries (XCLAIM ... FORCE creates the
+# entry there, with its delivery count reset), idle long enough for any consumer of the
+# group to claim it at once; the dead-letter entry is removed. All or nothing.
+REQUEUE = """
+local dead = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+if not dead[1] then return redis.error_reply('NODEAD') end
+local f = dead[1][2]
+local group, entry
+for i = 1, #f, 2 do
+  if f[i] == 'dl_group' then group = f[i + 1] elseif f[i] == 'dl_entry' then entry = f[i + 1] end
+end
+if group ~= ARGV[2] or not entry then return redis.error_reply('NODEAD') end
+if not redis.call('XRANGE', KEYS[1], entry, entry)[1] then return redis.error_reply('TRIMMED') end
+redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, entry, 'IDLE', ARGV[4], 'RETRYCOUNT', 0, 'FORCE', 'JUSTID')
+redis.call('XDEL', KEYS[2], ARGV[1])
+return entry
 """

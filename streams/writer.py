@@ -17,15 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agentstream.telemetry.tracing import span
 
 from .codec import EncodedEvent, encode
 from .connection import RedisClient
 from .errors import (
+    TRANSIENT_REDIS_ERRORS,
     ClosedError,
     InvalidEvent,
     StreamsError,
@@ -33,6 +32,7 @@ from .errors import (
     from_script_reply,
 )
 from .events import utc_now_iso
+from .keys import public_task_id
 from .scripts import APPEND
 from .settings import StreamsSettings
 
@@ -40,7 +40,6 @@ __all__ = ["Appended", "StreamWriter"]
 
 logger = logging.getLogger(__name__)
 
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _RETRY_DELAYS_S = (0.05, 0.2, 0.5)
 
 
@@ -129,7 +128,7 @@ class StreamWriter:
                 task_id=self.task_id,
             )
         owner = event.get("task_id")
-        if owner is not None and owner != self.task_id:
+        if owner is not None and owner not in (self.task_id, public_task_id(self.task_id)):
             raise InvalidEvent(f"event of task {owner!r} given to the writer of {self.task_id!r}")
         encoded = encode(event)
         status = ""
@@ -164,7 +163,7 @@ class StreamWriter:
         After a connection error the unsent events are still buffered: calling ``flush``
         again retries them.
         """
-        if self._error is not None and isinstance(self._error, _TRANSIENT) and self._buffer:
+        if self._error is not None and isinstance(self._error, TRANSIENT_REDIS_ERRORS) and self._buffer:
             self._error = None
         self._kick()
         while self._flusher is not None:
@@ -227,7 +226,7 @@ class StreamWriter:
                 return reply
             except ResponseError as exc:
                 raise from_script_reply(str(exc), task_id=self.task_id, attempt=self.attempt) from None
-            except _TRANSIENT:
+            except TRANSIENT_REDIS_ERRORS:
                 # The reply may have been lost after Redis applied the batch; resending is
                 # safe because the script answers a repeated seq instead of re-applying it.
                 if delay is None:
@@ -264,14 +263,14 @@ class StreamWriter:
                 maxlen=self._settings.feed_maxlen,
                 approximate=True,
             )  # fmt: skip
-        except _TRANSIENT as exc:
+        except TRANSIENT_REDIS_ERRORS as exc:
             logger.warning("task %s: could not record its end in the task feed: %r", self.task_id, exc)
 
     def _fail(self, exc: Exception) -> None:
-        if not isinstance(exc, (StreamsError, *_TRANSIENT)):
+        if not isinstance(exc, (StreamsError, *TRANSIENT_REDIS_ERRORS)):
             exc = StreamsError(f"task {self.task_id!r}: append failed: {exc!r}")
         self._error = exc
-        if not isinstance(exc, _TRANSIENT):
+        if not isinstance(exc, TRANSIENT_REDIS_ERRORS):
             # Permanent (fenced, completed, invalid): nothing buffered can ever be stored.
             self._buffer.clear()
             self._stored = self._accepted

@@ -27,6 +27,8 @@ Runtime failures (`ModelError`, `ToolError`) are expected in production and beco
 
 from __future__ import annotations
 
+from agentstream.errors import StackError
+
 __all__ = [
     "ConfigurationError",
     "HttpGetRefused",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 
-class WorkerError(Exception):
+class WorkerError(StackError):
     """Base class of every exception the worker raises on purpose."""
 
 

@@ -46,6 +46,7 @@ from agentstream.streams import (
     TaskMeta,
     TaskNotFound,
 )
+from agentstream.streams.keys import conversation_id, public_task_id
 from agentstream.worker.agents import ResumeState, rebuild_resume_state
 from agentstream.worker.deps import AgentFactory, TaskAgent, WorkerDeps, build_task_agent
 from agentstream.worker.errors import ModelError
@@ -220,10 +221,11 @@ class AttemptRunner:
     ) -> None:
         agent = self._deps.agent_factory(request, self._deps)
         await agent.initialize()
-        task = {"description": request.input, "task_id": self.task_id}
+        # The agent (and a tool's context) knows the task by the id its client knows.
+        task = {"description": request.input, "task_id": public_task_id(self.task_id)}
         context = {
             "resume": resume,
-            "sender_id": request.session_id,
+            "sender_id": conversation_id(self._tenant, request.session_id) if request.session_id else None,
             "cancel_event": cancel_event,
             "raise_retryable": True,
             # what a tool's context tells it (agentstream.worker.app.ToolContext)

@@ -18,6 +18,7 @@ def serve_api(args: argparse.Namespace) -> int:
 
     from agentstream.api.app import create_app
     from agentstream.api.auth import check_bind
+    from agentstream.api.serving import uvicorn_options
     from agentstream.api.settings import ApiSettings
     from agentstream.telemetry.logs import configure_logging
     from agentstream.telemetry.tracing import configure_tracing
@@ -29,6 +30,7 @@ def serve_api(args: argparse.Namespace) -> int:
     # Open SSE streams would hold a plain shutdown forever; give them a grace period.
     uvicorn.run(
         create_app(settings),
+        **uvicorn_options(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

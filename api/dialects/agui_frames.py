@@ -42,8 +42,8 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import EventEncoder
 from agentstream.api.dialects.agui import AgUiTranslator
-from agentstream.api.dialects.ids import public_id
 from agentstream.streams import EventFilter, InvalidCursor, Reader, TaskMeta, parse_cursor
+from agentstream.streams.keys import public_task_id
 
 from agentstream.protocol import cursor_key
 
@@ -207,7 +207,7 @@ async def resume_point(
 
 def thread_id(meta: TaskMeta) -> str:
     """The AG-UI thread of a task: its ``session_id``, else the task id."""
-    return str(meta.request.get("session_id") or public_id(meta.task_id))
+    return str(meta.request.get("session_id") or public_task_id(meta.task_id))
 
 
 async def agui_frames(reader: Reader, meta: TaskMeta, resume: ResumePoint) -> AsyncIterator[bytes]:
@@ -217,7 +217,7 @@ async def agui_frames(reader: Reader, meta: TaskMeta, resume: ResumePoint) -> As
     the start to rebuild the translator (sending nothing up to the resume point), then
     tails from where the replay stopped."""
     task_id = meta.task_id
-    frames = AgUiFrames(thread_id(meta), public_id(task_id), resume)
+    frames = AgUiFrames(thread_id(meta), public_task_id(task_id), resume)
     after = "0-0"
     if not resume.fresh:
         items = reader.replay(task_id, "0", _ALL)

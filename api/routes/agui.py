@@ -26,7 +26,7 @@ from ag_ui.core import RunAgentInput, TextPart, UserMessage
 from agentstream.api.dialects.agui_frames import ResumePoint, agui_frames, resume_point
 from agentstream.api.errors import ApiError
 from agentstream.api.observability import SubmitTrace
-from agentstream.api.routes.events import check_capacity, sse_response
+from agentstream.api.routes.events import sse_response, streaming_slot
 from agentstream.api.routes.tasks import submit_task
 from agentstream.api.schemas import SubmitTask, error_responses
 from agentstream.api.state import ServicesDep, Tenant, owned_task
@@ -116,8 +116,8 @@ async def run_agent(
     Frontend tools and state are not passed to the agent: its tools run on the server."""
     body = task_for_run(run)
     ResumePoint.parse(last_event_id)  # a bad id is a 400 before anything starts
-    check_capacity(svc)
-    accepted = await submit_task(body, owner, svc, Response(status_code=202), trace)
-    meta = await owned_task(accepted.task_id, owner, svc)
-    resume = await resume_point(svc.reader, meta.task_id, last_event_id, None, None)
-    return sse_response(svc, agui_frames(svc.reader, meta, resume))
+    with streaming_slot(svc, owner) as slot:
+        accepted = await submit_task(body, owner, svc, Response(status_code=202), trace)
+        meta = await owned_task(accepted.task_id, owner, svc)
+        resume = await resume_point(svc.reader, meta.task_id, last_event_id, None, None)
+        return sse_response(svc, agui_frames(svc.reader, meta, resume), slot)

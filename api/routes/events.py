@@ -9,21 +9,22 @@ background mode, so its clients resume here as they do there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
 
 import orjson
 from agentstream.api.dialects.agui_frames import agui_frames, resume_point
-from agentstream.api.errors import bad_request, unavailable
+from agentstream.api.errors import bad_request
 from agentstream.api.schemas import EventsPage, error_responses
+from agentstream.api.slots import Slot
 from agentstream.api.sse import EventStreamResponse, drained_frame
-from agentstream.api.state import Owned, Services, ServicesDep
+from agentstream.api.state import Owned, Services, ServicesDep, require_key
 from agentstream.streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from agentstream.protocol import cursor_key
 
-__all__ = ["FORMATS", "check_capacity", "router", "sse_response", "with_sequence_number"]
+__all__ = ["FORMATS", "router", "sse_response", "streaming_slot", "with_sequence_number"]
 
 #: the ``format`` values: agentstream's own events, or AG-UI's
 FORMATS = ("agentstream", "ag-ui")
@@ -112,13 +113,19 @@ async def task_events(
     flt = EventFilter.parse(mode, types, scope)
     cursor, floor = await _start_cursor(svc, meta, last_event_id, starting_after, after)
     if group is not None and consumer is not None:
+        require_key(request, "consumer-group delivery (it creates groups and acks entries)")
         return await _group_events(svc, meta, group, consumer, cursor, flt, as_json, limit)
+    if _past_the_end(meta, cursor):
+        # The reader has ``completed`` (or claims a cursor beyond it): there is nothing to
+        # send. 204 tells a browser's EventSource to stop reconnecting (an empty 200 made
+        # it reconnect forever).
+        if as_json:
+            return _json(EventsPage(events=[], next_after=meta.last_id, done=True))
+        return Response(status_code=204)
     if as_json:
         return _json(await _page(svc, meta, cursor, flt, limit, floor))
-    check_capacity(svc)
-    if _past_the_end(meta, cursor):
-        return sse_response(svc, _no_frames())
-    return sse_response(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor))
+    slot = svc.slots.take(meta.owner)
+    return sse_response(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor), slot)
 
 
 def with_sequence_number(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,29 +157,33 @@ def _before(event: Mapping[str, Any], floor: int | None) -> bool:
     return isinstance(seq, int) and seq <= floor
 
 
-def check_capacity(svc: Services) -> None:
-    if svc.metrics.sse_clients >= svc.settings.max_sse_clients:
-        raise unavailable("too many live event streams; retry shortly")
-
-
 def _past_the_end(meta: TaskMeta, cursor: str) -> bool:
-    """The task ended and the reader already has ``completed``: a live tail would wait
-    for an event that can never come."""
+    """The task ended and the reader already has ``completed``, or a cursor past it: a
+    live tail would wait for an event that can never come."""
     if not meta.done or not meta.last_id:
         return False
     return cursor == "$" or cursor_key(cursor) >= cursor_key(meta.last_id)
-
-
-async def _no_frames() -> AsyncIterator[bytes]:
-    return
-    yield  # an empty async generator
 
 
 def _json(page: EventsPage) -> Response:
     return Response(orjson.dumps(page.model_dump()), media_type="application/json")
 
 
-def sse_response(svc: Services, frames: AsyncIterator[bytes], *, group: bool = False) -> EventStreamResponse:
+@contextlib.contextmanager
+def streaming_slot(svc: Services, owner: str) -> Iterator[Slot]:
+    """A live-stream place of ``owner``'s, taken before the route's first await (so
+    concurrent requests cannot overshoot the caps) and given back if the route fails
+    before its response takes it over."""
+    slot = svc.slots.take(owner)
+    try:
+        yield slot
+    except BaseException:
+        slot.release()
+        raise
+
+
+def sse_response(svc: Services, frames: AsyncIterator[bytes], slot: Slot) -> EventStreamResponse:
+    """The SSE response of ``frames``; it gives ``slot`` back when it ends."""
     settings = svc.settings
     return EventStreamResponse(
         frames,
@@ -180,7 +191,8 @@ def sse_response(svc: Services, frames: AsyncIterator[bytes], *, group: bool = F
         buffer=settings.sse_buffer,
         ping_interval_s=settings.ping_interval_s,
         slow_client_s=settings.sse_slow_client_s,
-        group=group,
+        group=slot.group,
+        slot=slot,
     )
 
 
@@ -233,28 +245,34 @@ async def _group_events(
     """Delivery through a consumer group: a resume cursor acks this consumer's pending
     entries up to it; the rest of its pending entries are delivered again first."""
     settings = svc.settings
-    if not as_json and svc.metrics.group_streams >= settings.max_group_streams:
-        raise unavailable("too many live consumer-group streams; retry shortly")
-    reader = GroupConsumer(
-        svc.redis,
-        settings.streams,
-        meta.task_id,
-        group,
-        name,
-        filter=flt,
-        max_deliveries=settings.group_max_deliveries,
-        min_idle_ms=settings.group_min_idle_ms,
-        block_ms=settings.group_block_ms,
-    )
-    await reader.__aenter__()
-    if cursor not in ("0-0", "$"):
-        await reader.ack_through(cursor)
-    if as_json:
-        try:
-            return _json(await _group_page(reader, limit))
-        finally:
-            await reader.aclose()
-    return sse_response(svc, _group_frames(svc, reader), group=True)
+    # Taken before the first await, so concurrent requests cannot overshoot the cap.
+    slot = None if as_json else svc.slots.take(meta.owner, group=True)
+    try:
+        reader = GroupConsumer(
+            svc.redis,
+            settings.streams,
+            meta.task_id,
+            group,
+            name,
+            filter=flt,
+            max_deliveries=settings.group_max_deliveries,
+            min_idle_ms=settings.group_min_idle_ms,
+            block_ms=settings.group_block_ms,
+            max_groups=settings.max_groups_per_task,
+        )
+        await reader.__aenter__()
+        if cursor not in ("0-0", "$"):
+            await reader.ack_through(cursor)
+        if slot is None:
+            try:
+                return _json(await _group_page(reader, limit))
+            finally:
+                await reader.aclose()
+        return sse_response(svc, _group_frames(svc, reader), slot)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
 
 
 async def _group_page(reader: GroupConsumer, limit: int) -> EventsPage:
@@ -286,5 +304,5 @@ async def _agui_events(
 ) -> Response:
     """The run as AG-UI events (:mod:`~agentstream.api.dialects.agui_frames`)."""
     resume = await resume_point(svc.reader, meta.task_id, last_event_id, starting_after, after)
-    check_capacity(svc)
-    return sse_response(svc, agui_frames(svc.reader, meta, resume))
+    slot = svc.slots.take(meta.owner)
+    return sse_response(svc, agui_frames(svc.reader, meta, resume), slot)

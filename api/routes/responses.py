@@ -13,16 +13,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from agentstream.api.dialects.ids import public_id
 from agentstream.api.dialects.responses.request import CreateResponse
 from agentstream.api.dialects.responses.stream import response_frames, response_object, wait_for_end
 from agentstream.api.errors import ApiError
-from agentstream.api.observability import SubmitTrace
-from agentstream.api.routes.events import check_capacity, sse_response
+from agentstream.api.observability import SubmitScope, SubmitTrace
+from agentstream.api.routes.events import sse_response, streaming_slot
 from agentstream.api.routes.tasks import cancel_task, submit_task
 from agentstream.api.schemas import SubmitTask, error_responses
+from agentstream.api.slots import Slot
 from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
 from agentstream.api.state import Owned, Services, ServicesDep, Tenant, owned_task
+from agentstream.streams import TaskMeta
+from agentstream.streams.keys import public_task_id
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -59,10 +61,10 @@ def _submitted(body: CreateResponse, session_id: str, task_id: str) -> SubmitTas
         raise ApiError(422, f"{_NAMES.get(where, where)}: {error.get('msg', 'invalid')}") from None
 
 
-def _event_stream(svc: Services, request: Request, frames: AsyncIterator[bytes]) -> Response:
+def _event_stream(svc: Services, request: Request, frames: AsyncIterator[bytes], slot: Slot) -> Response:
     """The SSE response without the ``retry:`` prelude, which the ``openai`` SDK's decoder
     would hand on as an empty event it cannot parse."""
-    response = sse_response(svc, frames)
+    response = sse_response(svc, frames, slot)
     options = request.scope.get("state", {}).get(OPTIONS_STATE_KEY)
     if isinstance(options, SseOptions):
         response.options = dataclasses.replace(options, retry_ms=0)
@@ -77,7 +79,23 @@ async def _session(svc: Services, owner: str, body: CreateResponse, response_id:
         previous = await owned_task(body.previous_response_id, owner, svc)
     except ApiError:
         raise ApiError(404, f"previous response {body.previous_response_id!r} not found") from None
-    return str(previous.request.get("session_id") or public_id(previous.task_id))
+    return str(previous.request.get("session_id") or public_task_id(previous.task_id))
+
+
+async def _create(
+    svc: Services,
+    owner: str,
+    body: CreateResponse,
+    response_id: str,
+    trace: SubmitScope,
+    idempotency_key: str | None,
+) -> TaskMeta:
+    """Submit the response's task (through the tasks route: one set of checks)."""
+    task = _submitted(body, await _session(svc, owner, body, response_id), response_id)
+    accepted = await submit_task(
+        task, owner, svc, Response(status_code=202), trace, idempotency_key=idempotency_key
+    )
+    return await owned_task(accepted.task_id, owner, svc)
 
 
 @router.post(
@@ -99,16 +117,12 @@ async def create_response(
     ended (or after ``SYNC_WAIT_S``, ``in_progress``)."""
     if not body.user_text().strip():
         raise ApiError(422, "input: no user text to run")
-    if body.stream:
-        check_capacity(svc)
     response_id = idempotency_key or f"resp_{uuid.uuid4().hex}"
-    task = _submitted(body, await _session(svc, owner, body, response_id), response_id)
-    accepted = await submit_task(
-        task, owner, svc, Response(status_code=202), trace, idempotency_key=idempotency_key
-    )
-    meta = await owned_task(accepted.task_id, owner, svc)
     if body.stream:
-        return _event_stream(svc, request, response_frames(svc.reader, meta))
+        with streaming_slot(svc, owner) as slot:
+            meta = await _create(svc, owner, body, response_id, trace, idempotency_key)
+            return _event_stream(svc, request, response_frames(svc.reader, meta), slot)
+    meta = await _create(svc, owner, body, response_id, trace, idempotency_key)
     if not body.background:
         await wait_for_end(svc.reader, meta, min(SYNC_WAIT_S, svc.settings.sse_max_duration_s or SYNC_WAIT_S))
     return JSONResponse(await response_object(svc.reader, meta))
@@ -133,8 +147,8 @@ async def retrieve_response(
     live until the end."""
     if not stream:
         return JSONResponse(await response_object(svc.reader, meta))
-    check_capacity(svc)
-    return _event_stream(svc, request, response_frames(svc.reader, meta, starting_after or 0))
+    with streaming_slot(svc, meta.owner) as slot:
+        return _event_stream(svc, request, response_frames(svc.reader, meta, starting_after or 0), slot)
 
 
 @router.post(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from agentstream.api.schemas import (
 from agentstream.api.state import Owned, Services, ServicesDep, Tenant
 from agentstream.streams import InvalidCursor, TaskMeta, parse_cursor
 from agentstream.streams.codec import decode, decode_entry
+from agentstream.streams.keys import TASK_ID_PATTERN, public_task_id, scoped_task_id
 from agentstream.worker.payload import MAX_INPUT_CHARS
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -29,17 +29,16 @@ __all__ = ["TaskList", "TaskSummary", "router"]
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
-_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
 
 def events_url(task_id: str) -> str:
-    return f"/v1/tasks/{task_id}/events"
+    """The events URL of a task, by its key id or its public id."""
+    return f"/v1/tasks/{public_task_id(task_id)}/events"
 
 
 def choose_task_id(body_id: str | None, idempotency_key: str | None) -> str:
     """The client's id (body ``task_id`` or ``Idempotency-Key``), else a new ``tsk_`` id."""
     if idempotency_key is not None:
-        if _TASK_ID.fullmatch(idempotency_key) is None:
+        if TASK_ID_PATTERN.fullmatch(idempotency_key) is None:
             raise bad_request("Idempotency-Key must match ^[A-Za-z0-9_-]{1,64}$ (it becomes the task id)")
         if body_id is not None and body_id != idempotency_key:
             raise bad_request("task_id and Idempotency-Key differ: give one of them")
@@ -54,7 +53,7 @@ def choose_task_id(body_id: str | None, idempotency_key: str | None) -> str:
     summary="Submit a task",
     responses={
         200: {"model": TaskAccepted, "description": "The task id existed for this tenant: the existing task"},
-        **error_responses(400, 401, 409, 413, 422, 429, 503),
+        **error_responses(400, 401, 413, 422, 429, 503),
     },
 )
 async def submit_task(
@@ -65,9 +64,10 @@ async def submit_task(
     trace: SubmitTrace,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> TaskAccepted:
-    """Create the task (its stream starts with ``queued``) and enqueue its job. A repeated
-    ``task_id`` (or ``Idempotency-Key``) of the same tenant returns the existing task with
-    200; another tenant's id answers 409."""
+    """Create the task (its stream starts with ``queued``) and enqueue its job. Task ids
+    belong to the tenant: a repeated ``task_id`` (or ``Idempotency-Key``) of the same tenant
+    returns the existing task with 200; any other id is a new task of this tenant, whoever
+    else uses the same id."""
     if len(body.input) > MAX_INPUT_CHARS:
         raise ApiError(413, f"input has {len(body.input)} characters; the limit is {MAX_INPUT_CHARS}")
     task_id = choose_task_id(body.task_id, idempotency_key)
@@ -82,23 +82,22 @@ async def submit_task(
     except ApiError:
         svc.metrics.rate_limited += 1
         raise
+    key_id = scoped_task_id(owner, task_id)
     created = await svc.store.create_task(
-        task_id,
+        key_id,
         owner=owner,
         agent=request.agent,
         input=request.input,
         request=request.model_dump(mode="json"),
     )
-    if created.owner != owner:
-        raise ApiError(409, f"task id {task_id!r} is already taken; choose another")
     if created.created:
         svc.metrics.tasks_submitted += 1
     else:
         response.status_code = 200
     if created.status == "queued":
         # Also on a retry: the first call may have failed after creating the task, and
-        # the job id (= task id) makes a second enqueue of a known job a no-op.
-        await svc.queue.enqueue(task_id)
+        # the job id (= the key id) makes a second enqueue of a known job a no-op.
+        await svc.queue.enqueue(key_id)
     return TaskAccepted(task_id=task_id, status=created.status, events_url=events_url(task_id))
 
 
@@ -125,7 +124,7 @@ _FEED_PAGE = 500
 async def recent_task_ids(
     svc: Services, owner: str, limit: int, before: str | None
 ) -> tuple[list[str], str | None]:
-    """Ids of ``owner``'s tasks, newest first, from the ``created`` entries of the task feed
+    """Key ids of ``owner``'s tasks, newest first, from the ``created`` entries of the task feed
     (shared by all tenants, so at most ``task_list_scan`` entries are read), and the feed
     cursor to continue from (``None``: the feed has nothing older)."""
     key = svc.settings.streams.keys.tasks
@@ -162,7 +161,7 @@ async def task_summaries(svc: Services, owner: str, task_ids: list[str]) -> list
         if raw.get("owner") != owner:
             continue  # expired (or, were the feed wrong, someone else's)
         meta = TaskMeta.from_hash(task_id, raw)
-        queued = decode_entry(first[0][0], first[0][1], task_id) if first else {}
+        queued = decode_entry(first[0][0], first[0][1], public_task_id(task_id)) if first else {}
         preview = queued.get("input") if queued.get("type") == "queued" else None
         summaries.append(
             TaskSummary(
@@ -203,17 +202,20 @@ async def last_outcome(svc: Services, task_id: str) -> tuple[dict[str, Any] | No
     for cursor, fields in entries:
         kind = fields.get("t")
         if kind == "result" and result is None:
-            result = decode(cursor, fields, task_id)
+            result = decode(cursor, fields, public_task_id(task_id))
         elif kind == "error" and error is None:
-            error = decode(cursor, fields, task_id)
+            error = decode(cursor, fields, public_task_id(task_id))
         if result is not None and error is not None:
             break
     return result, error
 
 
 def meta_fields(meta: TaskMeta) -> dict[str, Any]:
-    """The :class:`TaskFields` of a task, from its meta hash."""
-    return {name: getattr(meta, name) for name in TaskFields.model_fields}
+    """The :class:`TaskFields` of a task, from its meta hash; ``task_id`` is the id the
+    client knows (without the tenant of the key id)."""
+    fields = {name: getattr(meta, name) for name in TaskFields.model_fields}
+    fields["task_id"] = public_task_id(meta.task_id)
+    return fields
 
 
 def task_view(meta: TaskMeta, result: dict[str, Any] | None, error: dict[str, Any] | None) -> TaskView:
@@ -251,5 +253,7 @@ async def cancel_task(meta: Owned, svc: ServicesDep) -> CancelAccepted:
     # and then nobody would write the stream's ``completed``.
     meta = await svc.store.request_cancel(meta.task_id)
     return CancelAccepted(
-        task_id=meta.task_id, status=meta.status, cancel_requested=meta.cancel_requested is not None
+        task_id=public_task_id(meta.task_id),
+        status=meta.status,
+        cancel_requested=meta.cancel_requested is not None,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 from agentstream.streams import TaskStore
+from agentstream.streams.keys import scoped_task_id
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,23 @@ def completed(status: str = "succeeded") -> dict[str, Any]:
     return {"type": "completed", "success": status == "succeeded", "status": status, "execution_time": 0.1}
 
 
+def key_id(task_id: str, tenant: str = "alice") -> str:
+    """The key id under which the API stores ``tenant``'s task ``task_id`` (ids are per
+    tenant); an id that already is a key id is returned as it is."""
+    return task_id if "/" in task_id else scoped_task_id(tenant, task_id)
+
+
 async def run_worker(
-    store: TaskStore, task_id: str, events: Iterable[Mapping[str, Any]], *, wait_each: bool = False
+    store: TaskStore,
+    task_id: str,
+    events: Iterable[Mapping[str, Any]],
+    *,
+    wait_each: bool = False,
+    tenant: str = "alice",
 ) -> None:
-    """Play the worker: open an attempt and append ``events`` (``wait_each``: one by one)."""
-    attempt = await store.open_attempt(task_id)
+    """Play the worker for ``tenant``'s task: open an attempt and append ``events``
+    (``wait_each``: one by one)."""
+    attempt = await store.open_attempt(key_id(task_id, tenant))
     async with store.writer(attempt) as writer:
         for event in events:
             if wait_each:

@@ -34,7 +34,7 @@ from agentstream.api.dialects.agui_frames import ResumePoint, frame_ids
 from agentstream.streams import InvalidCursor, StreamsSettings
 from pydantic import TypeAdapter
 
-from tests.api.helpers import Frame, completed, read_sse, result, run_worker, sse_frames, tokens
+from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import Api, submit
 
 AG_UI: TypeAdapter[BaseEvent] = TypeAdapter(Event)
@@ -196,7 +196,7 @@ async def finished_task(client: httpx.AsyncClient, api: Api, events: list[dict[s
 
 
 async def cursors(api: Api, task_id: str) -> list[str]:
-    return [cursor async for cursor, _ in api.services.reader.replay(task_id)]
+    return [cursor async for cursor, _ in api.services.reader.replay(key_id(task_id))]
 
 
 def translate(events: Iterable[Mapping[str, Any]]) -> list[BaseEvent]:
@@ -435,7 +435,7 @@ async def test_a_client_dropping_at_random_while_the_worker_writes(
     events = [*run[:-3], *tokens(150, start=20), *run[-3:]]
 
     async def produce() -> None:
-        attempt = await api.services.store.open_attempt(task_id)
+        attempt = await api.services.store.open_attempt(key_id(task_id))
         async with api.services.store.writer(attempt) as writer:
             for i, event in enumerate(events):
                 await writer.append(event)
@@ -485,7 +485,7 @@ async def test_a_trimmed_stream_says_so_and_still_resumes(
     alice: httpx.AsyncClient, api: Api, settings: StreamsSettings, redis: Any
 ) -> None:
     task_id = await finished_task(alice, api, [*tokens(60), result(), completed()])
-    await redis.xtrim(settings.keys.events(task_id), maxlen=20, approximate=False)
+    await redis.xtrim(settings.keys.events(key_id(task_id)), maxlen=20, approximate=False)
     frames = await agui(alice, task_id)
     events = parse(frames)
     check_nesting(events)

@@ -10,7 +10,7 @@ from agentstream.api import ApiSettings, check_bind
 from agentstream.api.auth import ApiKeys, is_loopback
 from agentstream.streams import StreamsSettings, UsageError
 
-from tests.api.helpers import completed, read_sse, run_worker, tokens
+from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
 from tests.api.server import BOB, Api, api_settings, serve, submit
 
 ROUTES = [
@@ -67,7 +67,7 @@ async def test_another_tenant_gets_404_on_every_route_of_a_task(
                 assert response.json() == {"error": {"code": "not_found", "message": f"no task {target!r}"}}
     grouped = await bob.get(f"/v1/tasks/{task_id}/events", params={"group": "g1", "consumer": "c"})
     assert grouped.status_code == 404
-    meta = await api.services.store.meta(task_id)
+    meta = await api.services.store.meta(key_id(task_id))
     assert meta is not None and meta.cancel_requested is None  # bob's cancel did nothing
     assert (await alice.get(f"/v1/tasks/{task_id}")).status_code == 200
 
@@ -75,7 +75,7 @@ async def test_another_tenant_gets_404_on_every_route_of_a_task(
 async def test_open_mode_serves_everyone_as_tenant_default(settings: StreamsSettings, redis: Any) -> None:
     async with serve(api_settings(settings, api_keys=())) as api, api.client({}) as client:
         task_id = await submit(client)
-        meta = await api.services.store.meta(task_id)
+        meta = await api.services.store.meta(key_id(task_id, "default"))
         assert meta is not None and meta.owner == "default"
         async with api.client(BOB) as anyone:
             assert (await anyone.get(f"/v1/tasks/{task_id}")).status_code == 200

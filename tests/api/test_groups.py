@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from agentstream.streams import StreamsSettings, TaskStore
 
-from tests.api.helpers import Frame, completed, read_sse, run_worker, sse_frames, tokens
+from tests.api.helpers import Frame, completed, key_id, read_sse, run_worker, sse_frames, tokens
 from tests.api.server import Api, api_settings, serve, submit
 
 
@@ -23,7 +23,7 @@ def group_params(consumer: str, group: str = "g1") -> dict[str, str]:
 
 
 async def all_ids(api: Api, task_id: str) -> list[str]:
-    return [c async for c, _ in api.services.reader.replay(task_id)]
+    return [c async for c, _ in api.services.reader.replay(key_id(task_id))]
 
 
 async def read_some(
@@ -64,13 +64,13 @@ async def test_two_consumers_share_the_stream_disjointly(alice: httpx.AsyncClien
     first = asyncio.create_task(consume_and_ack(alice, task_id, "c1"))
     second = asyncio.create_task(consume_and_ack(alice, task_id, "c2"))
     store: TaskStore = api.services.store
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in tokens(40):
             await writer.write(event)
             await asyncio.sleep(0.005)
         await writer.write(completed())
-    c1, c2 = await asyncio.wait_for(asyncio.gather(first, second), 20)
+    c1, c2 = await asyncio.wait_for(asyncio.gather(first, second), 40)
     # one consumer receives ``completed``; the other's stream ends with ``drained``
     assert sorted([c1[-1].event, c2[-1].event]) == ["completed", "drained"]
     c1, c2 = [f for f in c1 if f.event != "drained"], [f for f in c2 if f.event != "drained"]
@@ -104,7 +104,7 @@ async def test_reconnect_with_last_event_id_acks_up_to_it_and_redelivers_the_res
 ) -> None:
     task_id = await submit(alice)
     store: TaskStore = api.services.store
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in tokens(10):
             await writer.write(event)
@@ -118,7 +118,7 @@ async def test_reconnect_with_last_event_id_acks_up_to_it_and_redelivers_the_res
         )
         await asyncio.sleep(0.2)
         await writer.write(completed())
-    frames = await asyncio.wait_for(resumed, 10)
+    frames = await asyncio.wait_for(resumed, 30)
     ids = await all_ids(api, task_id)
     assert [f.id for f in frames] == ids[3:]
     assert frames[-1].event == "completed"
@@ -137,10 +137,10 @@ async def test_entries_of_a_dead_consumer_are_claimed_by_another(
         await asyncio.sleep(0.3)  # c1's entries are now idle beyond min_idle_ms
         taker = asyncio.create_task(consume_and_ack(client, task_id, "c2"))
         await asyncio.sleep(0.3)
-        attempt = await api.services.store.open_attempt(task_id)
+        attempt = await api.services.store.open_attempt(key_id(task_id))
         async with api.services.store.writer(attempt) as writer:
             await writer.write(completed())
-        frames = await asyncio.wait_for(taker, 10)
+        frames = await asyncio.wait_for(taker, 30)
         assert [f.id for f in frames] == await all_ids(api, task_id)
         groups = (await client.get(f"/v1/tasks/{task_id}/groups")).json()["groups"]
         assert groups[0]["pending"] == 0 and groups[0]["lag"] == 0

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from agentstream.streams import StreamsSettings, TaskStore
 
-from tests.api.helpers import completed, read_sse, result, run_worker, tokens
+from tests.api.helpers import completed, key_id, read_sse, result, run_worker, tokens
 from tests.api.server import Api, submit
 
 USAGE = {"type": "usage", "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
@@ -113,7 +113,7 @@ async def test_starting_after_beyond_a_running_streams_end_waits_for_later_event
 ) -> None:
     task_id = await submit(alice)  # seq 1: queued
     store: TaskStore = api.services.store
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in tokens(3):  # seqs 2-4
             await writer.write(event)
@@ -133,7 +133,7 @@ async def test_starting_after_trimmed_history_gets_a_gap_first(
 ) -> None:
     task_id = await finished_task(alice, api, [*tokens(200), completed()])
     full = await read_sse(alice, url(task_id))
-    await redis.xtrim(settings.keys.events(task_id), maxlen=50, approximate=False)
+    await redis.xtrim(settings.keys.events(key_id(task_id)), maxlen=50, approximate=False)
     first_seq = 202 - 50 + 1
     lost = await read_sse(alice, url(task_id), params={"starting_after": "10"})
     gap, *rest = lost

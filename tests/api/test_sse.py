@@ -15,7 +15,7 @@ import pytest
 from agentstream.api.routes.events import with_sequence_number
 from agentstream.streams import EventFilter, StreamsSettings, TaskStore
 
-from tests.api.helpers import Frame, completed, read_sse, result, run_worker, sse_frames, tokens
+from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 
 USAGE = {"type": "usage", "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
@@ -36,7 +36,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
 async def stored(api: Api, task_id: str, mode: str = "core", **kw: Any) -> list[tuple[str, dict[str, Any]]]:
     """The stored events as the API serves them (with ``sequence_number``)."""
     flt = EventFilter.parse(mode, kw.get("types"), kw.get("scope"))
-    return [(c, with_sequence_number(e)) async for c, e in api.services.reader.replay(task_id, filter=flt)]
+    return [
+        (c, with_sequence_number(e)) async for c, e in api.services.reader.replay(key_id(task_id), filter=flt)
+    ]
 
 
 async def finished_task(client: httpx.AsyncClient, api: Api, events: list[dict[str, Any]]) -> str:
@@ -91,7 +93,7 @@ async def test_live_tail_follows_a_running_worker(alice: httpx.AsyncClient, api:
     reading = asyncio.create_task(read_sse(alice, url(task_id), params={"mode": "all"}))
     await eventually(lambda: _true(api.services.metrics.sse_clients == 1))
     await run_worker(api.services.store, task_id, [*tokens(50), result(), completed()], wait_each=True)
-    frames = await asyncio.wait_for(reading, 10)
+    frames = await asyncio.wait_for(reading, 30)
     assert [f.id for f in frames] == [c for c, _ in await stored(api, task_id, "all")]
     assert len(frames) == 53
     await no_live_streams(api)
@@ -120,7 +122,7 @@ async def test_resume_by_last_event_id_or_after_and_the_header_wins(
 async def test_after_dollar_gets_only_new_events(alice: httpx.AsyncClient, api: Api) -> None:
     task_id = await submit(alice)
     store: TaskStore = api.services.store
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in tokens(5):
             await writer.write(event)
@@ -128,7 +130,7 @@ async def test_after_dollar_gets_only_new_events(alice: httpx.AsyncClient, api: 
         await eventually(lambda: _true(api.services.hub.subscriptions == 1))
         for event in [*tokens(3, start=5), completed()]:
             await writer.write(event)
-    frames = await asyncio.wait_for(reading, 10)
+    frames = await asyncio.wait_for(reading, 30)
     assert [f.json.get("content") for f in frames] == ["w5 ", "w6 ", "w7 ", None]
     assert frames[-1].event == "completed"
 
@@ -228,7 +230,7 @@ async def test_random_disconnects_resume_to_exactly_the_one_go_stream(
     events = [*tokens(300), USAGE, *tokens(100, start=300), result(), completed()]
 
     async def produce() -> None:
-        attempt = await api.services.store.open_attempt(task_id)
+        attempt = await api.services.store.open_attempt(key_id(task_id))
         async with api.services.store.writer(attempt) as writer:
             for i, event in enumerate(events):
                 await writer.append(event)
@@ -265,7 +267,7 @@ async def test_random_disconnects_resume_to_exactly_the_one_go_stream(
         connections += 1
         assert connections < 500
     await worker
-    full = await asyncio.wait_for(one_go, 10)
+    full = await asyncio.wait_for(one_go, 30)
     assert [(f.id, f.event, f.data) for f in pieces] == [(f.id, f.event, f.data) for f in full]
     assert [f.id for f in full] == [c for c, _ in await stored(api, task_id, "all")]
     assert len(full) == len(events) + 1 and connections > 10
@@ -363,13 +365,13 @@ async def test_a_reader_ahead_of_a_rewound_stream_gets_a_reset_frame(alice: Any,
 
     task_id = await submit(alice)
     store = api.services.store
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for i in range(5):
             await writer.append({"type": "token", "content": f"t{i}"})
     seen = [item async for item in store_replay(api, task_id)]
-    await lose_last(api.services.redis, api.settings.streams, task_id, 2)
-    second = await store.open_attempt(task_id)
+    await lose_last(api.services.redis, api.settings.streams, key_id(task_id), 2)
+    second = await store.open_attempt(key_id(task_id))
     async with store.writer(second) as writer:
         await writer.append({"type": "retry", "reason": "redis restarted"})
         await writer.append(
@@ -387,5 +389,5 @@ async def test_a_reader_ahead_of_a_rewound_stream_gets_a_reset_frame(alice: Any,
 
 
 async def store_replay(api: Any, task_id: str) -> Any:
-    async for item in api.services.reader.replay(task_id):
+    async for item in api.services.reader.replay(key_id(task_id)):
         yield item

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from agentstream.streams import StreamsSettings
 
-from tests.api.helpers import completed, run_worker, tokens
+from tests.api.helpers import completed, key_id, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
 
 
@@ -28,7 +28,7 @@ async def test_each_tenant_sees_its_own_tasks_newest_first_with_current_status(
     second = await submit(alice, "x" * 500)
     await run_worker(api.services.store, first, [*tokens(2), completed()])
     running = await submit(alice, "still going")
-    await api.services.store.open_attempt(running)
+    await api.services.store.open_attempt(key_id(running))
 
     body = await listed(alice)
     assert [t["task_id"] for t in body["tasks"]] == [running, second, first]
@@ -72,7 +72,7 @@ async def test_the_feed_scan_is_bounded(settings: StreamsSettings, redis: Any) -
 async def test_expired_tasks_are_left_out(api: Api, alice: httpx.AsyncClient) -> None:
     kept, gone = await submit(alice, "kept"), await submit(alice, "gone")
     keys = api.settings.streams.keys
-    await api.services.redis.delete(keys.meta(gone), keys.events(gone))
+    await api.services.redis.delete(keys.meta(key_id(gone)), keys.events(key_id(gone)))
     assert [t["task_id"] for t in (await listed(alice))["tasks"]] == [kept]
 
 

@@ -10,7 +10,7 @@ import pytest
 from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.worker.payload import JOB_NAME, MAX_INPUT_CHARS
 
-from tests.api.helpers import completed, result, run_worker, tokens
+from tests.api.helpers import completed, key_id, result, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
 
 
@@ -24,16 +24,18 @@ async def test_submit_creates_the_task_and_enqueues_its_job(alice: httpx.AsyncCl
     assert task_id.startswith("tsk_") and len(task_id) == 36
     assert body == {"task_id": task_id, "status": "queued", "events_url": f"/v1/tasks/{task_id}/events"}
     svc = api.services
-    meta = await svc.store.meta(task_id)
+    meta = await svc.store.meta(key_id(task_id))
     assert meta is not None and meta.owner == "alice" and meta.agent == "hybrid"
     assert meta.request["tools"] == ["calculator"] and meta.request["input"] == "what is 2+2?"
-    queued = [e async for _, e in svc.reader.replay(task_id)]
+    queued = [e async for _, e in svc.reader.replay(key_id(task_id))]
     assert [e["type"] for e in queued] == ["queued"]
-    # the arq job: named JOB_NAME, its one argument the task id, its job id the task id
+    # the arq job: named JOB_NAME, its one argument the key id, its job id the key id
     pool = svc.queue.pool
-    assert await pool.zscore(api.settings.resolved_queue_name, task_id) is not None
+    scoped = key_id(task_id)
+    assert scoped == f"alice/{task_id}"
+    assert await pool.zscore(api.settings.resolved_queue_name, scoped) is not None
     jobs = await pool.queued_jobs(queue_name=api.settings.resolved_queue_name)
-    assert [(j.function, j.args, j.job_id) for j in jobs] == [(JOB_NAME, (task_id,), task_id)]
+    assert [(j.function, j.args, j.job_id) for j in jobs] == [(JOB_NAME, (scoped,), scoped)]
 
 
 async def test_a_repeated_task_id_returns_the_existing_task(alice: httpx.AsyncClient, api: Api) -> None:
@@ -42,7 +44,7 @@ async def test_a_repeated_task_id_returns_the_existing_task(alice: httpx.AsyncCl
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json() == again.json()
     assert first.json()["task_id"] == "my-task-1"
-    replayed = [e async for _, e in api.services.reader.replay("my-task-1")]
+    replayed = [e async for _, e in api.services.reader.replay(key_id("my-task-1"))]
     assert [e["input"] for e in replayed] == ["one"]
     jobs = await api.services.queue.pool.queued_jobs(queue_name=api.settings.resolved_queue_name)
     assert len(jobs) == 1
@@ -62,17 +64,21 @@ async def test_idempotency_key_header_is_the_task_id(alice: httpx.AsyncClient) -
     assert clash.status_code == 400
 
 
-async def test_another_tenants_task_id_is_a_conflict_revealing_nothing(
-    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+async def test_task_ids_belong_to_their_tenant(
+    api: Api, alice: httpx.AsyncClient, bob: httpx.AsyncClient
 ) -> None:
-    await alice.post("/v1/tasks", json={"input": "secret plan", "task_id": "shared-id"})
+    first = await alice.post("/v1/tasks", json={"input": "secret plan", "task_id": "shared-id"})
     response = await bob.post("/v1/tasks", json={"input": "mine", "task_id": "shared-id"})
-    assert response.status_code == 409
-    body = response.json()
-    assert body["error"]["code"] == "conflict"
-    assert "secret" not in response.text and "alice" not in response.text
-    again = await bob.post("/v1/tasks", json={"input": "mine"}, headers={"Idempotency-Key": "shared-id"})
-    assert again.status_code == 409
+    assert (first.status_code, response.status_code) == (202, 202)
+    assert response.json() == first.json()  # the same answer a fresh id gets: bob's own task
+    again = await bob.post("/v1/tasks", json={"input": "other"}, headers={"Idempotency-Key": "shared-id"})
+    assert again.status_code == 200 and "secret" not in again.text
+    for client, text in ((alice, "secret plan"), (bob, "mine")):
+        events = (
+            await client.get("/v1/tasks/shared-id/events", headers={"Accept": "application/json"})
+        ).json()
+        assert [e["input"] for e in events["events"]] == [text]
+        assert events["events"][0]["task_id"] == "shared-id"
 
 
 async def test_input_above_the_limit_is_413(alice: httpx.AsyncClient) -> None:
@@ -174,7 +180,7 @@ async def test_cancel_is_accepted_and_idempotent(alice: httpx.AsyncClient, api: 
     second = await alice.post(f"/v1/tasks/{task_id}/cancel")
     assert first.status_code == second.status_code == 202
     assert first.json() == {"task_id": task_id, "status": "cancelled", "cancel_requested": True}
-    meta = await api.services.store.meta(task_id)
+    meta = await api.services.store.meta(key_id(task_id))
     assert meta is not None and meta.cancel_requested
     assert (await alice.get(f"/v1/tasks/{task_id}")).json()["cancel_requested"] is True
 
@@ -184,11 +190,11 @@ async def test_cancel_of_a_running_task_never_aborts_its_arq_job(alice: httpx.As
     would then never get its ``completed``: the worker's own watcher does the cancelling."""
     task_id = await submit(alice)
     store: TaskStore = api.services.store
-    await store.open_attempt(task_id)  # running, as a worker would have it
+    await store.open_attempt(key_id(task_id))  # running, as a worker would have it
     response = await alice.post(f"/v1/tasks/{task_id}/cancel")
     assert response.status_code == 202 and response.json()["cancel_requested"] is True
     assert await api.services.queue.pool.zscore("arq:abort", task_id) is None
-    assert await store.cancel_requested(task_id)
+    assert await store.cancel_requested(key_id(task_id))
 
 
 async def test_cancel_of_a_finished_task_changes_nothing(alice: httpx.AsyncClient, api: Api) -> None:
@@ -224,10 +230,11 @@ async def test_openapi_declares_every_endpoint_with_its_models(alice: httpx.Asyn
     for path, methods in expected.items():
         assert set(methods) <= set(paths[path]), path
     submit_op = paths["/v1/tasks"]["post"]
-    assert {"200", "202", "401", "409", "413", "422", "429"} <= set(submit_op["responses"])
+    assert {"200", "202", "401", "413", "422", "429"} <= set(submit_op["responses"])
+    assert "409" not in submit_op["responses"]  # ids are per tenant: nothing to conflict with
     ref = submit_op["responses"]["202"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/TaskAccepted")
-    assert submit_op["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith(
+    assert submit_op["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorResponse"
     )
     events = paths["/v1/tasks/{task_id}/events"]["get"]

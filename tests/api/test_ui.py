@@ -15,7 +15,7 @@ from agentstream.api import ApiSettings
 from agentstream.api.auth import SESSION_COOKIE, UiSessions
 from agentstream.streams import StreamsSettings, TaskStore, UsageError
 
-from tests.api.helpers import completed, read_sse, run_worker, tokens
+from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
 from tests.api.server import ALICE, BOB, Api, api_settings, serve, submit
 
 # ----------------------------------------------------------------- session cookie
@@ -149,7 +149,7 @@ async def write_slowly(
     store: TaskStore, task_id: str, events: Sequence[Mapping[str, Any]], delay_s: float
 ) -> None:
     """Play the worker, one stored event every ``delay_s``."""
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:
         for event in events:
             await asyncio.sleep(delay_s)

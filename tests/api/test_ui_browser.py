@@ -16,7 +16,7 @@ import httpx
 import pytest
 from agentstream.streams import StreamsSettings, TaskStore
 
-from tests.api.helpers import completed, run_worker
+from tests.api.helpers import completed, key_id, run_worker
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 from tests.api.test_ui import write_slowly
 
@@ -128,7 +128,7 @@ async def test_the_viewer_shows_a_live_task_through_server_cut_connections(
         finally:
             await writer
 
-        replay = [event async for _, event in api.services.reader.replay(task_id)]
+        replay = [event async for _, event in api.services.reader.replay(key_id(task_id))]
         shown = "".join(await page.locator(".text-body").all_text_contents())
         assert shown == shown_answer(replay) == "Let me work this out.The answer is 391."
         assert await page.text_content("#cursor") == replay[-1]["id"]
@@ -168,7 +168,7 @@ async def test_the_viewer_marks_a_gap_and_hides_other_tenants_tasks(
 ) -> None:
     task_id = await submit(alice, "an old task")
     await run_worker(api.services.store, task_id, [*say("", "lost ", "kept ", "text"), completed()])
-    key = api.settings.streams.keys.events(task_id)
+    key = api.settings.streams.keys.events(key_id(task_id))
     await api.services.redis.xtrim(key, maxlen=3, approximate=False)  # queued and "lost " are gone
     theirs = await submit(bob, "bob's task")
     page = await browser.new_page()
@@ -177,7 +177,7 @@ async def test_the_viewer_marks_a_gap_and_hides_other_tenants_tasks(
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("#task[data-stream='1'] #conn[data-state=ended]")
     gap = await page.text_content(".entry-gap") or ""
-    first_kept = [c async for c, _ in api.services.reader.replay(task_id)][1]
+    first_kept = [c async for c, _ in api.services.reader.replay(key_id(task_id))][1]
     assert "gap" in gap and first_kept in gap
     assert "".join(await page.locator(".text-body").all_text_contents()) == "kept text"
     assert [await item.get_attribute("data-task-id") for item in await page.locator(".task-item").all()] == [
@@ -198,7 +198,7 @@ async def test_the_viewer_counts_model_calls_in_every_mode_and_fits_a_phone(
         alice, "What is 17 * 23? Please show the whole working, step by step.", agent="hybrid"
     )
     await write_slowly(api.services.store, task_id, [*ATTEMPT_1, *ATTEMPT_2], 0)
-    replay = [event async for _, event in api.services.reader.replay(task_id)]
+    replay = [event async for _, event in api.services.reader.replay(key_id(task_id))]
     page = await browser.new_page(viewport={"width": 400, "height": 800})
     await page.goto(f"{api.url}/ui#task={task_id}&mode=core")
     await page.fill("#api-key", "key-alice")

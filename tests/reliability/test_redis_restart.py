@@ -33,6 +33,7 @@ import orjson
 import pytest
 from agentstream.api.settings import ApiSettings
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.keys import public_task_id, scoped_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from tests.api.server import serve
@@ -129,7 +130,7 @@ async def test_redis_killed_and_restarted_with_appendfsync_always_loses_nothing(
         async with streams_on(server) as (_, _, reader):
             statuses = {}
             for task_id in task_ids:
-                replayed = [event async for _, event in reader.replay(task_id)]
+                replayed = [event async for _, event in reader.replay(scoped_task_id("t", task_id))]
                 assert_stream_sound(replayed)
                 statuses[task_id] = replayed[-1]["status"]
                 if statuses[task_id] != "succeeded":
@@ -176,11 +177,12 @@ async def everysec_stream(tmp_path: Path) -> AsyncIterator[tuple[RedisProcess, s
     server = RedisProcess(data, *AOF_EVERYSEC)
     server.start()
     try:
-        task_id = f"rst-{random.randrange(10**9)}"
+        task_id = scoped_task_id("t", f"rst-{random.randrange(10**9)}")  # the API's key id
         async with streams_on(server) as (_, store, reader):
             await store.create_task(task_id, owner="t", agent="llm", input="x")
             await write_events(store, task_id, 30)
-            await asyncio.sleep(1.2)  # fsynced by everysec
+            # Redis write(2)s the AOF before it replies, so a copy of the files now holds
+            # these 30 events, fsynced or not: no need to wait for everysec's fsync.
             shutil.copytree(data, snapshot)  # what survives the crash
             await write_events(store, task_id, 20, start=30)  # the lost second
             seen = [event async for _, event in reader.replay(task_id)]
@@ -230,7 +232,7 @@ async def test_everysec_sse_client_ahead_of_a_shortened_stream_gets_a_reset_fram
             api_settings = ApiSettings(streams=settings, api_keys=(("t", "key-t"),))
             async with serve(api_settings) as api, api.client(KEY) as client:
                 read = await asyncio.wait_for(
-                    read_sse(client, f"/v1/tasks/{task_id}/events", headers={**KEY, "Last-Event-ID": cursor},
+                    read_sse(client, f"/v1/tasks/{public_task_id(task_id)}/events", headers={**KEY, "Last-Event-ID": cursor},
                              params={"mode": "all"}), 10)  # fmt: skip
         assert read.status == 200
         items = [{"type": f.event, **(orjson.loads(f.data) if f.data else {})} for f in read.frames]

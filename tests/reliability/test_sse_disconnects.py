@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 from agentstream.streams import Reader, StreamsSettings, TaskStore
+from agentstream.streams.keys import scoped_task_id
 
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import ApiProcess, child_env, stopping
@@ -29,7 +30,7 @@ KEY = {"Authorization": "Bearer key-t"}
 
 
 async def simulated_worker(store: TaskStore, task_id: str, tokens: int, rng: random.Random) -> None:
-    attempt = await store.open_attempt(task_id)
+    attempt = await store.open_attempt(scoped_task_id("t", task_id))
     async with store.writer(attempt) as writer:
         await writer.append({"type": "status", "status": "started"})
         for i in range(tokens):
@@ -89,7 +90,7 @@ async def test_random_disconnects_resume_byte_for_byte(
         await api.ready()
         task_ids = [f"sse-{i}-{rng.randrange(10**9)}" for i in range(20)]
         for task_id in task_ids:
-            await store.create_task(task_id, owner="t", agent="llm", input="x")
+            await store.create_task(scoped_task_id("t", task_id), owner="t", agent="llm", input="x")
         t0 = time.monotonic()
         limits = httpx.Limits(max_connections=40, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=api.url, timeout=20.0, limits=limits) as client:
@@ -106,7 +107,7 @@ async def test_random_disconnects_resume_byte_for_byte(
                 )
                 assert whole.ended
                 assert_same_as_replay(payloads, [f.data for f in whole.frames])
-                replayed = [event async for _, event in reader.replay(task_id)]
+                replayed = [event async for _, event in reader.replay(scoped_task_id("t", task_id))]
                 assert_stream_sound(replayed, status="succeeded")
                 served: list[dict[str, Any]] = [orjson.loads(p) for p in payloads]
                 assert_same_as_replay(served, [{**e, "sequence_number": e["seq"]} for e in replayed])

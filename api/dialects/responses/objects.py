@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agentstream.api.dialects.ids import public_id
 from agentstream.api.dialects.tool_calls import json_text
 from agentstream.streams import TaskMeta
+from agentstream.streams.keys import public_task_id
 
 __all__ = ["ResponseState", "epoch_s"]
 
@@ -78,7 +78,7 @@ class ResponseState:
         request = meta.request
         instructions = request.get("instructions")
         return cls(
-            id=public_id(meta.task_id),
+            id=public_task_id(meta.task_id),
             model=meta.agent,
             created_at=epoch_s(meta.created_at) or 0,
             instructions=instructions if isinstance(instructions, str) else None,
