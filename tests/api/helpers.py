@@ -55,8 +55,11 @@ async def read_sse(
     headers: Mapping[str, str] | None = None,
     comments: bool = False,
 ) -> list[Frame]:
-    """Every frame until the server ends the response."""
+    """Every frame until the server ends the response. A 204 (a finished stream read from
+    its end: nothing will come) is no frames."""
     async with client.stream("GET", url, params=params, headers=headers) as response:
+        if response.status_code == 204:
+            return []
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         return [f async for f in sse_frames(response) if comments or f.comment is None]

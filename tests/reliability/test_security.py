@@ -63,11 +63,13 @@ async def test_every_route_needs_a_key_and_hides_other_tenants_tasks(
             assert other.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"
             assert other.text.replace(task_id, "X") == missing.text.replace("tsk_doesnotexist", "X")
             checked += 1
-        # bob's task list does not show alice's task; alice's id is taken for bob: 409, no details
+        # bob's task list does not show alice's task; alice's id is bob's to use (ids are per
+        # tenant): his own new task, nothing of alice's
         listed = await bob.get("/v1/tasks")
         assert task_id not in listed.text
         clash = await bob.post("/v1/tasks", json={"input": "x", "agent": "llm", "task_id": task_id})
-        assert clash.status_code == 409 and "secret" not in clash.text and "alice" not in clash.text
+        assert clash.status_code == 202 and "secret" not in clash.text and "alice" not in clash.text
+        assert (await alice.get(f"/v1/tasks/{task_id}")).json()["status"] == "queued"
         for trick in TRICKS:
             for method, path, body in routes(trick):
                 response = await alice.request(method, path, json=body, params=params)

@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 from agentstream.streams import Reader, StreamsSettings
+from agentstream.streams.keys import scoped_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
@@ -63,7 +64,7 @@ async def test_soak_memory_stays_flat(
                 if read.status != 200 or not read.ended:
                     errors.append(f"read {read.status} ended={read.ended}")
                     return
-                replayed = [event async for _, event in reader.replay(task_id)]
+                replayed = [event async for _, event in reader.replay(scoped_task_id("t", task_id))]
                 assert_stream_sound(replayed, status="succeeded")
                 assert_same_as_replay([orjson.loads(f.data or b"") for f in read.frames],
                                       [{**e, "sequence_number": e["seq"]} for e in replayed])  # fmt: skip
