@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agentstream.streams import FeedConsumer, GroupConsumer, StreamsSettings, create_redis
+from agentstream.streams.keys import public_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from agentstream import AgentStreamClient, ChunkMessage, StreamingMode, TaskResponse, ToolMessage, TopicType
@@ -155,20 +156,24 @@ async def straight_on_redis(redis_url: str, task_id: str, tasks: int) -> None:
     settings = StreamsSettings(redis_url=redis_url)  # same prefix as the API: the default
     redis = create_redis(settings)
     try:
-        handled = acked = 0
-        async with GroupConsumer(redis, settings, task_id, "audit", "audit-1") as consumer:
-            async for cursor, _event in consumer:  # ends after `completed`
-                handled += 1
-                acked += await consumer.ack(cursor)
-            dead = len(await consumer.dead_letters())
-
-        # The task feed: one `created` and one `ended` entry per task, for all tenants.
+        # The task feed: one `created` and one `ended` entry per task, for all tenants. Its
+        # `task_id` is the key id the streams take: `<tenant>/<task id>` (ids are per tenant).
         feed = FeedConsumer(redis, settings, after="0", block_ms=200)
         kinds: dict[str, int] = {"created": 0, "ended": 0}
+        key_ids: list[str] = []
         async with asyncio.timeout(10):
             while kinds["ended"] < tasks:  # `ended` follows `completed` a moment later
                 for _cursor, entry in await feed.read():
                     kinds[entry["kind"]] += 1
+                    key_ids.append(entry["task_id"])
+        key_id = next(k for k in key_ids if public_task_id(k) == task_id)
+
+        handled = acked = 0
+        async with GroupConsumer(redis, settings, key_id, "audit", "audit-1") as consumer:
+            async for cursor, _event in consumer:  # ends after `completed`
+                handled += 1
+                acked += await consumer.ack(cursor)
+            dead = len(await consumer.dead_letters())
         print(
             f"5. on Redis: GroupConsumer 'audit' handled {handled}, acked {acked}, dead-lettered {dead}; "
             f"FeedConsumer: {kinds['created']} created, {kinds['ended']} ended"

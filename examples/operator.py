@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from agentstream.streams import StreamsSettings, create_redis
+from agentstream.streams.keys import scoped_task_id
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,9 +51,12 @@ async def local_stack() -> AsyncIterator[tuple[str, str, str]]:
             yield redis_url, api_url, api_key
 
 
-async def run_tasks(client: AgentStreamClient, redis_url: str, count: int) -> tuple[set[str], int]:
+async def run_tasks(
+    client: AgentStreamClient, redis_url: str, tenant: str, count: int
+) -> tuple[set[str], int]:
     """Submit ``count`` slow tasks; while they run, note who holds each one's lease (the
-    worker id in the task's meta hash) and the TTL of a running task's keys."""
+    worker id in the task's meta hash) and the TTL of a running task's keys. Task ids are
+    per tenant: in Redis, the tenant's task ``t`` lives under the key id ``<tenant>/t``."""
     settings = StreamsSettings(redis_url=redis_url)
     redis = create_redis(settings)
     try:
@@ -64,21 +68,22 @@ async def run_tasks(client: AgentStreamClient, redis_url: str, count: int) -> tu
         running_ttl = 0
         while not all([(await client.get(task_id))["done"] for task_id in tasks]):
             for task_id in tasks:
-                owner = await redis.hget(settings.keys.meta(task_id), "lease_owner")
+                key_id = scoped_task_id(tenant, task_id)
+                owner = await redis.hget(settings.keys.meta(key_id), "lease_owner")
                 if owner:  # "<host>:<pid>:<worker>/<job>" while the task runs
                     owners.add(owner.partition("/")[0])
-                    running_ttl = max(running_ttl, await redis.ttl(settings.keys.events(task_id)))
+                    running_ttl = max(running_ttl, await redis.ttl(settings.keys.events(key_id)))
             await asyncio.sleep(0.1)
         return owners, running_ttl
     finally:
         await redis.aclose()
 
 
-async def finished_ttls(redis_url: str, task_id: str) -> str:
+async def finished_ttls(redis_url: str, key_id: str) -> str:
     settings = StreamsSettings(redis_url=redis_url)
     redis = create_redis(settings)
     try:
-        keys = [settings.keys.events(task_id), settings.keys.meta(task_id)]
+        keys = [settings.keys.events(key_id), settings.keys.meta(key_id)]
         ttls = [f"{key} TTL {await redis.ttl(key)}" for key in keys]
         # The task feed never expires: it is capped by length (XADD MAXLEN) instead.
         feed_key = settings.keys.tasks
@@ -90,8 +95,11 @@ async def finished_ttls(redis_url: str, task_id: str) -> str:
 
 async def main() -> None:
     async with local_stack() as (redis_url, api_url, api_key):
+        auth = {"authorization": f"Bearer {api_key}"}
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            tenant = (await http.get("/ui/session", headers=auth)).json()["tenant"]  # whose key this is
         async with AgentStreamClient(api_url, api_key) as client:
-            owners, running_ttl = await run_tasks(client, redis_url, count=4)
+            owners, running_ttl = await run_tasks(client, redis_url, tenant, count=4)
             print(f"workers: 4 tasks ran on {len(owners)} workers: {', '.join(sorted(owners))}")
             task = await client.submit("What is 17 * 23?", agent="hybrid")
             followed = [event async for event in client.events(task["task_id"])]
@@ -110,14 +118,14 @@ async def main() -> None:
                         ("_bucket", "_created")
                     ):
                         print(f"  {sample.name} {sample.value:g}")
-            listed = (await http.get("/v1/tasks", headers={"authorization": f"Bearer {api_key}"})).json()
+            listed = (await http.get("/v1/tasks", headers=auth)).json()
         print(f"GET /v1/tasks -> {len(listed['tasks'])} tasks, newest first:")
         for task in listed["tasks"]:
             print(f"  {task['task_id']} {task['status']} {task['agent']} attempt {task['attempt']}")
 
         print(f"retention: a running task's keys expire in {running_ttl} s (7-day safety TTL, renewed)")
         newest = listed["tasks"][0]["task_id"]
-        ttls = await finished_ttls(redis_url, newest)
+        ttls = await finished_ttls(redis_url, scoped_task_id(tenant, newest))
         print(f"retention: once finished (AGENTSTREAM_RETENTION_S=3600): {ttls}")
 
 

@@ -96,7 +96,7 @@ def test_operator_example() -> None:
     assert "GET /v1/tasks -> 5 tasks, newest first:" in out
     assert len(re.findall(r"^  tsk_\w+ succeeded (llm|hybrid) attempt 1$", out, re.M)) == 5, out
     assert "a running task's keys expire in 604800 s" in out
-    assert re.search(r":events TTL 3600, agentstream:\{tsk_\w+\}:meta TTL 3600, agentstream:tasks TTL -1, "
+    assert re.search(r":events TTL 3600, agentstream:\{demo/tsk_\w+\}:meta TTL 3600, agentstream:tasks TTL -1, "
                      r"(9|10) entries$", out, re.M), out  # fmt: skip
 
 
