@@ -1,7 +1,8 @@
-"""``python -m bench [streams|api|worker|latency|groups|resume|memory|cli|report|all] [--quick]``.
+"""``python -m bench [streams|baselines|api|fanout|worker|latency|groups|resume|memory|cli|report|all] [--quick]``.
 
-``all`` runs the streams core with modest sizes, then the API, worker, latency-matrix,
-consumer-group (vs FastStream), resume (vs Vercel's resumable-stream), memory and CLI
+``all`` runs the streams core with modest sizes, the honest baselines (hand-packed RESP,
+fence-free Lua, XRANGE floor), then the API, the fan-out floor, the worker (throughput and
+at real pace), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel's resumable-stream), memory and CLI
 start-up benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
 plots under ``bench/results/``). Each bench prints its table and writes its JSON under
 ``bench/results/``; a bench that fails is reported and the others still run.
@@ -16,7 +17,9 @@ from collections.abc import Callable
 
 from bench import (
     api_bench,
+    baselines_bench,
     cli_bench,
+    fanout_bench,
     groups_peer_bench,
     latency_bench,
     memory_bench,
@@ -24,11 +27,32 @@ from bench import (
     resume_peer_bench,
     streams_bench,
     worker_bench,
+    worker_pace,
 )
 
 STREAMS_MODEST = ["--events", "50000", "--memory-events", "200000", "--memory-streams", "200"]
 STREAMS_QUICK = ["--events", "10000", "--memory-events", "20000", "--memory-streams", "20"]
-NAMES = ["streams", "api", "worker", "latency", "groups", "resume", "memory", "cli", "report"]
+NAMES = [
+    "streams",
+    "baselines",
+    "api",
+    "fanout",
+    "worker",
+    "latency",
+    "groups",
+    "resume",
+    "memory",
+    "cli",
+    "report",
+]
+
+
+def run_both(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """Run ``second`` even when ``first`` fails (then re-raise the failure)."""
+    try:
+        first()
+    finally:
+        second()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,8 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     quick = ["--quick"] if args.quick else []
     runs: dict[str, Callable[[], None]] = {
         "streams": lambda: streams_bench.main(STREAMS_QUICK if args.quick else STREAMS_MODEST),
+        "baselines": lambda: baselines_bench.main(quick),
         "api": lambda: api_bench.main(quick),
-        "worker": lambda: worker_bench.main(quick),
+        "fanout": lambda: fanout_bench.main(quick),
+        "worker": lambda: run_both(lambda: worker_bench.main(quick), lambda: worker_pace.main(quick)),
         "latency": lambda: latency_bench.main(quick),
         "groups": lambda: groups_peer_bench.main(quick),
         "resume": lambda: resume_peer_bench.main(quick),

@@ -34,7 +34,7 @@ import resource
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from agentstream.streams import StreamsSettings, TaskStore, create_redis
 from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
+from bench import provenance
 from bench.streams_bench import percentiles
 from bench.worker_bench import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
 from tests.redis_server import free_port, redis_node
@@ -52,7 +53,7 @@ PREFIX = "abench"
 OWNER = "default"  # the tenant of open mode
 TOKEN = re.compile(rb'"content":"(\d+\.\d+)"')
 API_CODE = (
-    "import uvicorn; from api.app import create_app; from api.settings import ApiSettings; "
+    "import uvicorn; from agentstream.api.app import create_app; from agentstream.api.settings import ApiSettings; "
     "uvicorn.run(create_app(ApiSettings.from_env()), host='127.0.0.1', port={port}, "
     "log_level='warning', timeout_graceful_shutdown=2)"
 )
@@ -309,8 +310,10 @@ async def fan_out(
     per_task: int,
     rate: float,
     seconds: float,
+    on_go: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
-    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis)."""
+    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis). ``on_go`` runs as
+    the writing starts (``fanout_bench`` starts its profiler there)."""
     run = uuid.uuid4().hex[:8]
     ids = task_ids(run, tasks)
     if mode == "sse":
@@ -342,6 +345,7 @@ async def fan_out(
                   "api_redis_sockets": api_redis_sockets(api_pid, int(url.rsplit(":", 1)[1].split("/")[0]))}  # fmt: skip
         if mode == "sse":
             before["metrics"] = await metrics(base)
+        extra = await on_go() if on_go is not None else None
         api_cpu0, redis_cpu0 = process_cpu_s(api_pid), await redis.info("cpu")
         for proc in (load, writer):
             proc.stdin.write(b"go\n")
@@ -377,7 +381,7 @@ async def fan_out(
         "api_metrics_before": before.get("metrics", {}),
         "cpu_cores_used": {"api": api_cpu / wall, "redis": redis_cpu / wall,
                            "load_clients": load_summary["cpu_s"] / load_summary["wall_s"], "writer": writer_summary["cpu_s"] / wall},
-        "api_cpu_us_per_delivery": api_cpu / max(1, delivered) * 1e6,
+        "api_cpu_us_per_delivery": api_cpu / max(1, delivered) * 1e6, "on_go": extra,
     }  # fmt: skip
 
 
@@ -553,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.tasks, args.clients_per_task, args.seconds, args.replay_events = 10, 10, 5.0, 10_000
     results = asyncio.run(run(args.tasks, args.clients_per_task, args.rate, args.seconds, args.replay_events))
+    results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api.json").write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
 from agentstream.worker.enqueue import enqueue_task
@@ -43,6 +43,7 @@ from agentstream.worker.settings import WorkerConfig, create_worker
 from arq import create_pool
 from arq.connections import ArqRedis
 
+from bench import provenance
 from bench.streams_bench import percentiles
 from tests.redis_server import redis_node
 
@@ -382,37 +383,49 @@ async def writer_latency(
 # --------------------------------------------------------------------------- run
 
 
-async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+class Stack(NamedTuple):
+    redis: Any
+    settings: StreamsSettings
+    pool: ArqRedis
+    model_pid: int
+    worker: contextlib.AbstractAsyncContextManager[None]
+
+
+@contextlib.asynccontextmanager
+async def worker_stack(max_jobs: int) -> AsyncIterator[Stack]:
+    """A redis-server, the scripted model process and an arq pool; ``stack.worker`` runs
+    the production worker in this process while entered (once per stack)."""
     with redis_node() as url:
         settings = StreamsSettings(redis_url=url, prefix="wbench", maxlen=10_000_000)
-        config = WorkerConfig(
-            streams=settings, max_jobs=max(tasks, lat_tasks), poll_delay_s=0.05, task_timeout_s=300.0
-        )
+        config = WorkerConfig(streams=settings, max_jobs=max_jobs, poll_delay_s=0.05, task_timeout_s=300.0)
         redis = create_redis(settings)
         pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
         try:
             async with scripted_model() as (base_url, model_pid):
                 os.environ["OPENAI_BASE_URL"] = base_url  # read by build_deps at worker startup
-                async with running_worker(config):
-                    # one small warm-up batch: connections, imports, the model's first reply
-                    await worker_throughput(redis, settings, pool, model_pid, 4, 10)
-                    results["throughput_worker"] = await worker_throughput(
-                        redis, settings, pool, model_pid, tasks, tokens
-                    )
-                    results["latency_worker"] = await worker_latency(
-                        redis, settings, pool, lat_tasks, lat_tokens, slow_ms
-                    )
-            results["throughput_writer_interleaved"] = await writer_throughput(
-                redis, settings, tasks, tokens, True
-            )
-            results["throughput_writer_burst"] = await writer_throughput(
-                redis, settings, tasks, tokens, False
-            )
-            results["latency_writer"] = await writer_latency(redis, settings, lat_tasks, lat_tokens, slow_ms)
+                yield Stack(redis, settings, pool, model_pid, running_worker(config))
         finally:
             await pool.aclose()
             await redis.aclose()
+
+
+async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    async with worker_stack(max(tasks, lat_tasks)) as (redis, settings, pool, model_pid, worker):
+        async with worker:
+            # one small warm-up batch: connections, imports, the model's first reply
+            await worker_throughput(redis, settings, pool, model_pid, 4, 10)
+            results["throughput_worker"] = await worker_throughput(
+                redis, settings, pool, model_pid, tasks, tokens
+            )
+            results["latency_worker"] = await worker_latency(
+                redis, settings, pool, lat_tasks, lat_tokens, slow_ms
+            )
+        results["throughput_writer_interleaved"] = await writer_throughput(
+            redis, settings, tasks, tokens, True
+        )
+        results["throughput_writer_burst"] = await writer_throughput(redis, settings, tasks, tokens, False)
+        results["latency_writer"] = await writer_latency(redis, settings, lat_tasks, lat_tokens, slow_ms)
     tw, wi, wb = (
         results["throughput_worker"],
         results["throughput_writer_interleaved"],
@@ -509,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.tasks, args.tokens, args.lat_tasks, args.lat_tokens = 50, 50, 10, 50
     results = asyncio.run(run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms))
+    results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker.json").write_text(json.dumps(results, indent=2))
     print(table(results))
