@@ -1,9 +1,10 @@
-"""``python -m bench [streams|baselines|api|fanout|worker|latency|groups|resume|memory|cli|report|all] [--quick]``.
+"""``python -m bench [streams|baselines|api|fanout|worker|latency|groups|resume|memory|cli|scale|report|all] [--quick]``.
 
 ``all`` runs the streams core with modest sizes, the honest baselines (hand-packed RESP,
 fence-free Lua, XRANGE floor), then the API, the fan-out floor, the worker (throughput and
-at real pace), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel's resumable-stream), memory and CLI
-start-up benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
+at real pace), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel's
+resumable-stream), memory, CLI start-up and scale (2 workers + 2 APIs on a 3-node cluster)
+benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
 plots under ``bench/results/``). Each bench prints its table and writes its JSON under
 ``bench/results/``; a bench that fails is reported and the others still run.
 """
@@ -11,6 +12,7 @@ plots under ``bench/results/``). Each bench prints its table and writes its JSON
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from bench import (
     memory_bench,
     report,
     resume_peer_bench,
+    scale_bench,
     streams_bench,
     worker_bench,
     worker_pace,
@@ -43,6 +46,7 @@ NAMES = [
     "resume",
     "memory",
     "cli",
+    "scale",
     "report",
 ]
 
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         "resume": lambda: resume_peer_bench.main(quick),
         "memory": lambda: memory_bench.main(quick),
         "cli": lambda: cli_bench.main(quick),
+        "scale": lambda: scale_bench.main(quick),
         "report": report.main,
     }
     started_all = time.perf_counter()
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             try:
                 run()
-            except Exception:  # one broken bench must not hide the others' results
+            except (Exception, asyncio.CancelledError):  # one broken bench must not hide the others' results
                 traceback.print_exc()
                 failed.append(name)
             timings[name] = time.perf_counter() - started

@@ -268,11 +268,11 @@ async def client_list_count(redis: Any) -> int:
 
 
 @contextlib.asynccontextmanager
-async def api_process(url: str) -> AsyncIterator[tuple[str, int]]:
+async def api_process(url: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, int]]:
     port = free_port()
     env = {
         "REDIS_URL": url, "AGENTSTREAM_PREFIX": PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
-        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_API_KEYS": "",
+        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_API_KEYS": "", **(extra_env or {}),
     }  # fmt: skip
     code = "import bench.api_bench as b; b.raise_nofile(); " + API_CODE.format(port=port)
     proc = await spawn("-c", code, env=env)

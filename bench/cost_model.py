@@ -93,6 +93,12 @@ def section(data: dict[str, dict[str, Any] | None]) -> list[str]:
                    f"({names[redis_key]}); a task's keys share one hash slot, so tasks spread over the K shards and "
                    "the capacity is K times that while no single task exceeds one shard.")  # fmt: skip
     out += ["", *example(got), ""]
+    sc = data.get("scale")
+    if sc:
+        out += [f"Checked in a run (`bench/scale_bench.py`, {sc['params']['workers']} workers, {sc['params']['apis']} APIs, "
+                f"{sc['params']['shards']} shards, {sc['params']['tasks']} tasks): workers {sc['worker_cpu_us_per_event']:,.0f} us "
+                f"per event, APIs {sc['api_cpu_us_per_delivery']:,.1f} us per delivery, Redis {sc['redis_cpu_us_per_event']:,.1f} "
+                "us per event over all shards (its section above gives the spread over processes).", ""]  # fmt: skip
     return out
 
 

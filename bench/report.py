@@ -247,6 +247,7 @@ def build() -> str:
         "fanout",
         "worker",
         "worker_pace",
+        "scale",
         "latency",
         "groups",
         "resume",
@@ -295,6 +296,8 @@ def build() -> str:
         ]
     if data["worker_pace"]:
         parts += honest.pace(data["worker_pace"])
+    if data["scale"]:
+        parts += honest.scale(data["scale"])
     if data["latency"]:
         lat = data["latency"]
         parts += [

@@ -42,11 +42,11 @@ def md(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
-def profile_block(summary: dict[str, Any] | None, title: str, how: str) -> list[str]:
-    """The profile of a missed ratio, or where it goes and how to take it."""
+def profile_block(summary: dict[str, Any] | None, title: str, how: str, when: str) -> list[str]:
+    """The profile of a missed ratio (``when``: how it was sampled), or how to take it."""
     if not summary:
         return [f"Profile of {title}: not taken in this run; take it with `{how}`.", ""]
-    return [*profile.markdown(summary, title), ""]
+    return [*profile.markdown(summary, title), "", f"Sampled {when}, at 200 Hz with `{how}`.", ""]
 
 
 # --------------------------------------------------------------------------- baselines
@@ -81,7 +81,7 @@ def baselines(d: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     if not ok_ingest:
         out += profile_block(d.get("profile"), "the fenced writer's ingest (this bench's process)",
-                             "python -m bench.baselines_bench --profile")  # fmt: skip
+                             "python -m bench.baselines_bench --profile", "in one extra writer run after the rounds")  # fmt: skip
     rc, rr = rep["columns"], rep["ratios_ours_over"]
     floor = rr["xrange_raw_floor"]["per_s"]
     target = d["targets"]["replay_vs_floor_min"]
@@ -98,7 +98,7 @@ def baselines(d: dict[str, Any]) -> list[str]:
             *md(("reader", "events/s", "client CPU us/event", "ours/this events/s", "target", "met?"), rows), ""]  # fmt: skip
     if floor["median"] < target:
         out += profile_block(d.get("replay_profile"), "Reader.replay (this bench's process)",
-                             "python -m bench.baselines_bench --profile")  # fmt: skip
+                             "python -m bench.baselines_bench --profile", "in one extra replay after the rounds")  # fmt: skip
     return out
 
 
@@ -139,9 +139,8 @@ def fanout(d: dict[str, Any]) -> list[str]:
         *md(("measure", "floor", "API", "API / floor", "target", "met?"), rows), "",
     ]  # fmt: skip
     if missed:
-        out += profile_block(
-            prof, "the API process during the largest fan-out", "python -m bench.fanout_bench --profile"
-        )
+        out += profile_block(prof, "the API process during the largest fan-out", "python -m bench.fanout_bench --profile",
+                             "during the measured writing window (py-spy's own CPU competes on this box)")  # fmt: skip
     return out
 
 
@@ -166,7 +165,40 @@ def pace(d: dict[str, Any]) -> list[str]:
         *md(("measure", "bare writer", "worker", "worker / writer", "target", "met?"), rows), "",
     ]  # fmt: skip
     if not d["met"]:
-        out += profile_block(
-            d.get("profile"), "the worker process at real pace", "python -m bench.worker_pace --profile"
-        )
+        out += profile_block(d.get("profile"), "the worker process at real pace", "python -m bench.worker_pace --profile",
+                             "during the measured worker run (py-spy's own CPU competes on this box)")  # fmt: skip
     return out
+
+
+# --------------------------------------------------------------------------- scale run
+
+
+def scale(d: dict[str, Any]) -> list[str]:
+    p, load = d["params"], d["load"]
+    each = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    rows = [
+        ("SSE streams completed / errors", f"{load['completed']}/{load['clients']} / {load['errors'] or 0}"),
+        ("stream entries appended (seq, `queued` included)", f"{d['events_appended']:,}"),
+        ("SSE frames delivered", f"{d['sse_frames_delivered']:,}"),
+        ("wall, first submit to last stream completed, s", f"{d['wall_s']:.1f}"),
+        (
+            "workers: CPU us / event appended (CPU s of each)",
+            f"{d['worker_cpu_us_per_event']:,.0f} ({each(d['worker_cpu_s'])})",
+        ),
+        (
+            "APIs: CPU us / delivery (CPU s of each)",
+            f"{d['api_cpu_us_per_delivery']:,.1f} ({each(d['api_cpu_s'])})",
+        ),
+        (
+            "Redis: CPU us / event appended (CPU s of each node)",
+            f"{d['redis_cpu_us_per_event']:,.1f} ({each(d['redis_cpu_s_by_node'])})",
+        ),
+    ]
+    return [
+        "## Scale run: 2 workers + 2 API processes on a 3-node Redis Cluster (`bench/scale_bench.py`)", "",
+        provenance(d), "",
+        f"{p['tasks']} tasks x {p['tokens']} tokens at {1000 / p['slow_ms']:.0f} tokens/s, submitted over HTTP to the "
+        f"two APIs in turn, {p['readers']} SSE readers per task (from the start, APIs in turn); streams on a "
+        f"{p['shards']}-master cluster, the arq queue on its own redis-server; every process separate.", "",
+        *md(("measure", "figure"), rows), "",
+    ]  # fmt: skip

@@ -127,6 +127,10 @@ async def running_worker(config: WorkerConfig) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # A job whose task already recorded `ended` may still be returning: let it, or
+        # close() below would gather it cancelled and raise.
+        if worker.tasks:
+            await asyncio.wait(list(worker.tasks.values()), timeout=15)
         main.cancel()  # the poll loop ends before close() closes arq's pool, as Worker.run does
         async with asyncio.timeout(15):
             await asyncio.wait([main])
