@@ -115,6 +115,35 @@ async def measure(redis: Redis, fn: Callable[[], Awaitable[int]]) -> dict[str, f
     }  # fmt: skip
 
 
+async def resp_writer(host: str, port: int, key: str, n: int, maxlen: int) -> int:
+    """``n`` token XADDs as hand-packed RESP, ``BATCH`` per write on one asyncio connection,
+    each batch's replies counted from the raw bytes before the next is sent."""
+    head = b"*18\r\n" + b"".join(bulk(a) for a in (b"XADD", key.encode(), b"MAXLEN", b"~", maxlen, b"*"))
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        buf, pos = b"", 0
+        for start in range(0, n, BATCH):
+            stop = min(start + BATCH, n)
+            parts = []
+            for i in range(start, stop):
+                parts.append(head)
+                parts.extend(bulk(f) for f in fields(encode(token(i)), i + 1))
+            writer.write(b"".join(parts))
+            pending = stop - start
+            while pending:
+                seen, pos = count_replies(buf, pos, pending)
+                pending -= seen
+                if pending:
+                    chunk = await asyncio.wait_for(reader.read(1 << 16), 10)
+                    if not chunk:
+                        raise ConnectionError("redis closed the connection")
+                    buf, pos = buf[pos:] + chunk, 0
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return n
+
+
 def ingest_runs(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Callable[[], Awaitable[int]]]:
     store = TaskStore(redis, settings)
     url = urlparse(settings.redis_url)
@@ -136,31 +165,7 @@ def ingest_runs(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Ca
         return n
 
     async def resp_pipeline() -> int:
-        k = key().encode()
-        head = b"*18\r\n" + b"".join(bulk(a) for a in (b"XADD", k, b"MAXLEN", b"~", settings.maxlen, b"*"))
-        reader, writer = await asyncio.open_connection(url.hostname, url.port or 6379)
-        try:
-            buf, pos = b"", 0
-            for start in range(0, n, BATCH):
-                stop = min(start + BATCH, n)
-                parts = []
-                for i in range(start, stop):
-                    parts.append(head)
-                    parts.extend(bulk(f) for f in fields(encode(token(i)), i + 1))
-                writer.write(b"".join(parts))
-                pending = stop - start
-                while pending:
-                    seen, pos = count_replies(buf, pos, pending)
-                    pending -= seen
-                    if pending:
-                        chunk = await asyncio.wait_for(reader.read(1 << 16), 10)
-                        if not chunk:
-                            raise ConnectionError("redis closed the connection")
-                        buf, pos = buf[pos:] + chunk, 0
-        finally:
-            writer.close()
-            await writer.wait_closed()
-        return n
+        return await resp_writer(url.hostname or "127.0.0.1", url.port or 6379, key(), n, settings.maxlen)
 
     async def lua_batch() -> int:
         k = key()

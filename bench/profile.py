@@ -108,6 +108,8 @@ def markdown(summary: dict[str, Any], title: str) -> list[str]:
         s = selfs[i] if i < len(selfs) else ("", "")
         t = totals[i] if i < len(totals) else ("", "")
         lines.append(f"| `{s[0]}` | {s[1]} | `{t[0]}` | {t[1]} |".replace("``", ""))
+    lines += ["", "Self time in `EpollSelector.select` / `Runner.run` (the event loop) is the process waiting "
+              "for I/O: py-spy cannot tell idle threads apart in this container."]  # fmt: skip
     return lines
 
 

@@ -352,7 +352,8 @@ def quick_warning(quick: list[str]) -> list[str]:
     return [f"**Not a quiet-machine measurement**: {', '.join(quick)} come from `--quick` runs (smoke-test sizes) "
             "on a busy 2-core box (other test suites running); their absolute figures are meaningless and even their "
             "ratios are noisy. Each such section gives its load average. Re-measure on a quiet machine with "
-            "`python -m bench all` before quoting them.", ""]  # fmt: skip
+            "`python -m bench all` before quoting them. Sections without a measurement line come from an earlier full "
+            "run whose JSON recorded no load average.", ""]  # fmt: skip
 
 
 def main() -> None:
