@@ -6,7 +6,9 @@ at real pace), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel
 resumable-stream), memory, CLI start-up and scale (2 workers + 2 APIs on a 3-node cluster)
 benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
 plots under ``bench/results/``). Each bench prints its table and writes its JSON under
-``bench/results/``; a bench that fails is reported and the others still run.
+``bench/results/``; a bench that fails is reported and the others still run. The baselines,
+fan-out and real-pace benches run with ``--profile`` (py-spy), so that a missed ratio keeps
+its profile in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     quick = ["--quick"] if args.quick else []
     runs: dict[str, Callable[[], None]] = {
         "streams": lambda: streams_bench.main(STREAMS_QUICK if args.quick else STREAMS_MODEST),
-        "baselines": lambda: baselines_bench.main(quick),
+        "baselines": lambda: baselines_bench.main([*quick, "--profile"]),
         "api": lambda: api_bench.main(quick),
-        "fanout": lambda: fanout_bench.main(quick),
-        "worker": lambda: run_both(lambda: worker_bench.main(quick), lambda: worker_pace.main(quick)),
+        "fanout": lambda: fanout_bench.main([*quick, "--profile"]),
+        "worker": lambda: run_both(
+            lambda: worker_bench.main(quick), lambda: worker_pace.main([*quick, "--profile"])
+        ),
         "latency": lambda: latency_bench.main(quick),
         "groups": lambda: groups_peer_bench.main(quick),
         "resume": lambda: resume_peer_bench.main(quick),

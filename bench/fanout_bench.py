@@ -9,7 +9,7 @@ token events/s per task, the shape of ``bench/api_bench.py``):
   transports, paced like the writer; CPU of that process / deliveries. Then the same with
   4 events joined per write (a tick every 4 event intervals).
 - **API**: a fresh API process (uvicorn as deployed) and N SSE clients that connect in one
-  burst (at most 100 handshakes in flight, as ``api_bench``) and follow their task while a
+  burst (all at once, as ``api_bench``) and follow their task while a
   writer process appends; the API's process CPU over the writing window / token events
   delivered, the delivery latency p99, the errors of the burst and RSS per connected client.
 

@@ -134,7 +134,7 @@ def fanout(d: dict[str, Any]) -> list[str]:
         f"{p['per_task']} SSE clients per task, {p['rate_per_task']:g} token events/s per task, {p['seconds']:g} s of writing "
         "per run. Floor: one process under uvloop writes one pre-encoded SSE frame to each loopback connection of a task "
         "(readers in another process), its CPU / deliveries; then 4 frames joined per write. API: one fresh API process, the "
-        "clients connect in one burst (100 handshakes in flight), its process CPU over the writing window / token events "
+        "clients connect in one burst (all at once; errors counted), its process CPU over the writing window / token events "
         "delivered. Floor and API run one after the other in the same run, same box.", "",
         *md(("measure", "floor", "API", "API / floor", "target", "met?"), rows), "",
     ]  # fmt: skip
