@@ -44,8 +44,8 @@ from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
 from bench import provenance
+from bench.procs import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
 from bench.streams_bench import percentiles
-from bench.worker_bench import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
 from tests.redis_server import free_port, redis_node
 
 RESULTS = Path(__file__).parent / "results"

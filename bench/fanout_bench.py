@@ -32,7 +32,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench import api_bench, profile, provenance
-from bench.worker_bench import read_line, rss_kb, spawn, stop_child
+from bench.procs import read_line, rss_kb, spawn, stop_child
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

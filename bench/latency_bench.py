@@ -33,7 +33,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench.api_bench import api_process, fan_out, raise_nofile
-from bench.worker_bench import render
+from bench.procs import render
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

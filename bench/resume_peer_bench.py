@@ -45,8 +45,8 @@ import httpx
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 
 from bench.api_bench import api_process
+from bench.procs import read_line, render, spawn, stop_child
 from bench.streams_bench import percentiles
-from bench.worker_bench import read_line, render, spawn, stop_child
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

@@ -29,7 +29,8 @@ from agentstream.streams import StreamsSettings, create_redis
 from redis.asyncio import Redis
 
 from bench import api_bench, provenance
-from bench.worker_bench import process_cpu_s, read_line, scripted_model, spawn, stop_child
+from bench.procs import process_cpu_s, read_line, spawn, stop_child
+from bench.worker_common import scripted_model
 from tests.redis_server import redis_cluster, redis_node
 
 RESULTS = Path(__file__).parent / "results"

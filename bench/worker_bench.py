@@ -17,7 +17,9 @@ Two measurements, each against the bare writer in the same run:
   ``ReaderHub`` in a separate process) receives it; the baseline is the writer alone with
   the timestamp set by its caller at the same pace. "Worker adds" = difference of p99s.
 
-Writes ``bench/results/worker.json``.
+Writes ``bench/results/worker.json``. The worker at the pace real models stream is
+``bench/worker_pace.py`` (``python -m bench worker`` runs both); the worker, its model and
+its tasks are set up by ``bench/worker_common.py``.
 """
 
 from __future__ import annotations
@@ -30,180 +32,30 @@ import os
 import platform
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
 from agentstream.worker.enqueue import enqueue_task
-from agentstream.worker.payload import TaskRequest
-from agentstream.worker.settings import WorkerConfig, create_worker
-from arq import create_pool
 from arq.connections import ArqRedis
 
 from bench import provenance
+from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
 from bench.streams_bench import percentiles
-from tests.redis_server import redis_node
+from bench.worker_common import (
+    AGENT_ID,
+    agent_events,
+    appended_events,
+    create_tasks,
+    feed_position,
+    prompt,
+    wait_ended,
+    worker_stack,
+)
 
 RESULTS = Path(__file__).parent / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-AGENT_ID = "llm-agent"
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of process ``pid`` in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def redis_cpu_s(redis: Any) -> float:
-    info = await redis.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-async def read_line(proc: asyncio.subprocess.Process, timeout_s: float) -> str:
-    """The next stdout line of a child, within ``timeout_s``; fails if the child ended."""
-    assert proc.stdout is not None
-    async with asyncio.timeout(timeout_s):
-        line = await proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited ({await proc.wait()}) before answering")
-    return line.decode().strip()
-
-
-async def stop_child(proc: asyncio.subprocess.Process) -> None:
-    """Terminate a child this bench started, then kill it if it lingers."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            async with asyncio.timeout(5):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.wait_for(proc.wait(), 5)
-
-
-async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-
-
-@contextlib.asynccontextmanager
-async def scripted_model() -> AsyncIterator[tuple[str, int]]:
-    """The scripted model in its own process; yields ``(base_url, pid)``."""
-    proc = await spawn("-m", "agentstream.worker.scripted_llm", "--port", "0", "--log-level", "warning")
-    try:
-        line = await read_line(proc, 20)
-        prefix = "scripted LLM listening on "
-        if not line.startswith(prefix):
-            raise RuntimeError(f"unexpected first line from the scripted model: {line!r}")
-        yield line[len(prefix) :], proc.pid
-    finally:
-        await stop_child(proc)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(config: WorkerConfig) -> AsyncIterator[None]:
-    """The production arq worker in this process (deps from ``build_deps``)."""
-    worker = create_worker(config, handle_signals=False)
-    main = asyncio.create_task(worker.async_run())
-    try:
-        yield
-    finally:
-        # A job whose task already recorded `ended` may still be returning: let it, or
-        # close() below would gather it cancelled and raise.
-        if worker.tasks:
-            await asyncio.wait(list(worker.tasks.values()), timeout=15)
-        main.cancel()  # the poll loop ends before close() closes arq's pool, as Worker.run does
-        async with asyncio.timeout(15):
-            await asyncio.wait([main])
-            await worker.close()
-
-
-# --------------------------------------------------------------------------- tasks
-
-
-def prompt(tokens: int, slow_ms: int = 0) -> str:
-    return f"[tokens:{tokens}]" + (f" [slow:{slow_ms}]" if slow_ms else "") + " bench"
-
-
-async def create_tasks(store: TaskStore, n: int, text: str) -> list[str]:
-    ids = [f"wb_{uuid.uuid4().hex[:20]}" for _ in range(n)]
-    request = TaskRequest(input=text, agent="llm").model_dump()
-    for task_id in ids:
-        await store.create_task(task_id, owner="bench", agent="llm", input=text, request=request)
-    return ids
-
-
-async def feed_position(redis: Any, settings: StreamsSettings) -> str:
-    newest = await redis.xrevrange(settings.keys.tasks, count=1)
-    return str(newest[0][0]) if newest else "0-0"
-
-
-async def wait_ended(
-    redis: Any, settings: StreamsSettings, ids: list[str], after: str, timeout_s: float
-) -> tuple[float, float, list[str]]:
-    """Follow the task feed until every task in ``ids`` has an ``ended`` entry, at most
-    ``timeout_s``: the time (perf_counter) and this process's CPU time when the last
-    ``ended`` was read (a hang does not inflate them), and the tasks that
-    never ended (their asyncio stacks are printed to stderr: why did they hang?)."""
-    pending = set(ids)
-    last, last_cpu = time.perf_counter(), time.process_time()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout_s):
-            while pending:
-                reply = await redis.xread({settings.keys.tasks: after}, block=1000, count=1000)
-                for _, entries in reply or []:
-                    for cursor, fields in entries:
-                        after = cursor
-                        if fields.get("kind") == "ended" and fields.get("task_id") in pending:
-                            pending.discard(fields["task_id"])
-                            last, last_cpu = time.perf_counter(), time.process_time()
-    if pending:
-        print(
-            f"worker_bench: {len(pending)} of {len(ids)} tasks never ended within {timeout_s}s",
-            file=sys.stderr,
-        )
-        dump_tasks()
-    return last, last_cpu, sorted(pending)
-
-
-def dump_tasks() -> None:
-    """Print the stack of every asyncio task of this process."""
-    for task in asyncio.all_tasks():
-        print(f"--- {task!r}", file=sys.stderr)
-        task.print_stack(limit=12, file=sys.stderr)
-
-
-async def appended_events(
-    redis: Any, settings: StreamsSettings, ids: list[str]
-) -> tuple[int, dict[str, int]]:
-    """Events appended after ``queued`` across ``ids`` (dense seqs), and the final statuses."""
-    pipe = redis.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.hmget(settings.keys.meta(task_id), ["seq", "status"])
-    total, statuses = 0, {}
-    for seq, status in await pipe.execute():
-        total += int(seq or 0) - 1
-        statuses[status] = statuses.get(status, 0) + 1
-    return total, statuses
 
 
 # --------------------------------------------------------------------------- throughput
@@ -237,17 +89,6 @@ async def worker_throughput(
         "redis_cpu_us_per_event": redis_cpu / events * 1e6,
         "cpu_cores_used": {"worker": cpu / wall, "model_server": model_cpu / wall, "redis": redis_cpu / wall},
     }  # fmt: skip
-
-
-def agent_events(tokens: int) -> list[dict[str, Any]]:
-    """What an LLM agent appends for a ``[tokens:N]`` answer (``completed`` aside)."""
-    events: list[dict[str, Any]] = [{"type": "status", "status": "started"}]
-    events += [{"type": "token", "content": f" w{i}"} for i in range(1, tokens + 1)]
-    events.append(
-        {"type": "usage", "prompt_tokens": 3, "completion_tokens": tokens, "total_tokens": tokens + 3}
-    )
-    events.append({"type": "result", "success": True, "content": "w1 ...", "agent_id": AGENT_ID})
-    return events
 
 
 async def writer_throughput(
@@ -387,32 +228,6 @@ async def writer_latency(
 # --------------------------------------------------------------------------- run
 
 
-class Stack(NamedTuple):
-    redis: Any
-    settings: StreamsSettings
-    pool: ArqRedis
-    model_pid: int
-    worker: contextlib.AbstractAsyncContextManager[None]
-
-
-@contextlib.asynccontextmanager
-async def worker_stack(max_jobs: int) -> AsyncIterator[Stack]:
-    """A redis-server, the scripted model process and an arq pool; ``stack.worker`` runs
-    the production worker in this process while entered (once per stack)."""
-    with redis_node() as url:
-        settings = StreamsSettings(redis_url=url, prefix="wbench", maxlen=10_000_000)
-        config = WorkerConfig(streams=settings, max_jobs=max_jobs, poll_delay_s=0.05, task_timeout_s=300.0)
-        redis = create_redis(settings)
-        pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
-        try:
-            async with scripted_model() as (base_url, model_pid):
-                os.environ["OPENAI_BASE_URL"] = base_url  # read by build_deps at worker startup
-                yield Stack(redis, settings, pool, model_pid, running_worker(config))
-        finally:
-            await pool.aclose()
-            await redis.aclose()
-
-
 async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with worker_stack(max(tasks, lat_tasks)) as (redis, settings, pool, model_pid, worker):
@@ -501,15 +316,6 @@ def table(results: dict[str, Any]) -> str:
         )
     head = ("measure", "bare writer", "worker", "ratio / adds", "target")
     return render(head, rows)
-
-
-def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(row[c])) for row in [head, *rows]) for c in range(len(head))]
-    lines = [
-        " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [head, *rows]
-    ]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

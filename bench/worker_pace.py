@@ -18,16 +18,27 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from agentstream.streams import StreamsSettings, TaskStore, utc_now_iso
 from agentstream.worker.enqueue import enqueue_task
 from arq.connections import ArqRedis
 
-from bench import profile, provenance
-from bench import worker_bench as wb
+from bench import procs, profile, provenance
+from bench import worker_common as wc
 
+RESULTS = Path(__file__).parent / "results"
 TARGET_CPU_US_PER_EVENT = 150.0
+
+
+async def warm_up(redis: Any, settings: StreamsSettings, pool: ArqRedis) -> None:
+    """Two short tasks first: connections, imports, the model's first reply."""
+    ids = await wc.create_tasks(TaskStore(redis, settings), 2, wc.prompt(5))
+    after = await wc.feed_position(redis, settings)
+    for task_id in ids:
+        await enqueue_task(pool, task_id)
+    await wc.wait_ended(redis, settings, ids, after, timeout_s=60)
 
 
 async def worker_at_pace(
@@ -41,25 +52,25 @@ async def worker_at_pace(
 ) -> dict[str, Any]:
     """The arq worker running in this process: CPU from the first enqueue to the last ``ended``."""
     store = TaskStore(redis, settings)
-    ids = await wb.create_tasks(store, tasks, wb.prompt(tokens, slow_ms))
-    after = await wb.feed_position(redis, settings)
+    ids = await wc.create_tasks(store, tasks, wc.prompt(tokens, slow_ms))
+    after = await wc.feed_position(redis, settings)
     load0 = os.getloadavg()[0]
-    redis0 = await wb.redis_cpu_s(redis)
-    cpu0, model0, t0 = time.process_time(), wb.process_cpu_s(model_pid), time.perf_counter()
+    redis0 = await procs.redis_cpu_s(redis)
+    cpu0, model0, t0 = time.process_time(), procs.process_cpu_s(model_pid), time.perf_counter()
     for task_id in ids:
         await enqueue_task(pool, task_id)
         await asyncio.sleep(slow_ms / 1000 / tasks)  # spread the tasks over one token interval
-    t1, cpu1, stuck = await wb.wait_ended(
+    t1, cpu1, stuck = await wc.wait_ended(
         redis, settings, ids, after, timeout_s=tokens * slow_ms / 1000 * 3 + 60
     )
-    redis_cpu = await wb.redis_cpu_s(redis) - redis0
-    events, statuses = await wb.appended_events(redis, settings, ids)
+    redis_cpu = await procs.redis_cpu_s(redis) - redis0
+    events, statuses = await wc.appended_events(redis, settings, ids)
     wall = t1 - t0
     return {
         "tasks": tasks, "tokens_per_task": tokens, "tokens_per_s_per_task": 1000 / slow_ms, "events": events,
         "statuses": statuses, "never_ended": stuck, "wall_s": wall, "per_s": events / wall,
         "cpu_us_per_item": (cpu1 - cpu0) / events * 1e6, "cores": (cpu1 - cpu0) / wall,
-        "model_server_cpu_us_per_event": (wb.process_cpu_s(model_pid) - model0) / events * 1e6,
+        "model_server_cpu_us_per_event": (procs.process_cpu_s(model_pid) - model0) / events * 1e6,
         "redis_cpu_us_per_event": redis_cpu / events * 1e6,
         "loadavg_1m_before": load0,
     }  # fmt: skip
@@ -70,7 +81,7 @@ async def writer_at_pace(
 ) -> dict[str, Any]:
     """The bare writer appending the same events at the same pace, in this process."""
     store = TaskStore(redis, settings)
-    ids = await wb.create_tasks(store, tasks, wb.prompt(tokens, slow_ms))
+    ids = await wc.create_tasks(store, tasks, wc.prompt(tokens, slow_ms))
     attempts = [await store.open_attempt(task_id) for task_id in ids]
     period = slow_ms / 1000
 
@@ -78,8 +89,8 @@ async def writer_at_pace(
         await asyncio.sleep(period * index / tasks)
         async with store.writer(attempt) as out:
             due = time.perf_counter()
-            for event in wb.agent_events(tokens):
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": wb.AGENT_ID})
+            for event in wc.agent_events(tokens):
+                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": wc.AGENT_ID})
                 if event["type"] == "token":
                     due += period
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -87,14 +98,14 @@ async def writer_at_pace(
                 {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
             )
 
-    load0, redis0 = os.getloadavg()[0], await wb.redis_cpu_s(redis)
+    load0, redis0 = os.getloadavg()[0], await procs.redis_cpu_s(redis)
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.wait_for(
         asyncio.gather(*(one(i, a) for i, a in enumerate(attempts))), tokens * period * 3 + 60
     )
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-    redis_cpu = await wb.redis_cpu_s(redis) - redis0
-    events, statuses = await wb.appended_events(redis, settings, ids)
+    redis_cpu = await procs.redis_cpu_s(redis) - redis0
+    events, statuses = await wc.appended_events(redis, settings, ids)
     return {"tasks": tasks, "events": events, "statuses": statuses, "wall_s": wall, "per_s": events / wall,
             "cpu_us_per_item": cpu / events * 1e6, "cores": cpu / wall, "loadavg_1m_before": load0,
             "redis_cpu_us_per_event": redis_cpu / events * 1e6}  # fmt: skip
@@ -110,10 +121,10 @@ def summary(worker: dict[str, Any], writer: dict[str, Any]) -> dict[str, Any]:
 
 async def run(tasks: int, tokens: int, slow_ms: int, with_profile: bool = False) -> dict[str, Any]:
     sampled: dict[str, Any] = {}
-    async with wb.worker_stack(tasks) as stack:
+    async with wc.worker_stack(tasks) as stack:
         redis, settings, pool, model_pid, worker_running = stack
         async with worker_running:
-            await wb.worker_throughput(redis, settings, pool, model_pid, 2, 5)  # warm-up
+            await warm_up(redis, settings, pool)
             sampling = await profile.start(os.getpid()) if with_profile else None
             worker = await worker_at_pace(redis, settings, pool, model_pid, tasks, tokens, slow_ms)
             if sampling is not None:
@@ -156,10 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         args.tasks, args.tokens = 5, 40
     results = asyncio.run(run(args.tasks, args.tokens, args.slow_ms, args.profile))
     results |= provenance(args.quick)
-    wb.RESULTS.mkdir(parents=True, exist_ok=True)
-    (wb.RESULTS / "worker_pace.json").write_text(json.dumps(results, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "worker_pace.json").write_text(json.dumps(results, indent=2))
     print(table(results))
-    print(f"\nwritten: {wb.RESULTS / 'worker_pace.json'}")
+    print(f"\nwritten: {RESULTS / 'worker_pace.json'}")
 
 
 if __name__ == "__main__":
