@@ -31,7 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench import api_bench, profile, provenance
+from bench import api_bench, profile, provenance, sse_load
 from bench.procs import read_line, rss_kb, spawn, stop_child
 from tests.redis_server import redis_node
 
@@ -92,7 +92,7 @@ async def floor_writer(tasks: int, per_task: int, rate: float, seconds: float, j
 
 async def floor_readers(port: int, total: int) -> None:
     """Child: open ``total`` connections to ``port`` and drain each until the server closes it."""
-    api_bench.raise_nofile()
+    sse_load.raise_nofile()
     sem = asyncio.Semaphore(100)
 
     async def one() -> int:
@@ -116,7 +116,7 @@ def uvloop_run(coro: Any) -> None:
 
 async def floor(clients: int, seconds: float, join: int) -> dict[str, Any]:
     tasks = clients // PER_TASK
-    code = f"import bench.fanout_bench as f; f.api_bench.raise_nofile(); f.uvloop_run(f.floor_writer({tasks}, {PER_TASK}, {RATE}, {seconds}, {join}))"
+    code = f"import bench.fanout_bench as f; f.sse_load.raise_nofile(); f.uvloop_run(f.floor_writer({tasks}, {PER_TASK}, {RATE}, {seconds}, {join}))"
     writer = await spawn("-c", code)
     readers = None
     try:
@@ -163,7 +163,7 @@ async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_pro
 
 
 async def run(client_counts: list[int], seconds: float, with_profile: bool) -> dict[str, Any]:
-    api_bench.raise_nofile()
+    sse_load.raise_nofile()
     cells = []
     with redis_node("--maxclients", "20000") as url:
         redis = Redis.from_url(url, decode_responses=True)

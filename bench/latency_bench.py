@@ -32,8 +32,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.api_bench import api_process, fan_out, raise_nofile
+from bench.api_bench import api_process, fan_out
 from bench.procs import render
+from bench.sse_load import raise_nofile
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

@@ -28,25 +28,25 @@ import httpx
 from agentstream.streams import StreamsSettings, create_redis
 from redis.asyncio import Redis
 
-from bench import api_bench, provenance
+from bench import api_bench, provenance, sse_load
 from bench.procs import process_cpu_s, read_line, spawn, stop_child
 from bench.worker_common import scripted_model
 from tests.redis_server import redis_cluster, redis_node
 
 RESULTS = Path(__file__).parent / "results"
-PREFIX = api_bench.PREFIX
+PREFIX = sse_load.PREFIX
 
 
-async def sse_load(ports: list[int], ids: list[str], readers: int, timeout_s: float) -> None:
+async def readers_child(ports: list[int], ids: list[str], readers: int, timeout_s: float) -> None:
     """Child: ``readers`` SSE clients per task (alternating ``ports``), each to ``completed``;
     prints one JSON summary."""
-    api_bench.raise_nofile()
-    stats, go = api_bench.Stats(), asyncio.Event()
+    sse_load.raise_nofile()
+    stats, go = sse_load.Stats(), asyncio.Event()
     deadline = asyncio.get_running_loop().time() + timeout_s
 
     async def one(port: int, task_id: str) -> None:
         try:
-            await api_bench.sse_client(port, task_id, stats, go, deadline)
+            await sse_load.sse_client(port, task_id, stats, go, deadline)
         except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             stats.error(exc)
 
@@ -97,7 +97,7 @@ async def submit(bases: list[str], n: int, text: str) -> list[str]:
 
 
 async def run(tasks: int, tokens: int, slow_ms: int, readers: int) -> dict[str, Any]:
-    api_bench.raise_nofile()
+    sse_load.raise_nofile()
     with redis_cluster() as cluster_url, redis_node() as queue_url:
         ports = await cluster_ports(cluster_url)
         async with scripted_model() as (model_url, _):
@@ -116,7 +116,7 @@ async def run(tasks: int, tokens: int, slow_ms: int, readers: int) -> dict[str, 
                 timeout = tokens * slow_ms / 1000 * 4 + 120
                 load = await spawn(
                     "-c",
-                    f"import asyncio, bench.scale_bench as s; asyncio.run(s.sse_load({api_ports!r}, {ids!r}, {readers}, {timeout}))",
+                    f"import asyncio, bench.scale_bench as s; asyncio.run(s.readers_child({api_ports!r}, {ids!r}, {readers}, {timeout}))",
                 )
                 try:
                     summary = json.loads(await read_line(load, timeout + 30))
