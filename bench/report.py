@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -239,22 +240,88 @@ def throughput_ratios(data: dict[str, dict[str, Any] | None]) -> dict[str, float
 # --------------------------------------------------------------------------- document
 
 
-def build() -> str:
-    names = [
-        "streams",
-        "baselines",
-        "api",
-        "fanout",
-        "worker",
-        "worker_pace",
-        "scale",
-        "latency",
-        "groups",
-        "resume",
-        "memory",
+def streams_md(d: dict[str, Any]) -> list[str]:
+    return [
+        "## Streams core vs raw redis-py (`bench/streams_bench.py`)",
+        "",
+        md_table(HEAD, streams_section(d)[0]),
+        "",
     ]
+
+
+def api_md(d: dict[str, Any]) -> list[str]:
+    p = d["params"]
+    return ["## HTTP API vs raw Redis (`bench/api_bench.py`)", "",
+            f"{p['tasks']} tasks x {p['clients_per_task']} SSE clients, {p['rate_per_task']:g} tokens/s per task, "
+            f"{p['seconds']:g} s, one API process; raw = one blocking XREAD connection per client.", "",
+            md_table(HEAD, api_section(d)[0]), ""]  # fmt: skip
+
+
+def worker_md(d: dict[str, Any]) -> list[str]:
+    return [
+        "## Worker vs bare writer (`bench/worker_bench.py`)",
+        "",
+        md_table(HEAD, worker_section(d)[0]),
+        "",
+    ]
+
+
+def latency_md(lat: dict[str, Any]) -> list[str]:
+    return [
+        "## Latency matrix: token -> SSE client (`bench/latency_bench.py`)", "",
+        f"Source of tokens: {lat['source']}. Each cell: {lat['params']['seconds']:g} s of writing; raw = XADD -> "
+        "blocking XREAD, one connection per consumer, same rate, same Redis, same run. Columns: p50 / p99 / max in ms; "
+        "the last column is the CPU (cores) each process used during the SSE phase and how busy the whole box was "
+        "(2 cores; the writer, the API, Redis and all clients share them).", "",
+        md_table(("tasks x consumers @ tokens/s per task", "raw XADD->XREAD", "agentstream SSE", "p99 ratio", "target p99", "met?",
+                  "SSE clients done, samples", "CPU (SSE phase)"), report_latency.latency_section(lat)), "",
+        "![latency matrix](results/latency_matrix.png)", "", *report_latency.latency_notes(lat),
+    ]  # fmt: skip
+
+
+def groups_md(g: dict[str, Any]) -> list[str]:
+    return [
+        "## Consumer groups vs FastStream (`bench/groups_peer_bench.py`)", "",
+        f"One finished stream of {g['entries']:,} entries (agentstream's encoding), drained by each consumer with its "
+        f"own group created at `0`, one after the other, same process, same Redis. FastStream {g['versions']['faststream']} "
+        f"(redis-py {g['versions']['redis_py']}), access log off. Ratio: agentstream / FastStream in the same ack mode.", "",
+        md_table(("consumer", "entries/s", "CPU us/entry", "processed", "pending after", "ratio vs FastStream"), groups_section(g)), "",
+        "![groups](results/groups.png)", "",
+    ]  # fmt: skip
+
+
+def resume_md(r: dict[str, Any]) -> list[str]:
+    p = r["params"]
+    return [
+        "## Resume vs Vercel resumable-stream (`bench/resume_peer_bench.py`)", "",
+        f"resumable-stream {r['versions']['resumable-stream']} with `redis` {r['versions']['redis (npm)']} (node), same Redis. "
+        f"A producer process emits {p['events']:,} events, one per {p['interval_ms']:g} ms; a reader process reads "
+        f"{p['every']} events, disconnects, waits {p['pause_ms']:g} ms and resumes, {p['reconnects']} times, then reads to "
+        "the end. Then the producer is SIGKILLed half-way.", "",
+        md_table(("measure", "agentstream Reader.tail", "agentstream SSE API", "resumable-stream", "target"), resume_section(r)), "",
+        "What each guarantees:", "",
+        f"- **agentstream**: {r['guarantees']['agentstream']}",
+        f"- **resumable-stream**: {r['guarantees']['resumable-stream']}", "",
+        "![resume](results/resume.png)", "",
+    ]  # fmt: skip
+
+
+def memory_md(d: dict[str, Any]) -> list[str]:
+    return ["## Memory over finished tasks (`bench/memory_bench.py`)", "",
+            md_table(HEAD, memory_section(d)), "", "![memory](results/memory.png)", ""]  # fmt: skip
+
+
+#: every section in document order: the JSON it renders and how
+SECTIONS: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
+    ("streams", streams_md), ("baselines", honest.baselines), ("api", api_md), ("fanout", honest.fanout),
+    ("worker", worker_md), ("worker_pace", honest.pace), ("scale", honest.scale), ("latency", latency_md),
+    ("groups", groups_md), ("resume", resume_md), ("memory", memory_md),
+]  # fmt: skip
+
+
+def build() -> str:
+    names = [name for name, _ in SECTIONS]
     data = {n: load(n) for n in names}
-    quick = [n for n in names if honest.is_quick(data[n])]
     made = plots.plots(data, throughput_ratios(data))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -265,7 +332,7 @@ def build() -> str:
         "one run, on the same Redis, on this machine; absolute figures are this machine's. Other "
         "processes may have been running: figures are noisy, latency tails most of all.",
         "",
-        *quick_warning(quick),
+        *quick_warning([n for n in names if honest.is_quick(data[n])]),
         "## Machine",
         "",
         *machine(),
@@ -274,71 +341,10 @@ def build() -> str:
     missing = [n for n in names if data[n] is None]
     if missing:
         parts += [f"Not run (no JSON): {', '.join(missing)}.", ""]
-    if data["streams"]:
-        parts += ["## Streams core vs raw redis-py (`bench/streams_bench.py`)", "",
-                  md_table(HEAD, streams_section(data["streams"])[0]), ""]  # fmt: skip
-    if data["baselines"]:
-        parts += honest.baselines(data["baselines"])
-    if data["api"]:
-        p = data["api"]["params"]
-        parts += ["## HTTP API vs raw Redis (`bench/api_bench.py`)", "",
-                  f"{p['tasks']} tasks x {p['clients_per_task']} SSE clients, {p['rate_per_task']:g} tokens/s per task, "
-                  f"{p['seconds']:g} s, one API process; raw = one blocking XREAD connection per client.", "",
-                  md_table(HEAD, api_section(data["api"])[0]), ""]  # fmt: skip
-    if data["fanout"]:
-        parts += honest.fanout(data["fanout"])
-    if data["worker"]:
-        parts += [
-            "## Worker vs bare writer (`bench/worker_bench.py`)",
-            "",
-            md_table(HEAD, worker_section(data["worker"])[0]),
-            "",
-        ]
-    if data["worker_pace"]:
-        parts += honest.pace(data["worker_pace"])
-    if data["scale"]:
-        parts += honest.scale(data["scale"])
-    if data["latency"]:
-        lat = data["latency"]
-        parts += [
-            "## Latency matrix: token -> SSE client (`bench/latency_bench.py`)", "",
-            f"Source of tokens: {lat['source']}. Each cell: {lat['params']['seconds']:g} s of writing; raw = XADD -> "
-            "blocking XREAD, one connection per consumer, same rate, same Redis, same run. Columns: p50 / p99 / max in ms; "
-            "the last column is the CPU (cores) each process used during the SSE phase and how busy the whole box was "
-            "(2 cores; the writer, the API, Redis and all clients share them).", "",
-            md_table(("tasks x consumers @ tokens/s per task", "raw XADD->XREAD", "agentstream SSE", "p99 ratio", "target p99", "met?",
-                      "SSE clients done, samples", "CPU (SSE phase)"), report_latency.latency_section(lat)), "",
-            "![latency matrix](results/latency_matrix.png)", "",
-        ]  # fmt: skip
-        parts += report_latency.latency_notes(lat)
-    if data["groups"]:
-        g = data["groups"]
-        parts += [
-            "## Consumer groups vs FastStream (`bench/groups_peer_bench.py`)", "",
-            f"One finished stream of {g['entries']:,} entries (agentstream's encoding), drained by each consumer with its "
-            f"own group created at `0`, one after the other, same process, same Redis. FastStream {g['versions']['faststream']} "
-            f"(redis-py {g['versions']['redis_py']}), access log off. Ratio: agentstream / FastStream in the same ack mode.", "",
-            md_table(("consumer", "entries/s", "CPU us/entry", "processed", "pending after", "ratio vs FastStream"), groups_section(g)), "",
-            "![groups](results/groups.png)", "",
-        ]  # fmt: skip
-    if data["resume"]:
-        r = data["resume"]
-        p = r["params"]
-        parts += [
-            "## Resume vs Vercel resumable-stream (`bench/resume_peer_bench.py`)", "",
-            f"resumable-stream {r['versions']['resumable-stream']} with `redis` {r['versions']['redis (npm)']} (node), same Redis. "
-            f"A producer process emits {p['events']:,} events, one per {p['interval_ms']:g} ms; a reader process reads "
-            f"{p['every']} events, disconnects, waits {p['pause_ms']:g} ms and resumes, {p['reconnects']} times, then reads to "
-            "the end. Then the producer is SIGKILLed half-way.", "",
-            md_table(("measure", "agentstream Reader.tail", "agentstream SSE API", "resumable-stream", "target"), resume_section(r)), "",
-            "What each guarantees:", "",
-            f"- **agentstream**: {r['guarantees']['agentstream']}",
-            f"- **resumable-stream**: {r['guarantees']['resumable-stream']}", "",
-            "![resume](results/resume.png)", "",
-        ]  # fmt: skip
-    if data["memory"]:
-        parts += ["## Memory over finished tasks (`bench/memory_bench.py`)", "",
-                  md_table(HEAD, memory_section(data["memory"])), "", "![memory](results/memory.png)", ""]  # fmt: skip
+    for name, render in SECTIONS:
+        section_data = data[name]
+        if section_data is not None:
+            parts += render(section_data)
     parts += cost_model.section(data)
     if "throughput_ratios.png" in made:
         parts += ["## Throughput ratios", "", "![throughput ratios](results/throughput_ratios.png)", ""]
