@@ -41,7 +41,16 @@ from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
 from bench import provenance
-from bench.procs import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
+from bench.procs import (
+    api_redis_sockets,
+    process_cpu_s,
+    read_line,
+    redis_cpu_s,
+    render,
+    rss_kb,
+    spawn,
+    stop_child,
+)
 from bench.sse_load import PREFIX, raise_nofile
 from tests.redis_server import free_port, redis_node
 
@@ -65,26 +74,6 @@ def task_ids(run: str, n: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- orchestration
-
-
-def api_redis_sockets(pid: int, redis_port: int) -> int:
-    """TCP connections from process ``pid`` to ``redis_port`` (socket inodes vs /proc/net/tcp)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for table_name in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{table_name}")
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            cols = line.split()
-            if int(cols[2].rsplit(":", 1)[1], 16) == redis_port and cols[9] in inodes:
-                count += 1
-    return count
 
 
 async def client_list_count(redis: Any) -> int:
@@ -124,6 +113,42 @@ async def metrics(base: str) -> dict[str, float]:
     }
 
 
+async def wait_blocked(redis: Any, n: int) -> None:
+    """Until ``n`` clients block in XREAD (Redis state is polled: no event to wait on)."""
+    async with asyncio.timeout(30):
+        while True:
+            if int((await redis.info("clients"))["blocked_clients"]) >= n:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def watch_peaks(done: asyncio.Task[str], redis: Any, api_pid: int, url: str) -> tuple[int, int, int]:
+    """Peaks of the API's RSS, CLIENT LIST and the API's Redis sockets until ``done``."""
+    peak_rss, peak_clients, peak_sockets = 0, 0, 0
+    redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
+    while not done.done():
+        peak_rss = max(peak_rss, rss_kb(api_pid))
+        peak_clients = max(peak_clients, await client_list_count(redis))
+        peak_sockets = max(peak_sockets, api_redis_sockets(api_pid, redis_port))
+        await asyncio.wait([done], timeout=0.5)
+    return peak_rss, peak_clients, peak_sockets
+
+
+async def create_tasks(redis: Any, url: str, ids: list[str]) -> None:
+    store = TaskStore(redis, StreamsSettings(redis_url=url, prefix=PREFIX))
+    for task_id in ids:
+        await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
+
+
+async def snapshot(redis: Any, url: str, base: str, api_pid: int, with_metrics: bool) -> dict[str, Any]:
+    """The API's RSS, CLIENT LIST, the API's Redis sockets (and its /metrics) right now."""
+    before = {"rss_kb": rss_kb(api_pid), "client_list": await client_list_count(redis),
+              "api_redis_sockets": api_redis_sockets(api_pid, int(url.rsplit(":", 1)[1].split("/")[0]))}  # fmt: skip
+    if with_metrics:
+        before["metrics"] = await metrics(base)
+    return before
+
+
 async def fan_out(
     mode: str,
     url: str,
@@ -136,59 +161,36 @@ async def fan_out(
     seconds: float,
     on_go: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
-    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis). ``on_go`` runs as
-    the writing starts (``fanout_bench`` starts its profiler there)."""
+    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis); ``on_go`` runs as writing starts."""
     run = uuid.uuid4().hex[:8]
     ids = task_ids(run, tasks)
     if mode == "sse":
-        store = TaskStore(redis, StreamsSettings(redis_url=url, prefix=PREFIX))
-        for task_id in ids:
-            await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
+        await create_tasks(redis, url, ids)
     port = int(base.rsplit(":", 1)[1])
+    child = "import asyncio, bench.sse_load as b; asyncio.run(b.{})"
     load = await spawn(
-        "-c",
-        f"import asyncio, bench.sse_load as b; asyncio.run(b.load_child({mode!r}, {url!r}, {port}, {ids!r}, {per_task}, {seconds}))",
+        "-c", child.format(f"load_child({mode!r}, {url!r}, {port}, {ids!r}, {per_task}, {seconds})")
     )
-    writer = await spawn(
-        "-c",
-        f"import asyncio, bench.sse_load as b; asyncio.run(b.writer_child({url!r}, {mode!r}, {ids!r}, {rate}, {seconds}))",
-    )
+    writer = await spawn("-c", child.format(f"writer_child({url!r}, {mode!r}, {ids!r}, {rate}, {seconds})"))
     assert load.stdin is not None and writer.stdin is not None
     try:
         ready = await read_line(load, 90)
         if await read_line(writer, 30) != "ready":
             raise RuntimeError("the writer did not get ready")
         if mode == "raw":
-            async with asyncio.timeout(30):
-                while True:
-                    if int((await redis.info("clients"))["blocked_clients"]) >= tasks * per_task:
-                        break
-                    await asyncio.sleep(0.05)
+            await wait_blocked(redis, tasks * per_task)
         await asyncio.sleep(1.0)  # every live tail subscribed to the hub
-        before = {"rss_kb": rss_kb(api_pid), "client_list": await client_list_count(redis),
-                  "api_redis_sockets": api_redis_sockets(api_pid, int(url.rsplit(":", 1)[1].split("/")[0]))}  # fmt: skip
-        if mode == "sse":
-            before["metrics"] = await metrics(base)
+        before = await snapshot(redis, url, base, api_pid, with_metrics=mode == "sse")
         extra = await on_go() if on_go is not None else None
-        api_cpu0, redis_cpu0 = process_cpu_s(api_pid), await redis.info("cpu")
+        api_cpu0, redis_cpu0 = process_cpu_s(api_pid), await redis_cpu_s(redis)
         for proc in (load, writer):
             proc.stdin.write(b"go\n")
             await proc.stdin.drain()
-        peak_rss, peak_clients, peak_sockets = 0, 0, 0
-        redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
         done = asyncio.create_task(read_line(load, seconds + 150))
-        while not done.done():
-            peak_rss = max(peak_rss, rss_kb(api_pid))
-            peak_clients = max(peak_clients, await client_list_count(redis))
-            peak_sockets = max(peak_sockets, api_redis_sockets(api_pid, redis_port))
-            await asyncio.wait([done], timeout=0.5)
+        peak_rss, peak_clients, peak_sockets = await watch_peaks(done, redis, api_pid, url)
         load_summary = json.loads(done.result())
         writer_summary = json.loads(await read_line(writer, 60))
-        api_cpu = process_cpu_s(api_pid) - api_cpu0
-        redis_cpu1 = await redis.info("cpu")
-        redis_cpu = sum(
-            float(redis_cpu1[k]) - float(redis_cpu0[k]) for k in ("used_cpu_user", "used_cpu_sys")
-        )
+        api_cpu, redis_cpu = process_cpu_s(api_pid) - api_cpu0, await redis_cpu_s(redis) - redis_cpu0
     finally:
         await stop_child(load)
         await stop_child(writer)

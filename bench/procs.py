@@ -69,3 +69,23 @@ def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def api_redis_sockets(pid: int, redis_port: int) -> int:
+    """TCP connections from process ``pid`` to ``redis_port`` (socket inodes vs /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table_name in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table_name}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            cols = line.split()
+            if int(cols[2].rsplit(":", 1)[1], 16) == redis_port and cols[9] in inodes:
+                count += 1
+    return count

@@ -56,6 +56,25 @@ from bench.worker_common import (
 )
 
 RESULTS = Path(__file__).parent / "results"
+#: what each figure of worker.json is
+MEANING = {
+    "throughput_worker": "one arq worker process (max_jobs = tasks) running `tasks` concurrent llm tasks of "
+    "[tokens:N] against the scripted model (separate process, no delay). events = entries appended after "
+    "`queued` (status, N tokens, usage, result, completed per task, counted from the dense seqs); per_s = "
+    "events / wall time from the first enqueue to the last `ended` entry in the task feed; cpu_us_per_item = "
+    "this process's CPU (worker + the bench's enqueue/feed loop) per event; model_server/redis CPU per event "
+    "are those processes' CPU over the same window",
+    "throughput_writer_interleaved": "TaskStore.writer alone, same task count and events, each task yielding "
+    "to the loop after each append (one event per wake-up, as a worker's tasks)",
+    "throughput_writer_burst": "the same without yielding: every task appends all its events at once, so "
+    "batches fill (the ceiling of the streams layer)",
+    "latency_worker": "paced run: `lat_tasks` tasks of [tokens:N] [slow:MS]; per token event, the time a live "
+    "tail (Reader + ReaderHub in a separate process) received it minus the event's `timestamp`, which the "
+    "agent set when it produced the token (after the model client parsed the chunk). ms",
+    "latency_writer": "the same tail measurement with the bare writer appending at the same pace, timestamp "
+    "set by its caller just before append. ms",
+    "worker_adds_p99_ms": "latency_worker.p99_ms - latency_writer.p99_ms: what the worker adds on top of the writer",
+}
 
 
 # --------------------------------------------------------------------------- throughput
@@ -259,24 +278,7 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
     results["worker_adds_p99_ms"] = lw["p99_ms"] - lb["p99_ms"]
     results["worker_adds_p50_ms"] = lw["p50_ms"] - lb["p50_ms"]
     results["target"] = {"worker_adds_p99_ms_max": 1.0}
-    results["meaning"] = {
-        "throughput_worker": "one arq worker process (max_jobs = tasks) running `tasks` concurrent llm tasks of "
-        "[tokens:N] against the scripted model (separate process, no delay). events = entries appended after "
-        "`queued` (status, N tokens, usage, result, completed per task, counted from the dense seqs); per_s = "
-        "events / wall time from the first enqueue to the last `ended` entry in the task feed; cpu_us_per_item = "
-        "this process's CPU (worker + the bench's enqueue/feed loop) per event; model_server/redis CPU per event "
-        "are those processes' CPU over the same window",
-        "throughput_writer_interleaved": "TaskStore.writer alone, same task count and events, each task yielding "
-        "to the loop after each append (one event per wake-up, as a worker's tasks)",
-        "throughput_writer_burst": "the same without yielding: every task appends all its events at once, so "
-        "batches fill (the ceiling of the streams layer)",
-        "latency_worker": "paced run: `lat_tasks` tasks of [tokens:N] [slow:MS]; per token event, the time a live "
-        "tail (Reader + ReaderHub in a separate process) received it minus the event's `timestamp`, which the "
-        "agent set when it produced the token (after the model client parsed the chunk). ms",
-        "latency_writer": "the same tail measurement with the bare writer appending at the same pace, timestamp "
-        "set by its caller just before append. ms",
-        "worker_adds_p99_ms": "latency_worker.p99_ms - latency_writer.p99_ms: what the worker adds on top of the writer",
-    }
+    results["meaning"] = MEANING
     results["params"] = {
         "tasks": tasks,
         "tokens": tokens,
