@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import platform
 from datetime import UTC, datetime
 from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """The interpreter and machine a result was measured on."""
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
 
 
 def provenance(quick: bool) -> dict[str, Any]:

@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,7 +38,7 @@ from agentstream.streams import StreamsSettings, TaskStore
 from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
-from bench import provenance
+from bench import machine, provenance
 from bench.procs import (
     api_redis_sockets,
     process_cpu_s,
@@ -339,11 +337,7 @@ async def run(tasks: int, per_task: int, rate: float, seconds: float, replay_eve
     }
     results["params"] = {"tasks": tasks, "clients_per_task": per_task, "rate_per_task": rate, "seconds": seconds,
                          "replay_events": replay_events}  # fmt: skip
-    results["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    results["machine"] = machine()
     return results
 
 

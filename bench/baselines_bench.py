@@ -44,11 +44,10 @@ from agentstream.streams.codec import EncodedEvent, encode
 from redis.asyncio import Redis
 
 from bench import profile, provenance
-from bench.streams_bench import finished_task, token
+from bench.streams_bench import BATCH, fenced_writer, finished_task, redis_py_xrange, token
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"
-BATCH = 64
 INGEST = ("redis_py_pipeline", "resp_pipeline", "lua_batch", "writer")
 REPLAY = ("xrange_raw_floor", "xrange_redis_py", "reader_replay")
 TARGETS = {"ingest_vs_best_raw_throughput_min": 1.0, "replay_vs_floor_min": 0.7}
@@ -145,7 +144,6 @@ async def resp_writer(host: str, port: int, key: str, n: int, maxlen: int) -> in
 
 
 def ingest_runs(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Callable[[], Awaitable[int]]]:
-    store = TaskStore(redis, settings)
     url = urlparse(settings.redis_url)
     lua = redis.register_script(LUA_BATCH)
 
@@ -177,14 +175,7 @@ def ingest_runs(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Ca
         return n
 
     async def writer() -> int:
-        task_id = uuid.uuid4().hex
-        await store.create_task(task_id, owner="bench", agent="llm", input="x")
-        attempt = await store.open_attempt(task_id)
-        w = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, max_batch=BATCH)
-        async with TaskStore(redis, w).writer(attempt) as out:
-            for i in range(n):
-                await out.append(token(i))
-        return n
+        return await fenced_writer(redis, settings, n)
 
     runs = {"redis_py_pipeline": redis_py_pipeline, "resp_pipeline": resp_pipeline}
     return runs | {"lua_batch": lua_batch, "writer": writer}
@@ -211,13 +202,7 @@ def replay_runs(
             await redis.connection_pool.release(conn)
 
     async def xrange_redis_py() -> int:
-        count, after = 0, "-"
-        while True:
-            page = await redis.xrange(key, min=after, count=settings.page_size)
-            if not page:
-                return count
-            count += len(page)
-            after = "(" + page[-1][0]
+        return await redis_py_xrange(redis, key, settings.page_size)
 
     async def reader_replay() -> int:
         count = 0

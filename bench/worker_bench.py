@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -41,7 +39,7 @@ from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, c
 from agentstream.worker.enqueue import enqueue_task
 from arq.connections import ArqRedis
 
-from bench import provenance
+from bench import machine, provenance
 from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
 from bench.streams_bench import percentiles
 from bench.worker_common import (
@@ -50,6 +48,7 @@ from bench.worker_common import (
     appended_events,
     create_tasks,
     feed_position,
+    paced_writer,
     prompt,
     wait_ended,
     worker_stack,
@@ -226,21 +225,9 @@ async def writer_latency(
     ids = await create_tasks(store, tasks, prompt(tokens, slow_ms))
     attempts = [await store.open_attempt(task_id) for task_id in ids]
 
-    async def one(index: int, attempt: Any) -> None:
-        await asyncio.sleep(slow_ms / 1000 * index / tasks)
-        async with store.writer(attempt) as out:
-            start = time.perf_counter()
-            for event in agent_events(tokens):
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
-                if event["type"] == "token":
-                    start += slow_ms / 1000
-                    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-            await out.append(
-                {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
-            )
-
     async with tailing(settings.redis_url, settings.prefix, ids) as samples:
-        await asyncio.wait_for(asyncio.gather(*(one(i, a) for i, a in enumerate(attempts))), 120)
+        runs = (paced_writer(store, a, i / tasks, tokens, slow_ms) for i, a in enumerate(attempts))
+        await asyncio.wait_for(asyncio.gather(*runs), 120)
     return latency_summary(samples.result())
 
 
@@ -286,11 +273,7 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
         "lat_tokens": lat_tokens,
         "slow_ms": slow_ms,
     }
-    results["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    results["machine"] = machine()
     return results
 
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-from agentstream.streams import StreamsSettings, TaskStore, create_redis
+from agentstream.streams import StreamsSettings, TaskStore, create_redis, utc_now_iso
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.settings import WorkerConfig, create_worker
 from arq import create_pool
@@ -158,3 +158,18 @@ async def worker_stack(max_jobs: int) -> AsyncIterator[Stack]:
         finally:
             await pool.aclose()
             await redis.aclose()
+
+
+async def paced_writer(store: TaskStore, attempt: Any, offset: float, tokens: int, slow_ms: int) -> None:
+    """The bare writer appending an agent's events (``agent_events``) at the scripted
+    model's pace: one token every ``slow_ms``, starting ``offset`` of an interval late."""
+    period = slow_ms / 1000
+    await asyncio.sleep(period * offset)
+    async with store.writer(attempt) as out:
+        due = time.perf_counter()
+        for event in agent_events(tokens):
+            await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
+            if event["type"] == "token":
+                due += period
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await out.append({"type": "completed", "success": True, "status": "succeeded", "execution_time": 0})

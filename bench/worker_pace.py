@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentstream.streams import StreamsSettings, TaskStore, utc_now_iso
+from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.worker.enqueue import enqueue_task
 from arq.connections import ArqRedis
 
@@ -85,24 +85,10 @@ async def writer_at_pace(
     attempts = [await store.open_attempt(task_id) for task_id in ids]
     period = slow_ms / 1000
 
-    async def one(index: int, attempt: Any) -> None:
-        await asyncio.sleep(period * index / tasks)
-        async with store.writer(attempt) as out:
-            due = time.perf_counter()
-            for event in wc.agent_events(tokens):
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": wc.AGENT_ID})
-                if event["type"] == "token":
-                    due += period
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            await out.append(
-                {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
-            )
-
     load0, redis0 = os.getloadavg()[0], await procs.redis_cpu_s(redis)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    await asyncio.wait_for(
-        asyncio.gather(*(one(i, a) for i, a in enumerate(attempts))), tokens * period * 3 + 60
-    )
+    runs = (wc.paced_writer(store, a, i / tasks, tokens, slow_ms) for i, a in enumerate(attempts))
+    await asyncio.wait_for(asyncio.gather(*runs), tokens * period * 3 + 60)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     redis_cpu = await procs.redis_cpu_s(redis) - redis0
     events, statuses = await wc.appended_events(redis, settings, ids)
