@@ -27,43 +27,38 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
-import re
-import resource
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from agentstream.streams import StreamsSettings, TaskStore, create_redis
+from agentstream.streams import StreamsSettings, TaskStore
 from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
-from bench.streams_bench import percentiles
-from bench.worker_bench import process_cpu_s, read_line, render, rss_kb, spawn, stop_child
+from bench import machine, provenance
+from bench.procs import (
+    api_redis_sockets,
+    process_cpu_s,
+    read_line,
+    redis_cpu_s,
+    render,
+    rss_kb,
+    spawn,
+    stop_child,
+)
+from bench.sse_load import PREFIX, raise_nofile
 from tests.redis_server import free_port, redis_node
 
 RESULTS = Path(__file__).parent / "results"
-PREFIX = "abench"
 OWNER = "default"  # the tenant of open mode
-TOKEN = re.compile(rb'"content":"(\d+\.\d+)"')
 API_CODE = (
-    "import uvicorn; from api.app import create_app; from api.settings import ApiSettings; "
+    "import uvicorn; from agentstream.api.app import create_app; from agentstream.api.settings import ApiSettings; "
     "uvicorn.run(create_app(ApiSettings.from_env()), host='127.0.0.1', port={port}, "
     "log_level='warning', timeout_graceful_shutdown=2)"
 )
-
-
-def raise_nofile() -> int:
-    """Raise this process's open-file limit to its hard limit; returns the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def task_ids(run: str, n: int) -> list[str]:
@@ -73,193 +68,10 @@ def task_ids(run: str, n: int) -> list[str]:
 # --------------------------------------------------------------------------- child: writer
 
 
-async def writer_child(url: str, mode: str, ids: list[str], rate: float, seconds: float) -> None:
-    """Wait for ``go`` on stdin, then append ``rate`` tokens/s to each of ``ids`` for
-    ``seconds`` (staggered across tasks), then end each stream; print a JSON summary."""
-    settings = StreamsSettings(redis_url=url, prefix=PREFIX, maxlen=10_000_000)
-    redis = create_redis(settings)
-    store = TaskStore(redis, settings)
-    attempts = [await store.open_attempt(task_id) for task_id in ids] if mode == "sse" else []
-    print("ready", flush=True)
-    if (await asyncio.to_thread(sys.stdin.readline)).strip() != "go":
-        return
-    per_task, period = int(rate * seconds), 1 / rate
-    written = 0
-    start = time.perf_counter() + 0.01
-
-    async def paced(index: int) -> AsyncIterator[None]:
-        due = start + period * index / len(ids)
-        for _ in range(per_task):
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            yield
-            due += period
-
-    async def sse_task(index: int) -> None:
-        nonlocal written
-        async with store.writer(attempts[index]) as out:
-            async for _ in paced(index):
-                out.append_nowait({"type": "token", "content": f"{time.time():.6f}"})
-                written += 1
-            out.append_nowait(
-                {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
-            )
-
-    async def raw_task(index: int) -> None:
-        nonlocal written
-        key = f"{PREFIX}:raw:{{{ids[index]}}}"
-        async for _ in paced(index):
-            await redis.xadd(key, {"p": f"{time.time():.6f}"})
-            written += 1
-        await redis.xadd(key, {"end": "1"})
-
-    job = sse_task if mode == "sse" else raw_task
-    cpu0 = time.process_time()
-    await asyncio.wait_for(asyncio.gather(*(job(i) for i in range(len(ids)))), seconds + 60)
-    wall = time.perf_counter() - start
-    await redis.aclose()
-    print(json.dumps({"written": written, "wall_s": wall, "cpu_s": time.process_time() - cpu0}), flush=True)
-
-
 # --------------------------------------------------------------------------- child: load
 
 
-class Stats:
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.frames = 0
-        self.ready = 0
-        self.completed = 0
-        self.errors: dict[str, int] = {}
-
-    def error(self, exc: BaseException) -> None:
-        name = type(exc).__name__
-        self.errors[name] = self.errors.get(name, 0) + 1
-
-
-async def sse_client(port: int, task_id: str, stats: Stats, go: asyncio.Event, deadline: float) -> None:
-    """One SSE client on its own connection: counts frames, times token frames."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    try:
-        request = (
-            f"GET /v1/tasks/{task_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        writer.write(request.encode())
-        async with asyncio.timeout_at(deadline):
-            head = await reader.readuntil(b"\r\n\r\n")
-            if head.split(b" ", 2)[1] != b"200":
-                raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
-            buf, first = b"", True
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    raise ConnectionError("the server closed the stream before `completed`")
-                now = time.time()
-                buf += data
-                cut = buf.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                block, buf = buf[:cut], buf[cut + 2 :]
-                # chunked transfer encoding: size lines sit between whole frames only
-                stats.frames += block.count(b"\nevent: ")
-                if go.is_set():
-                    stats.latencies.extend((now - float(t)) * 1000 for t in TOKEN.findall(block))
-                if first:
-                    first = False
-                    stats.ready += 1
-                if b"event: completed" in block:
-                    stats.completed += 1
-                    return
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-async def raw_client(url: str, key: str, stats: Stats, go: asyncio.Event, deadline: float) -> None:
-    """One blocking XREAD reader on its own connection: the raw counterpart of a client."""
-    redis = Redis.from_url(url, single_connection_client=True, socket_timeout=30)
-    try:
-        await redis.ping()
-        stats.ready += 1
-        last = "0-0"
-        async with asyncio.timeout_at(deadline):
-            while True:
-                reply = await redis.xread({key: last}, block=5000, count=1000)
-                now = time.time()
-                for _, entries in reply or []:
-                    for cursor, fields in entries:
-                        last = cursor
-                        stats.frames += 1
-                        if b"end" in fields:
-                            stats.completed += 1
-                            return
-                        if go.is_set():
-                            stats.latencies.append((now - float(fields[b"p"])) * 1000)
-    finally:
-        await redis.aclose()
-
-
-async def load_child(mode: str, url: str, port: int, ids: list[str], per_task: int, seconds: float) -> None:
-    """Open ``per_task`` clients on each of ``ids``; print ``ready`` when all are in, take
-    ``go`` on stdin (latencies count from then), print a JSON summary when all ended."""
-    nofile = raise_nofile()
-    stats, go = Stats(), asyncio.Event()
-    deadline = asyncio.get_running_loop().time() + seconds + 120
-    sem = asyncio.Semaphore(100)  # connection ramp: at most 100 handshakes in flight
-
-    async def one(task_id: str) -> None:
-        try:
-            async with sem:
-                pass
-            if mode == "sse":
-                await sse_client(port, task_id, stats, go, deadline)
-            else:
-                await raw_client(url, f"{PREFIX}:raw:{{{task_id}}}", stats, go, deadline)
-        except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            stats.error(exc)
-
-    clients = [asyncio.create_task(one(t)) for t in ids for _ in range(per_task)]
-    total = len(clients)
-    async with asyncio.timeout(60):
-        while True:  # Redis/API state is polled: no event to wait on
-            if stats.ready + sum(stats.errors.values()) >= total:
-                break
-            await asyncio.sleep(0.05)
-    print(f"ready {stats.ready}", flush=True)
-    if (await asyncio.to_thread(sys.stdin.readline)).strip() == "go":
-        go.set()
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    await asyncio.wait(clients)
-    summary = {
-        "clients": total, "connected": stats.ready, "completed": stats.completed, "errors": stats.errors,
-        "token_latencies": len(stats.latencies), "frames": stats.frames, "nofile": nofile,
-        "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0,
-        **(percentiles(stats.latencies) if stats.latencies else {}),
-    }  # fmt: skip
-    print(json.dumps(summary), flush=True)
-
-
 # --------------------------------------------------------------------------- orchestration
-
-
-def api_redis_sockets(pid: int, redis_port: int) -> int:
-    """TCP connections from process ``pid`` to ``redis_port`` (socket inodes vs /proc/net/tcp)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for table_name in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{table_name}")
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            cols = line.split()
-            if int(cols[2].rsplit(":", 1)[1], 16) == redis_port and cols[9] in inodes:
-                count += 1
-    return count
 
 
 async def client_list_count(redis: Any) -> int:
@@ -267,13 +79,13 @@ async def client_list_count(redis: Any) -> int:
 
 
 @contextlib.asynccontextmanager
-async def api_process(url: str) -> AsyncIterator[tuple[str, int]]:
+async def api_process(url: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, int]]:
     port = free_port()
     env = {
         "REDIS_URL": url, "AGENTSTREAM_PREFIX": PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
-        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_API_KEYS": "",
+        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_API_KEYS": "", **(extra_env or {}),
     }  # fmt: skip
-    code = "import bench.api_bench as b; b.raise_nofile(); " + API_CODE.format(port=port)
+    code = "import bench.sse_load as b; b.raise_nofile(); " + API_CODE.format(port=port)
     proc = await spawn("-c", code, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -299,6 +111,42 @@ async def metrics(base: str) -> dict[str, float]:
     }
 
 
+async def wait_blocked(redis: Any, n: int) -> None:
+    """Until ``n`` clients block in XREAD (Redis state is polled: no event to wait on)."""
+    async with asyncio.timeout(30):
+        while True:
+            if int((await redis.info("clients"))["blocked_clients"]) >= n:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def watch_peaks(done: asyncio.Task[str], redis: Any, api_pid: int, url: str) -> tuple[int, int, int]:
+    """Peaks of the API's RSS, CLIENT LIST and the API's Redis sockets until ``done``."""
+    peak_rss, peak_clients, peak_sockets = 0, 0, 0
+    redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
+    while not done.done():
+        peak_rss = max(peak_rss, rss_kb(api_pid))
+        peak_clients = max(peak_clients, await client_list_count(redis))
+        peak_sockets = max(peak_sockets, api_redis_sockets(api_pid, redis_port))
+        await asyncio.wait([done], timeout=0.5)
+    return peak_rss, peak_clients, peak_sockets
+
+
+async def create_tasks(redis: Any, url: str, ids: list[str]) -> None:
+    store = TaskStore(redis, StreamsSettings(redis_url=url, prefix=PREFIX))
+    for task_id in ids:
+        await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
+
+
+async def snapshot(redis: Any, url: str, base: str, api_pid: int, with_metrics: bool) -> dict[str, Any]:
+    """The API's RSS, CLIENT LIST, the API's Redis sockets (and its /metrics) right now."""
+    before = {"rss_kb": rss_kb(api_pid), "client_list": await client_list_count(redis),
+              "api_redis_sockets": api_redis_sockets(api_pid, int(url.rsplit(":", 1)[1].split("/")[0]))}  # fmt: skip
+    if with_metrics:
+        before["metrics"] = await metrics(base)
+    return before
+
+
 async def fan_out(
     mode: str,
     url: str,
@@ -309,58 +157,38 @@ async def fan_out(
     per_task: int,
     rate: float,
     seconds: float,
+    on_go: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
-    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis)."""
+    """One fan-out phase (``sse`` through the API, or ``raw`` on Redis); ``on_go`` runs as writing starts."""
     run = uuid.uuid4().hex[:8]
     ids = task_ids(run, tasks)
     if mode == "sse":
-        store = TaskStore(redis, StreamsSettings(redis_url=url, prefix=PREFIX))
-        for task_id in ids:
-            await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
+        await create_tasks(redis, url, ids)
     port = int(base.rsplit(":", 1)[1])
+    child = "import asyncio, bench.sse_load as b; asyncio.run(b.{})"
     load = await spawn(
-        "-c",
-        f"import asyncio, bench.api_bench as b; asyncio.run(b.load_child({mode!r}, {url!r}, {port}, {ids!r}, {per_task}, {seconds}))",
+        "-c", child.format(f"load_child({mode!r}, {url!r}, {port}, {ids!r}, {per_task}, {seconds})")
     )
-    writer = await spawn(
-        "-c",
-        f"import asyncio, bench.api_bench as b; asyncio.run(b.writer_child({url!r}, {mode!r}, {ids!r}, {rate}, {seconds}))",
-    )
+    writer = await spawn("-c", child.format(f"writer_child({url!r}, {mode!r}, {ids!r}, {rate}, {seconds})"))
     assert load.stdin is not None and writer.stdin is not None
     try:
         ready = await read_line(load, 90)
         if await read_line(writer, 30) != "ready":
             raise RuntimeError("the writer did not get ready")
         if mode == "raw":
-            async with asyncio.timeout(30):
-                while True:
-                    if int((await redis.info("clients"))["blocked_clients"]) >= tasks * per_task:
-                        break
-                    await asyncio.sleep(0.05)
+            await wait_blocked(redis, tasks * per_task)
         await asyncio.sleep(1.0)  # every live tail subscribed to the hub
-        before = {"rss_kb": rss_kb(api_pid), "client_list": await client_list_count(redis),
-                  "api_redis_sockets": api_redis_sockets(api_pid, int(url.rsplit(":", 1)[1].split("/")[0]))}  # fmt: skip
-        if mode == "sse":
-            before["metrics"] = await metrics(base)
-        api_cpu0, redis_cpu0 = process_cpu_s(api_pid), await redis.info("cpu")
+        before = await snapshot(redis, url, base, api_pid, with_metrics=mode == "sse")
+        extra = await on_go() if on_go is not None else None
+        api_cpu0, redis_cpu0 = process_cpu_s(api_pid), await redis_cpu_s(redis)
         for proc in (load, writer):
             proc.stdin.write(b"go\n")
             await proc.stdin.drain()
-        peak_rss, peak_clients, peak_sockets = 0, 0, 0
-        redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
         done = asyncio.create_task(read_line(load, seconds + 150))
-        while not done.done():
-            peak_rss = max(peak_rss, rss_kb(api_pid))
-            peak_clients = max(peak_clients, await client_list_count(redis))
-            peak_sockets = max(peak_sockets, api_redis_sockets(api_pid, redis_port))
-            await asyncio.wait([done], timeout=0.5)
+        peak_rss, peak_clients, peak_sockets = await watch_peaks(done, redis, api_pid, url)
         load_summary = json.loads(done.result())
         writer_summary = json.loads(await read_line(writer, 60))
-        api_cpu = process_cpu_s(api_pid) - api_cpu0
-        redis_cpu1 = await redis.info("cpu")
-        redis_cpu = sum(
-            float(redis_cpu1[k]) - float(redis_cpu0[k]) for k in ("used_cpu_user", "used_cpu_sys")
-        )
+        api_cpu, redis_cpu = process_cpu_s(api_pid) - api_cpu0, await redis_cpu_s(redis) - redis_cpu0
     finally:
         await stop_child(load)
         await stop_child(writer)
@@ -377,7 +205,7 @@ async def fan_out(
         "api_metrics_before": before.get("metrics", {}),
         "cpu_cores_used": {"api": api_cpu / wall, "redis": redis_cpu / wall,
                            "load_clients": load_summary["cpu_s"] / load_summary["wall_s"], "writer": writer_summary["cpu_s"] / wall},
-        "api_cpu_us_per_delivery": api_cpu / max(1, delivered) * 1e6,
+        "api_cpu_us_per_delivery": api_cpu / max(1, delivered) * 1e6, "on_go": extra,
     }  # fmt: skip
 
 
@@ -509,11 +337,7 @@ async def run(tasks: int, per_task: int, rate: float, seconds: float, replay_eve
     }
     results["params"] = {"tasks": tasks, "clients_per_task": per_task, "rate_per_task": rate, "seconds": seconds,
                          "replay_events": replay_events}  # fmt: skip
-    results["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    results["machine"] = machine()
     return results
 
 
@@ -553,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.tasks, args.clients_per_task, args.seconds, args.replay_events = 10, 10, 5.0, 10_000
     results = asyncio.run(run(args.tasks, args.clients_per_task, args.rate, args.seconds, args.replay_events))
+    results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api.json").write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -36,8 +36,8 @@ from typing import Any
 
 from agentstream.streams import GroupConsumer, StreamsSettings, TaskStore, create_redis
 
+from bench.procs import render
 from bench.streams_bench import finished_task
-from bench.worker_bench import render
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

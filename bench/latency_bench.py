@@ -32,8 +32,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.api_bench import api_process, fan_out, raise_nofile
-from bench.worker_bench import render
+from bench.api_bench import api_process, fan_out
+from bench.procs import render
+from bench.sse_load import raise_nofile
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"
@@ -76,6 +77,25 @@ def cell_summary(phase: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def measured_phase(*args: Any) -> dict[str, Any]:
+    """One ``fan_out`` phase (same arguments) with how busy the whole machine was meanwhile."""
+    load0, samples, stop = os.getloadavg()[0], [], asyncio.Event()
+    sampler = asyncio.create_task(sample_cpu(samples, stop))
+    try:
+        phase = await fan_out(*args)
+    finally:
+        stop.set()
+        await sampler
+    end = time.perf_counter()
+    busy = busy_in_window(samples, end - phase["writer"]["wall_s"] - 0.2, end - 0.2)
+    summary = cell_summary(phase)
+    ours = sum(summary["cpu_cores_used"].values())
+    summary["machine_busy_fraction"] = busy
+    summary["other_processes_cores"] = None if busy is None else busy * (os.cpu_count() or 1) - ours
+    summary["loadavg_1m_before"] = load0
+    return summary
+
+
 async def run(plan: list[tuple[int, float]], consumers: list[int], seconds: float) -> dict[str, Any]:
     raise_nofile()
     cells: list[dict[str, Any]] = []
@@ -88,24 +108,8 @@ async def run(plan: list[tuple[int, float]], consumers: list[int], seconds: floa
                         cell: dict[str, Any] = {"tasks": tasks, "consumers": per_task, "rate_per_task": r,
                                                 "seconds": seconds, "target_p99_ms": TARGETS.get(tasks)}  # fmt: skip
                         for mode in ("raw", "sse"):
-                            load0, samples, stop = os.getloadavg()[0], [], asyncio.Event()
-                            sampler = asyncio.create_task(sample_cpu(samples, stop))
-                            try:
-                                phase = await fan_out(
-                                    mode, url, redis, base, api_pid, tasks, per_task, r, seconds
-                                )
-                            finally:
-                                stop.set()
-                                await sampler
-                            end = time.perf_counter()
-                            busy = busy_in_window(samples, end - phase["writer"]["wall_s"] - 0.2, end - 0.2)
-                            cell[mode] = cell_summary(phase)
-                            cell[mode]["machine_busy_fraction"] = busy
-                            ours = sum(cell[mode]["cpu_cores_used"].values())
-                            cell[mode]["other_processes_cores"] = (
-                                None if busy is None else busy * (os.cpu_count() or 1) - ours
-                            )
-                            cell[mode]["loadavg_1m_before"] = load0
+                            args = (mode, url, redis, base, api_pid, tasks, per_task, r, seconds)
+                            cell[mode] = await measured_phase(*args)
                         p99 = cell["sse"]["p99_ms"]
                         cell["p99_ratio_vs_raw"] = (
                             p99 / cell["raw"]["p99_ms"] if p99 and cell["raw"]["p99_ms"] else None

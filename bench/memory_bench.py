@@ -186,7 +186,7 @@ async def run(tasks: int, events: int, retention_s: int, cycles: int) -> dict[st
 
 
 def table(results: dict[str, Any]) -> str:
-    from bench.worker_bench import render
+    from bench.procs import render
 
     raw, last = results["raw"], results["ours"][-1]
     rows = [

@@ -49,8 +49,31 @@ async def timed(fn: Callable[[], Awaitable[int]]) -> dict[str, float]:
     return {"items": count, "per_s": count / wall, "cpu_us_per_item": cpu / count * 1e6, "wall_s": wall}
 
 
-async def ingest(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Any]:
+async def fenced_writer(redis: Redis, settings: StreamsSettings, n: int) -> int:
+    """``n`` token events through ``TaskStore.writer`` (batches of ``BATCH``) into a new task."""
     store = TaskStore(redis, settings)
+    task_id = uuid.uuid4().hex
+    await store.create_task(task_id, owner="bench", agent="llm", input="x")
+    attempt = await store.open_attempt(task_id)
+    w = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, max_batch=BATCH)
+    async with TaskStore(redis, w).writer(attempt) as out:
+        for i in range(n):
+            await out.append(token(i))
+    return n
+
+
+async def redis_py_xrange(redis: Redis, key: str, page_size: int) -> int:
+    """Read ``key`` from the start with redis-py ``xrange`` pages (its default parsing)."""
+    count, after = 0, "-"
+    while True:
+        page = await redis.xrange(key, min=after, count=page_size)
+        if not page:
+            return count
+        count += len(page)
+        after = "(" + page[-1][0]
+
+
+async def ingest(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, Any]:
 
     async def raw() -> int:
         key = f"raw:{{{uuid.uuid4().hex}}}:events"
@@ -64,14 +87,7 @@ async def ingest(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, A
         return n
 
     async def writer() -> int:
-        task_id = uuid.uuid4().hex
-        await store.create_task(task_id, owner="bench", agent="llm", input="x")
-        attempt = await store.open_attempt(task_id)
-        w = StreamsSettings(redis_url=settings.redis_url, prefix=settings.prefix, max_batch=BATCH)
-        async with TaskStore(redis, w).writer(attempt) as out:
-            for i in range(n):
-                await out.append(token(i))
-        return n
+        return await fenced_writer(redis, settings, n)
 
     raw_r = await timed(raw)
     ours = await timed(writer)
@@ -97,13 +113,7 @@ async def replay(redis: Redis, settings: StreamsSettings, n: int) -> dict[str, A
     reader = Reader(redis, settings)
 
     async def raw() -> int:
-        count, after = 0, "-"
-        while True:
-            page = await redis.xrange(key, min=after, count=settings.page_size)
-            if not page:
-                return count
-            count += len(page)
-            after = "(" + page[-1][0]
+        return await redis_py_xrange(redis, key, settings.page_size)
 
     async def ours() -> int:
         count = 0

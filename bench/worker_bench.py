@@ -17,7 +17,9 @@ Two measurements, each against the bare writer in the same run:
   ``ReaderHub`` in a separate process) receives it; the baseline is the writer alone with
   the timestamp set by its caller at the same pace. "Worker adds" = difference of p99s.
 
-Writes ``bench/results/worker.json``.
+Writes ``bench/results/worker.json``. The worker at the pace real models stream is
+``bench/worker_pace.py`` (``python -m bench worker`` runs both); the worker, its model and
+its tasks are set up by ``bench/worker_common.py``.
 """
 
 from __future__ import annotations
@@ -25,183 +27,53 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
-import os
-import platform
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
-from agentstream.worker.config import WorkerConfig
 from agentstream.worker.enqueue import enqueue_task
-from agentstream.worker.llm import ModelSettings
-from agentstream.worker.payload import TaskRequest
-from agentstream.worker.settings import create_worker
-from arq import create_pool
 from arq.connections import ArqRedis
 
+from bench import machine, provenance
+from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
 from bench.streams_bench import percentiles
-from tests.redis_server import redis_node
+from bench.worker_common import (
+    AGENT_ID,
+    agent_events,
+    appended_events,
+    create_tasks,
+    feed_position,
+    paced_writer,
+    prompt,
+    wait_ended,
+    worker_stack,
+)
 
 RESULTS = Path(__file__).parent / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-AGENT_ID = "llm-agent"
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of process ``pid`` in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def redis_cpu_s(redis: Any) -> float:
-    info = await redis.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-async def read_line(proc: asyncio.subprocess.Process, timeout_s: float) -> str:
-    """The next stdout line of a child, within ``timeout_s``; fails if the child ended."""
-    assert proc.stdout is not None
-    async with asyncio.timeout(timeout_s):
-        line = await proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child {proc.pid} exited ({await proc.wait()}) before answering")
-    return line.decode().strip()
-
-
-async def stop_child(proc: asyncio.subprocess.Process) -> None:
-    """Terminate a child this bench started, then kill it if it lingers."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            async with asyncio.timeout(5):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.wait_for(proc.wait(), 5)
-
-
-async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-
-
-@contextlib.asynccontextmanager
-async def scripted_model() -> AsyncIterator[tuple[str, int]]:
-    """The scripted model in its own process; yields ``(base_url, pid)``."""
-    proc = await spawn("-m", "agentstream.worker.scripted_llm", "--port", "0", "--log-level", "warning")
-    try:
-        line = await read_line(proc, 20)
-        prefix = "scripted LLM listening on "
-        if not line.startswith(prefix):
-            raise RuntimeError(f"unexpected first line from the scripted model: {line!r}")
-        yield line[len(prefix) :], proc.pid
-    finally:
-        await stop_child(proc)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(config: WorkerConfig) -> AsyncIterator[None]:
-    """The production arq worker in this process (deps from ``build_deps``)."""
-    worker = create_worker(config, handle_signals=False)
-    main = asyncio.create_task(worker.async_run())
-    try:
-        yield
-    finally:
-        main.cancel()  # the poll loop ends before close() closes arq's pool, as Worker.run does
-        async with asyncio.timeout(15):
-            await asyncio.wait([main])
-            await worker.close()
-
-
-# --------------------------------------------------------------------------- tasks
-
-
-def prompt(tokens: int, slow_ms: int = 0) -> str:
-    return f"[tokens:{tokens}]" + (f" [slow:{slow_ms}]" if slow_ms else "") + " bench"
-
-
-async def create_tasks(store: TaskStore, n: int, text: str) -> list[str]:
-    ids = [f"wb_{uuid.uuid4().hex[:20]}" for _ in range(n)]
-    request = TaskRequest(input=text, agent="llm").model_dump()
-    for task_id in ids:
-        await store.create_task(task_id, owner="bench", agent="llm", input=text, request=request)
-    return ids
-
-
-async def feed_position(redis: Any, settings: StreamsSettings) -> str:
-    newest = await redis.xrevrange(settings.keys.tasks, count=1)
-    return str(newest[0][0]) if newest else "0-0"
-
-
-async def wait_ended(
-    redis: Any, settings: StreamsSettings, ids: list[str], after: str, timeout_s: float
-) -> tuple[float, float, list[str]]:
-    """Follow the task feed until every task in ``ids`` has an ``ended`` entry, at most
-    ``timeout_s``: the time (perf_counter) and this process's CPU time when the last
-    ``ended`` was read (a hang does not inflate them), and the tasks that
-    never ended (their asyncio stacks are printed to stderr: why did they hang?)."""
-    pending = set(ids)
-    last, last_cpu = time.perf_counter(), time.process_time()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout_s):
-            while pending:
-                reply = await redis.xread({settings.keys.tasks: after}, block=1000, count=1000)
-                for _, entries in reply or []:
-                    for cursor, fields in entries:
-                        after = cursor
-                        if fields.get("kind") == "ended" and fields.get("task_id") in pending:
-                            pending.discard(fields["task_id"])
-                            last, last_cpu = time.perf_counter(), time.process_time()
-    if pending:
-        print(
-            f"worker_bench: {len(pending)} of {len(ids)} tasks never ended within {timeout_s}s",
-            file=sys.stderr,
-        )
-        dump_tasks()
-    return last, last_cpu, sorted(pending)
-
-
-def dump_tasks() -> None:
-    """Print the stack of every asyncio task of this process."""
-    for task in asyncio.all_tasks():
-        print(f"--- {task!r}", file=sys.stderr)
-        task.print_stack(limit=12, file=sys.stderr)
-
-
-async def appended_events(
-    redis: Any, settings: StreamsSettings, ids: list[str]
-) -> tuple[int, dict[str, int]]:
-    """Events appended after ``queued`` across ``ids`` (dense seqs), and the final statuses."""
-    pipe = redis.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.hmget(settings.keys.meta(task_id), ["seq", "status"])
-    total, statuses = 0, {}
-    for seq, status in await pipe.execute():
-        total += int(seq or 0) - 1
-        statuses[status] = statuses.get(status, 0) + 1
-    return total, statuses
+#: what each figure of worker.json is
+MEANING = {
+    "throughput_worker": "one arq worker process (max_jobs = tasks) running `tasks` concurrent llm tasks of "
+    "[tokens:N] against the scripted model (separate process, no delay). events = entries appended after "
+    "`queued` (status, N tokens, usage, result, completed per task, counted from the dense seqs); per_s = "
+    "events / wall time from the first enqueue to the last `ended` entry in the task feed; cpu_us_per_item = "
+    "this process's CPU (worker + the bench's enqueue/feed loop) per event; model_server/redis CPU per event "
+    "are those processes' CPU over the same window",
+    "throughput_writer_interleaved": "TaskStore.writer alone, same task count and events, each task yielding "
+    "to the loop after each append (one event per wake-up, as a worker's tasks)",
+    "throughput_writer_burst": "the same without yielding: every task appends all its events at once, so "
+    "batches fill (the ceiling of the streams layer)",
+    "latency_worker": "paced run: `lat_tasks` tasks of [tokens:N] [slow:MS]; per token event, the time a live "
+    "tail (Reader + ReaderHub in a separate process) received it minus the event's `timestamp`, which the "
+    "agent set when it produced the token (after the model client parsed the chunk). ms",
+    "latency_writer": "the same tail measurement with the bare writer appending at the same pace, timestamp "
+    "set by its caller just before append. ms",
+    "worker_adds_p99_ms": "latency_worker.p99_ms - latency_writer.p99_ms: what the worker adds on top of the writer",
+}
 
 
 # --------------------------------------------------------------------------- throughput
@@ -235,17 +107,6 @@ async def worker_throughput(
         "redis_cpu_us_per_event": redis_cpu / events * 1e6,
         "cpu_cores_used": {"worker": cpu / wall, "model_server": model_cpu / wall, "redis": redis_cpu / wall},
     }  # fmt: skip
-
-
-def agent_events(tokens: int) -> list[dict[str, Any]]:
-    """What an LLM agent appends for a ``[tokens:N]`` answer (``completed`` aside)."""
-    events: list[dict[str, Any]] = [{"type": "status", "status": "started"}]
-    events += [{"type": "token", "content": f" w{i}"} for i in range(1, tokens + 1)]
-    events.append(
-        {"type": "usage", "prompt_tokens": 3, "completion_tokens": tokens, "total_tokens": tokens + 3}
-    )
-    events.append({"type": "result", "success": True, "content": "w1 ...", "agent_id": AGENT_ID})
-    return events
 
 
 async def writer_throughput(
@@ -364,21 +225,9 @@ async def writer_latency(
     ids = await create_tasks(store, tasks, prompt(tokens, slow_ms))
     attempts = [await store.open_attempt(task_id) for task_id in ids]
 
-    async def one(index: int, attempt: Any) -> None:
-        await asyncio.sleep(slow_ms / 1000 * index / tasks)
-        async with store.writer(attempt) as out:
-            start = time.perf_counter()
-            for event in agent_events(tokens):
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
-                if event["type"] == "token":
-                    start += slow_ms / 1000
-                    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-            await out.append(
-                {"type": "completed", "success": True, "status": "succeeded", "execution_time": 0}
-            )
-
     async with tailing(settings.redis_url, settings.prefix, ids) as samples:
-        await asyncio.wait_for(asyncio.gather(*(one(i, a) for i, a in enumerate(attempts))), 120)
+        runs = (paced_writer(store, a, i / tasks, tokens, slow_ms) for i, a in enumerate(attempts))
+        await asyncio.wait_for(asyncio.gather(*runs), 120)
     return latency_summary(samples.result())
 
 
@@ -387,35 +236,21 @@ async def writer_latency(
 
 async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with redis_node() as url:
-        settings = StreamsSettings(redis_url=url, prefix="wbench", maxlen=10_000_000)
-        config = WorkerConfig(
-            streams=settings, max_jobs=max(tasks, lat_tasks), poll_delay_s=0.05, task_timeout_s=300.0
+    async with worker_stack(max(tasks, lat_tasks)) as (redis, settings, pool, model_pid, worker):
+        async with worker:
+            # one small warm-up batch: connections, imports, the model's first reply
+            await worker_throughput(redis, settings, pool, model_pid, 4, 10)
+            results["throughput_worker"] = await worker_throughput(
+                redis, settings, pool, model_pid, tasks, tokens
+            )
+            results["latency_worker"] = await worker_latency(
+                redis, settings, pool, lat_tasks, lat_tokens, slow_ms
+            )
+        results["throughput_writer_interleaved"] = await writer_throughput(
+            redis, settings, tasks, tokens, True
         )
-        redis = create_redis(settings)
-        pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
-        try:
-            async with scripted_model() as (base_url, model_pid):
-                model = ModelSettings.from_env({"OPENAI_BASE_URL": base_url})
-                async with running_worker(dataclasses.replace(config, model=model)):
-                    # one small warm-up batch: connections, imports, the model's first reply
-                    await worker_throughput(redis, settings, pool, model_pid, 4, 10)
-                    results["throughput_worker"] = await worker_throughput(
-                        redis, settings, pool, model_pid, tasks, tokens
-                    )
-                    results["latency_worker"] = await worker_latency(
-                        redis, settings, pool, lat_tasks, lat_tokens, slow_ms
-                    )
-            results["throughput_writer_interleaved"] = await writer_throughput(
-                redis, settings, tasks, tokens, True
-            )
-            results["throughput_writer_burst"] = await writer_throughput(
-                redis, settings, tasks, tokens, False
-            )
-            results["latency_writer"] = await writer_latency(redis, settings, lat_tasks, lat_tokens, slow_ms)
-        finally:
-            await pool.aclose()
-            await redis.aclose()
+        results["throughput_writer_burst"] = await writer_throughput(redis, settings, tasks, tokens, False)
+        results["latency_writer"] = await writer_latency(redis, settings, lat_tasks, lat_tokens, slow_ms)
     tw, wi, wb = (
         results["throughput_worker"],
         results["throughput_writer_interleaved"],
@@ -430,24 +265,7 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
     results["worker_adds_p99_ms"] = lw["p99_ms"] - lb["p99_ms"]
     results["worker_adds_p50_ms"] = lw["p50_ms"] - lb["p50_ms"]
     results["target"] = {"worker_adds_p99_ms_max": 1.0}
-    results["meaning"] = {
-        "throughput_worker": "one arq worker process (max_jobs = tasks) running `tasks` concurrent llm tasks of "
-        "[tokens:N] against the scripted model (separate process, no delay). events = entries appended after "
-        "`queued` (status, N tokens, usage, result, completed per task, counted from the dense seqs); per_s = "
-        "events / wall time from the first enqueue to the last `ended` entry in the task feed; cpu_us_per_item = "
-        "this process's CPU (worker + the bench's enqueue/feed loop) per event; model_server/redis CPU per event "
-        "are those processes' CPU over the same window",
-        "throughput_writer_interleaved": "TaskStore.writer alone, same task count and events, each task yielding "
-        "to the loop after each append (one event per wake-up, as a worker's tasks)",
-        "throughput_writer_burst": "the same without yielding: every task appends all its events at once, so "
-        "batches fill (the ceiling of the streams layer)",
-        "latency_worker": "paced run: `lat_tasks` tasks of [tokens:N] [slow:MS]; per token event, the time a live "
-        "tail (Reader + ReaderHub in a separate process) received it minus the event's `timestamp`, which the "
-        "agent set when it produced the token (after the model client parsed the chunk). ms",
-        "latency_writer": "the same tail measurement with the bare writer appending at the same pace, timestamp "
-        "set by its caller just before append. ms",
-        "worker_adds_p99_ms": "latency_worker.p99_ms - latency_writer.p99_ms: what the worker adds on top of the writer",
-    }
+    results["meaning"] = MEANING
     results["params"] = {
         "tasks": tasks,
         "tokens": tokens,
@@ -455,11 +273,7 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
         "lat_tokens": lat_tokens,
         "slow_ms": slow_ms,
     }
-    results["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    results["machine"] = machine()
     return results
 
 
@@ -489,15 +303,6 @@ def table(results: dict[str, Any]) -> str:
     return render(head, rows)
 
 
-def render(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(row[c])) for row in [head, *rows]) for c in range(len(head))]
-    lines = [
-        " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [head, *rows]
-    ]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -512,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.tasks, args.tokens, args.lat_tasks, args.lat_tokens = 50, 50, 10, 50
     results = asyncio.run(run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms))
+    results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker.json").write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -1,0 +1,204 @@
+"""The sections of ``bench/RESULTS.md`` for issue 14: honest baselines, the fan-out floor,
+the worker at real pace, and the cost model derived from them (used by ``bench.report``).
+
+Every figure printed here comes from a JSON a bench wrote; the cost model only divides and
+multiplies those figures (each derived number names its inputs). A section whose JSON is
+missing says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import profile
+
+INGEST_HEAD = ("writer", "events/s", "client CPU us/event", "Redis cmd us/event", "Redis proc CPU us/event",
+               "ours/this events/s", "ours/this client CPU")  # fmt: skip
+
+
+def provenance(d: dict[str, Any]) -> str:
+    """How the figures of one JSON were measured (quick run, load)."""
+    if "measured_at" not in d:
+        return "Measured before provenance was recorded (no load average stored)."
+    load = ", ".join(f"{x:.2f}" for x in d["loadavg_at_end"])
+    kind = "**quick run** (smoke-test sizes)" if d["quick"] else "full run"
+    return f"Measured {d['measured_at']}, {kind}, load average at the end {load} (1, 5, 15 min; 2 cores)."
+
+
+def is_quick(d: dict[str, Any] | None) -> bool:
+    return bool(d and d.get("quick"))
+
+
+def spread(s: dict[str, float], digits: int = 2, unit: str = "x") -> str:
+    return f"{s['median']:,.{digits}f}{unit} ({s['min']:,.{digits}f}-{s['max']:,.{digits}f})"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def md(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+
+
+def profile_block(summary: dict[str, Any] | None, title: str, how: str, when: str) -> list[str]:
+    """The profile of a missed ratio (``when``: how it was sampled), or how to take it."""
+    if not summary:
+        return [f"Profile of {title}: not taken in this run; take it with `{how}`.", ""]
+    return [*profile.markdown(summary, title), "", f"Sampled {when}, at 200 Hz with `{how}`.", ""]
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def baselines(d: dict[str, Any]) -> list[str]:
+    ing, rep, p = d["ingest"], d["replay"], d["params"]
+    cols, ratios = ing["columns"], ing["ratios_ours_over"]
+    labels = {"redis_py_pipeline": "redis-py pipelined XADD (client-bound: pack_command)",
+              "resp_pipeline": "hand-packed RESP pipeline, one asyncio connection",
+              "lua_batch": "fence-free Lua batch (one EVALSHA, N XADD)", "writer": "agentstream TaskStore.writer (fenced)"}  # fmt: skip
+    rows = []
+    for name, label in labels.items():
+        c, r = cols[name], ratios.get(name)
+        rows.append((label, spread(c["per_s"], 0, ""), spread(c["client_cpu_us"], 1, ""),
+                     spread(c["redis_cmd_us"], 2, ""), spread(c["redis_proc_cpu_us"], 2, ""),
+                     spread(r["per_s"]) if r else "(ours)", spread(r["client_cpu_us"]) if r else ""))  # fmt: skip
+    best = d["best_raw_writer"]
+    best_ratio = ratios[best]["per_s"]
+    target = d["targets"]["ingest_vs_best_raw_throughput_min"]
+    ok_ingest = best_ratio["median"] >= target
+    out = [
+        "## Honest baselines: ingest and replay (`bench/baselines_bench.py`)", "", provenance(d), "",
+        f"Ingest: {p['events']:,} token events per run in batches of {p['batch']}, the same encoding in every column; "
+        f"{p['rounds']} rounds interleaved (A B C D A B C D ...), a fresh stream per run, one Redis. Ratios are ours / "
+        "that column, paired within each round: median (min-max). Redis CPU per event two ways: `INFO commandstats` "
+        "usec of the top-level commands (a script's XADDs are inside its EVALSHA) and the Redis process's CPU "
+        "(`INFO cpu`, which adds the networking).", "",
+        *md(INGEST_HEAD, rows), "",
+        f"Against the best raw writer of this run ({labels[best]}): ours {spread(best_ratio)} of its throughput; "
+        f"target >= {target:g}x: {verdict(ok_ingest)}.", "",
+    ]  # fmt: skip
+    if not ok_ingest:
+        out += profile_block(d.get("profile"), "the fenced writer's ingest (this bench's process)",
+                             "python -m bench.baselines_bench --profile", "in one extra writer run after the rounds")  # fmt: skip
+    rc, rr = rep["columns"], rep["ratios_ours_over"]
+    floor = rr["xrange_raw_floor"]["per_s"]
+    target = d["targets"]["replay_vs_floor_min"]
+    rows = [
+        ("XRANGE on a raw connection, reply not decoded (floor)", spread(rc["xrange_raw_floor"]["per_s"], 0, ""),
+         spread(rc["xrange_raw_floor"]["client_cpu_us"], 1, ""), spread(floor), f">= {target:g}x", verdict(floor["median"] >= target)),
+        ("redis-py xrange (default parsing, a dict per entry)", spread(rc["xrange_redis_py"]["per_s"], 0, ""),
+         spread(rc["xrange_redis_py"]["client_cpu_us"], 1, ""), spread(rr["xrange_redis_py"]["per_s"]), "", ""),
+        ("agentstream Reader.replay (every event decoded)", spread(rc["reader_replay"]["per_s"], 0, ""),
+         spread(rc["reader_replay"]["client_cpu_us"], 1, ""), "(ours)", "", ""),
+    ]  # fmt: skip
+    out += [f"Replay of one finished stream of {p['replay_events']:,} events, pages of 1,000, {p['rounds']} rounds "
+            "interleaved.", "",
+            *md(("reader", "events/s", "client CPU us/event", "ours/this events/s", "target", "met?"), rows), ""]  # fmt: skip
+    if floor["median"] < target:
+        out += profile_block(d.get("replay_profile"), "Reader.replay (this bench's process)",
+                             "python -m bench.baselines_bench --profile", "in one extra replay after the rounds")  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def fanout(d: dict[str, Any]) -> list[str]:
+    t = d["targets"]
+    rows, missed, prof = [], False, None
+    for c in d["cells"]:
+        a, f1, f4 = c["api"], c["floor_1"], c["floor_4"]
+        n = c["clients"]
+        checks = [
+            a["cpu_us_per_delivery"] <= t["api_cpu_us_per_delivery_max"],
+            c["ratio_api_vs_floor"] <= t["ratio_vs_floor_max"],
+        ]
+        missed = missed or not all(checks)
+        prof = prof or a["detail"].get("profile")
+        p99 = a["p99_ms"] if a["p99_ms"] is not None else float("nan")
+        rows += [
+            (f"{n} clients: CPU us / delivery (1 frame per write)", f"{f1['cpu_us_per_delivery']:.2f}", f"{a['cpu_us_per_delivery']:.2f}",
+             f"{c['ratio_api_vs_floor']:.2f}x", f"<= {t['api_cpu_us_per_delivery_max']:g} us, <= {t['ratio_vs_floor_max']:g}x", verdict(all(checks))),
+            (f"{n} clients: floor with 4 frames joined per write", f"{f4['cpu_us_per_delivery']:.2f}", "", f"{c['ratio_api_vs_floor_4']:.2f}x", "", ""),
+            (f"{n} clients: delivery latency p99 ms", "", f"{p99:.1f}", "", f"<= {t['p99_ms_max']:g} ms (quiet box)", verdict(p99 <= t["p99_ms_max"])),
+            (f"{n} clients: connect burst errors, streams completed", "", f"{a['burst_errors']} {a['errors'] or ''}, {a['completed']}/{n}", "", "0, all",
+             verdict(a["burst_errors"] == 0 and a["completed"] == n)),
+            (f"{n} clients: API RSS KB per connected client", "", f"{a['rss_kb_per_client']:.1f}", "", f"<= {t['rss_kb_per_client_max']:g} KB",
+             verdict(a["rss_kb_per_client"] <= t["rss_kb_per_client_max"])),
+        ]  # fmt: skip
+    p = d["params"]
+    out = [
+        "## Fan-out: API CPU per delivery against the lean floor (`bench/fanout_bench.py`)", "", provenance(d), "",
+        f"{p['per_task']} SSE clients per task, {p['rate_per_task']:g} token events/s per task, {p['seconds']:g} s of writing "
+        "per run. Floor: one process under uvloop writes one pre-encoded SSE frame to each loopback connection of a task "
+        "(readers in another process), its CPU / deliveries; then 4 frames joined per write. API: one fresh API process, the "
+        "clients connect in one burst (all at once; errors counted), its process CPU over the writing window / token events "
+        "delivered. Floor and API run one after the other in the same run, same box.", "",
+        *md(("measure", "floor", "API", "API / floor", "target", "met?"), rows), "",
+    ]  # fmt: skip
+    if missed:
+        out += profile_block(prof, "the API process during the largest fan-out", "python -m bench.fanout_bench --profile",
+                             "during the measured writing window (py-spy's own CPU competes on this box)")  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- worker at pace
+
+
+def pace(d: dict[str, Any]) -> list[str]:
+    w, b, p = d["worker"], d["writer"], d["params"]
+    rows = [
+        ("CPU us / event", f"{b['cpu_us_per_item']:.1f}", f"{w['cpu_us_per_item']:.1f}", f"{d['ratio_cpu']:.2f}x",
+         f"worker <= {d['target_worker_cpu_us_per_event_max']:g} us", verdict(d["met"])),
+        ("events/s (all tasks)", f"{b['per_s']:,.0f}", f"{w['per_s']:,.0f}", "", "", ""),
+        ("cores used", f"{b['cores']:.2f}", f"{w['cores']:.2f}", "", "", ""),
+        ("model server CPU us / event (own process)", "", f"{w['model_server_cpu_us_per_event']:.1f}", "", "", ""),
+        ("tasks that never ended", "", str(len(w["never_ended"])), "", "0", verdict(not w["never_ended"])),
+    ]  # fmt: skip
+    out = [
+        "## Worker at real pace (`bench/worker_pace.py`, run by `python -m bench worker`)", "", provenance(d), "",
+        f"{p['tasks']} tasks x {p['tokens']} tokens at {1000 / p['slow_ms']:.0f} tokens/s each (the scripted model's "
+        "token delay; one token per wake-up). Worker: the arq worker's process CPU per event appended; bare writer: "
+        "`TaskStore.writer` appending the same events at the same pace in one process.", "",
+        *md(("measure", "bare writer", "worker", "worker / writer", "target", "met?"), rows), "",
+    ]  # fmt: skip
+    if not d["met"]:
+        out += profile_block(d.get("profile"), "the worker process at real pace", "python -m bench.worker_pace --profile",
+                             "during the measured worker run (py-spy's own CPU competes on this box)")  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- scale run
+
+
+def scale(d: dict[str, Any]) -> list[str]:
+    p, load = d["params"], d["load"]
+    each = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    rows = [
+        ("SSE streams completed / errors", f"{load['completed']}/{load['clients']} / {load['errors'] or 0}"),
+        ("stream entries appended (seq, `queued` included)", f"{d['events_appended']:,}"),
+        ("SSE frames delivered", f"{d['sse_frames_delivered']:,}"),
+        ("wall, first submit to last stream completed, s", f"{d['wall_s']:.1f}"),
+        (
+            "workers: CPU us / event appended (CPU s of each)",
+            f"{d['worker_cpu_us_per_event']:,.0f} ({each(d['worker_cpu_s'])})",
+        ),
+        (
+            "APIs: CPU us / delivery (CPU s of each)",
+            f"{d['api_cpu_us_per_delivery']:,.1f} ({each(d['api_cpu_s'])})",
+        ),
+        (
+            "Redis: CPU us / event appended (CPU s of each node)",
+            f"{d['redis_cpu_us_per_event']:,.1f} ({each(d['redis_cpu_s_by_node'])})",
+        ),
+    ]
+    return [
+        "## Scale run: 2 workers + 2 API processes on a 3-node Redis Cluster (`bench/scale_bench.py`)", "",
+        provenance(d), "",
+        f"{p['tasks']} tasks x {p['tokens']} tokens at {1000 / p['slow_ms']:.0f} tokens/s, submitted over HTTP to the "
+        f"two APIs in turn, {p['readers']} SSE readers per task (from the start, APIs in turn); streams on a "
+        f"{p['shards']}-master cluster, the arq queue on its own redis-server; every process separate.", "",
+        *md(("measure", "figure"), rows), "",
+    ]  # fmt: skip
