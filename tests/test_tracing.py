@@ -19,6 +19,7 @@ from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig
 from agentstream.worker.tools import ToolSettings, default_registry
 
+from tests.api.helpers import key_id
 from tests.api.server import ALICE, api_settings, serve
 
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace", reason="the tracing tests need the otel extra")
@@ -79,7 +80,7 @@ async def submit_and_run(settings: StreamsSettings, deps: WorkerDeps, headers: d
         assert response.status_code == 202, response.text
         task_id: str = response.json()["task_id"]
     async with asyncio.timeout(30):
-        await run_task({DEPS_KEY: deps}, task_id)  # the job, as a worker runs it
+        await run_task({DEPS_KEY: deps}, key_id(task_id))  # the job, as a worker runs it
     return task_id
 
 

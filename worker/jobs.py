@@ -29,11 +29,10 @@ from typing import Any
 from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.lease import Lease
+from agentstream.worker.observability import bind_key_id
 from agentstream.worker.outcomes import TRANSIENT_ERRORS, Outcome
 from agentstream.worker.run import AttemptRunner
 from arq import Retry
-
-from agentstream.telemetry.logs import bind_task
 
 __all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
 
@@ -62,7 +61,7 @@ async def remember_run_job_task(ctx: dict[str, Any]) -> None:
     from an abort (only the job's own task is)."""
     ctx[RUN_JOB_TASK_KEY] = asyncio.current_task()
     if ctx.get("job_id"):
-        bind_task(str(ctx["job_id"]))  # the job id is the task id: arq's job lines carry it too
+        bind_key_id(str(ctx["job_id"]))  # the job id is the task's key id: arq's job lines carry it
 
 
 def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
@@ -75,7 +74,7 @@ def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
 async def run_task(ctx: dict[str, Any], task_id: str) -> None:
     """Run the next attempt of ``task_id`` under a lease; raise ``Retry`` for another one."""
     deps = deps_from(ctx)
-    bind_task(task_id)
+    bind_key_id(task_id)
     config = deps.config
     job_id = str(ctx.get("job_id") or task_id)
     owner = f"{deps.worker_id}/{secrets.token_hex(3)}"

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+from agentstream.streams.keys import split_task_id
 from agentstream.worker.errors import ModelError
 from agentstream.worker.metrics import (
     MODEL_CALLS,
@@ -33,7 +34,7 @@ from agentstream.worker.metrics import (
 from agentstream.telemetry.logs import bind_task
 from agentstream.telemetry.tracing import extract_context, fail_span, span, start_span
 
-__all__ = ["attempt_span", "observe_event", "observed_model_stream", "observed_tool"]
+__all__ = ["attempt_span", "bind_key_id", "observe_event", "observed_model_stream", "observed_tool"]
 
 T = TypeVar("T")
 
@@ -45,14 +46,21 @@ class _Outcome(Protocol):
 OutcomeT = TypeVar("OutcomeT", bound=_Outcome)
 
 
+def bind_key_id(key_id: str, *, attempt: int | None = None) -> None:
+    """Bind the task of streams key id ``key_id`` (``<tenant>/<task id>``) to this
+    context's log lines as operators know it: the public task id and the tenant."""
+    tenant, task_id = split_task_id(key_id)
+    bind_task(task_id, attempt=attempt, tenant=tenant)
+
+
 @contextlib.contextmanager
-def attempt_span(
-    trace_context: Mapping[str, str] | None, task_id: str, attempt: int, tenant: str | None = None
-) -> Iterator[None]:
-    """The attempt as the current span (its tasks, model calls, tools and flushes are its
-    children) under the trace of the task's submit; counted as running meanwhile."""
+def attempt_span(trace_context: Mapping[str, str] | None, key_id: str, attempt: int) -> Iterator[None]:
+    """The attempt of the task of streams key id ``key_id`` as the current span (its
+    tasks, model calls, tools and flushes are its children) under the trace of the task's
+    submit; counted as running meanwhile."""
     if attempt > 1:
         RETRIES.inc()
+    tenant, task_id = split_task_id(key_id)
     attributes = {
         "agentstream.task_id": task_id,
         "agentstream.attempt": attempt,
@@ -61,7 +69,7 @@ def attempt_span(
     TASKS_RUNNING.inc()
     try:
         with span("agentstream.attempt", attributes, parent=extract_context(trace_context)):
-            bind_task(task_id, attempt=attempt, tenant=tenant)
+            bind_key_id(key_id, attempt=attempt)
             yield
     finally:
         TASKS_RUNNING.dec()

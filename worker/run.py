@@ -50,7 +50,7 @@ from agentstream.streams.keys import conversation_id, public_task_id
 from agentstream.worker.agents import ResumeState, rebuild_resume_state
 from agentstream.worker.deps import AgentFactory, TaskAgent, WorkerDeps, build_task_agent
 from agentstream.worker.errors import ModelError
-from agentstream.worker.observability import attempt_span, observe_event
+from agentstream.worker.observability import attempt_span, bind_key_id, observe_event
 from agentstream.worker.outcomes import (
     DONE,
     MAX_RETRY_DEFER_S,
@@ -64,8 +64,6 @@ from agentstream.worker.outcomes import (
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.race import AgentRace, Stop
 from pydantic import ValidationError
-
-from agentstream.telemetry.logs import bind_task
 
 __all__ = [
     "TRANSIENT_ERRORS",
@@ -150,7 +148,7 @@ class AttemptRunner:
         meta = await self._store.meta(self.task_id)
         if meta is None:
             return DONE
-        bind_task(self.task_id, attempt=attempt.number, tenant=meta.owner)
+        bind_key_id(self.task_id, attempt=attempt.number)
         self._started_at = _started_at(meta) or self._started_at
         self._tenant = meta.owner
         try:
@@ -167,7 +165,7 @@ class AttemptRunner:
             return DONE
         if meta.cancel_requested:
             return await self._cancelled(writer, meta.cancel_reason)
-        with attempt_span(request.trace_context, self.task_id, attempt.number, meta.owner):
+        with attempt_span(request.trace_context, self.task_id, attempt.number):
             resume = await self._resume(attempt, writer) if attempt.number > 1 else None
             return await self._execute(request, attempt, writer, resume)
 

@@ -120,6 +120,11 @@ class _Connection:
             self.status = response.status_code
             if response.status_code >= 400:
                 check(response, await response.aread())
+            if response.status_code == 204:
+                # The server's word that the stream ended at or before our cursor: the
+                # ``completed`` was delivered before the connection dropped.
+                self.done = True
+                return
             try:
                 async for frame in aiter_frames(response):
                     event = frame_to_event(frame)

@@ -125,3 +125,16 @@ async def test_submit_with_a_workflow_runs_its_steps_first(stack: tuple[str, str
     assert len(steps) == 2
     assert all(e["loop_scope"]["kind"] == "dawp" for e in dawp if e["type"] not in ("completed", "error"))
     assert events[-1]["status"] == "succeeded"
+
+
+async def test_resuming_after_completed_ends_at_once(stack: tuple[str, str]) -> None:
+    """The server answers 204 to a cursor at a finished stream's end: nothing more will
+    come, so the iterator ends without a reconnect (a lost connection right after
+    ``completed`` is resumed exactly there)."""
+    url, key = stack
+    async with AgentStreamClient(url, key, backoff=FAST, max_reconnects=0) as client:
+        task = await client.submit("hi", agent="llm")
+        events = [e async for e in client.events(task["task_id"], mode="all")]
+        assert events[-1]["type"] == "completed"
+        async with asyncio.timeout(10):
+            assert [e async for e in client.events(task["task_id"], after=events[-1]["id"])] == []
