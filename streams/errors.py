@@ -25,12 +25,12 @@ policy for the network: :data:`TRANSIENT_REDIS_ERRORS` is that policy's one tupl
 
 from __future__ import annotations
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import TYPE_CHECKING
 
 from agentstream.errors import StackError
 
 __all__ = [
+    "REDIS_FAILURES",
     "TRANSIENT_REDIS_ERRORS",
     "ClosedError",
     "DeadLetterNotFound",
@@ -50,9 +50,34 @@ __all__ = [
 ]
 
 
-#: Redis unreachable, a command timed out, or the socket failed: the same call may succeed
-#: once Redis is back (every retry policy of the stack catches exactly these)
-TRANSIENT_REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+if TYPE_CHECKING:  # built by __getattr__ below
+    TRANSIENT_REDIS_ERRORS: tuple[type[Exception], ...]
+    REDIS_FAILURES: tuple[type[Exception], ...]
+
+
+def __getattr__(name: str) -> tuple[type[Exception], ...]:
+    """The two tuples of Redis failures, built on first use (PEP 562) so that the light
+    modules of the core (keys, settings) import without redis-py:
+
+    - ``TRANSIENT_REDIS_ERRORS``: Redis unreachable, a command timed out, or the socket
+      failed: the same call may succeed once Redis is back (every retry policy of the
+      stack catches exactly these);
+    - ``REDIS_FAILURES``: any failed Redis call, error replies included: what a background
+      loop that must outlive Redis trouble (a lease renewal, a catalog refresh) catches,
+      logs and retries.
+    """
+    if name not in ("TRANSIENT_REDIS_ERRORS", "REDIS_FAILURES"):  # (the import system asks too)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    tuples: dict[str, tuple[type[Exception], ...]] = {
+        "TRANSIENT_REDIS_ERRORS": (RedisConnectionError, RedisTimeoutError, OSError),
+        "REDIS_FAILURES": (RedisError, OSError, TimeoutError),
+    }
+    globals().update(tuples)
+    return tuples[name]
 
 
 class StreamsError(StackError):

@@ -24,6 +24,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
+from agentstream.protocol import cursor_key
+
 from .codec import decode_entry
 from .connection import RedisClient, dedicated_connection
 from .errors import TRANSIENT_REDIS_ERRORS, ClosedError
@@ -43,12 +45,6 @@ _RECOVERABLE: tuple[type[Exception], ...] = (*TRANSIENT_REDIS_ERRORS, ResponseEr
 
 def _identity(response: Any, **_: Any) -> Any:
     return response
-
-
-def id_tuple(cursor: str) -> tuple[int, int]:
-    """``"12-3"`` → ``(12, 3)``, for ordering cursors."""
-    ms, _, seq = cursor.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Subscription:
@@ -123,7 +119,7 @@ class _Shard:
         subs = self.subs.setdefault(sub.key, set())
         if not subs:
             self.positions[sub.key] = after
-        elif id_tuple(after) < id_tuple(self.positions[sub.key]):
+        elif cursor_key(after) < cursor_key(self.positions[sub.key]):
             # The reader is behind the shard; its XRANGE catch-up covers the difference.
             pass
         subs.add(sub)

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from agentstream.protocol import cursor_key
 
 from .codec import decode_entry, decode_flat, entry_seq
 from .connection import RedisClient, raw_stream_client
 from .errors import InvalidCursor, TaskNotFound, UsageError
 from .events import EventFilter
-from .hub import ReaderHub, id_tuple
+from .hub import ReaderHub
 from .keys import public_task_id, validate_task_id
 from .settings import StreamsSettings
 
@@ -66,13 +68,13 @@ class _Tracker:
     def __init__(self, task_id: str, cursor: str) -> None:
         self.task_id = public_task_id(task_id)
         self.cursor = cursor
-        self._cursor_t = id_tuple(cursor)
+        self._cursor_t = cursor_key(cursor)
         self._seq: int | None = None
         #: ``completed`` was passed
         self.ended = False
 
     def accept(self, cursor: str, event: dict[str, Any]) -> list[Item]:
-        cursor_t = id_tuple(cursor)
+        cursor_t = cursor_key(cursor)
         if cursor_t <= self._cursor_t:
             return []
         out: list[Item] = []
@@ -85,6 +87,20 @@ class _Tracker:
         self.cursor, self._cursor_t = cursor, cursor_t
         out.append((cursor, event))
         return out
+
+
+def _admit(entries: Iterable[Item], tracker: _Tracker, flt: EventFilter) -> tuple[list[Item], bool]:
+    """The replayed start of a tail: markers as they come, events through the tracker and
+    the filter; ``True`` when ``completed`` was among them (nothing follows it)."""
+    out: list[Item] = []
+    for cursor, event in entries:
+        if event["type"] in ("gap", "reset"):
+            out.append((cursor, event))
+            continue
+        out.extend(item for item in tracker.accept(cursor, event) if flt.matches(item[1]))
+        if event["type"] == "completed":
+            return out, True
+    return out, False
 
 
 def parse_cursor(cursor: str | None) -> str:
@@ -146,7 +162,7 @@ class Reader:
         if seq < lo_seq:
             return "0-0"
         # Invariant: the wanted entry's milliseconds lie in [lo_ms, hi_ms].
-        lo_ms, hi_ms = id_tuple(lo_cursor)[0], id_tuple(str(newest[0][0]))[0]
+        lo_ms, hi_ms = cursor_key(lo_cursor)[0], cursor_key(str(newest[0][0]))[0]
         page = self.settings.page_size
         while seq - lo_seq > page and hi_ms > lo_ms:
             mid = (lo_ms + hi_ms + 1) // 2
@@ -156,7 +172,7 @@ class Reader:
             probe_seq = entry_seq(probe[0][1])
             if probe_seq <= seq:
                 lo_cursor, lo_seq = str(probe[0][0]), probe_seq
-                lo_ms = id_tuple(lo_cursor)[0]
+                lo_ms = cursor_key(lo_cursor)[0]
             else:
                 hi_ms = mid - 1  # the first entry from ``mid`` is already past it
         while lo_seq < seq:
@@ -197,7 +213,7 @@ class Reader:
         if after == "$":
             return _Start(str(page[0][0]) if page else "0-0", [], False, end)
         items: list[Item] = []
-        trimmed = bool(first) and id_tuple(after) < id_tuple(first[0][0])
+        trimmed = bool(first) and cursor_key(after) < cursor_key(first[0][0])
         if after != "0-0" and not trimmed and not (at_or_before and at_or_before[0][0] == after):
             # A cursor is always an entry the reader was given. One that is no entry
             # (yet not older than retention) was lost after the reader saw it: Redis
@@ -211,7 +227,7 @@ class Reader:
         if first:
             first_cursor, first_fields = first[0]
             first_seq = entry_seq(first_fields)
-            if first_seq > 1 and id_tuple(after) < id_tuple(first_cursor):
+            if first_seq > 1 and cursor_key(after) < cursor_key(first_cursor):
                 gap = {"type": "gap", "task_id": shown, "first_cursor": first_cursor,
                        "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
@@ -280,21 +296,14 @@ class Reader:
         if self.hub is None:
             raise UsageError("tail() needs a Reader built with a ReaderHub: Reader(redis, settings, hub)")
         flt = filter or _ALL
-        key = self.keys.events(task_id)
         start = await self._start(task_id, after)
-        full = start.full
         tracker = _Tracker(task_id, start.after)
-        for cursor, event in start.items:
-            if event["type"] in ("gap", "reset"):
-                yield cursor, event
-                continue
-            for item in tracker.accept(cursor, event):
-                if flt.matches(item[1]):
-                    yield item
-            if event["type"] == "completed":
-                return
-        if start.end is not None and id_tuple(tracker.cursor) >= id_tuple(start.end):
+        replayed, ended = _admit(start.items, tracker, flt)
+        for item in replayed:
+            yield item
+        if ended or (start.end is not None and cursor_key(tracker.cursor) >= cursor_key(start.end)):
             return  # the task ended at or before this cursor: nothing more will come
+        key, full = self.keys.events(task_id), start.full
         while True:
             if full:
                 # Catch up by pages without a live subscription, so a long history does

@@ -7,7 +7,7 @@ OpenAI client or the tools by importing this package.
 
 from __future__ import annotations
 
-from agentstream.worker.lazy import lazy_exports
+from agentstream._lazy import lazy_exports
 
 _EXPORTS = {
     "App": "agentstream.worker.app",

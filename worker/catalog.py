@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from agentstream.streams.connection import RedisClient
+from agentstream.streams.errors import REDIS_FAILURES
 from agentstream.streams.keys import Keys
-from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from agentstream.worker.app.core import App
@@ -58,7 +58,6 @@ logger = logging.getLogger(__name__)
 CATALOG_TTL_S = 30.0
 #: how long the API trusts a catalog it read: one Redis read per second at most
 _CACHE_S = 1.0
-_TRANSIENT = (RedisError, OSError, TimeoutError)
 
 
 def catalog_hash(document: Mapping[str, Any]) -> str:
@@ -242,7 +241,7 @@ class CatalogPublisher:
             raise RuntimeError("this catalog publisher is already running")
         try:
             await self.publish()
-        except _TRANSIENT as exc:  # Redis may come later: the refresh loop keeps trying
+        except REDIS_FAILURES as exc:  # Redis may come later: the refresh loop keeps trying
             logger.warning("catalog of worker %s not published yet (%r); retrying", self.worker_id, exc)
         self._task = asyncio.create_task(self._refresh(), name=f"agentstream-catalog-{self.worker_id}")
         return self
@@ -260,7 +259,7 @@ class CatalogPublisher:
         try:
             async with asyncio.timeout(self.ttl_s / 3):
                 await self._redis.hdel(self._key, self.worker_id)
-        except _TRANSIENT as exc:  # the entry expires by itself
+        except REDIS_FAILURES as exc:  # the entry expires by itself
             logger.warning("could not remove worker %s from the catalog: %r", self.worker_id, exc)
 
     async def publish(self) -> Catalog:
@@ -299,7 +298,7 @@ class CatalogPublisher:
             await asyncio.sleep(self.ttl_s / 3)
             try:
                 await self.publish()
-            except _TRANSIENT as exc:
+            except REDIS_FAILURES as exc:
                 logger.warning("catalog refresh of worker %s failed (%r); retried", self.worker_id, exc)
 
 

@@ -33,16 +33,15 @@ import enum
 import logging
 
 from agentstream.streams.connection import RedisClient
+from agentstream.streams.errors import REDIS_FAILURES
 from agentstream.worker.errors import ConfigurationError
 from arq.constants import in_progress_key_prefix
-from redis.exceptions import RedisError
 
 __all__ = ["Lease"]
 
 logger = logging.getLogger(__name__)
 
 #: what a lease operation may fail with: Redis refusing or unreachable, or our own timeout
-_LEASE_ERRORS = (RedisError, OSError, TimeoutError)
 
 # KEYS: in-progress key; ARGV: owner, lease_ms -> 1 held, 0 lost to another owner
 _RENEW = """
@@ -138,7 +137,7 @@ class Lease:
             self._renewer = None
         if self._meta_key is not None:
             # The meta copy is informational: failing to clear it must not fail the job.
-            with contextlib.suppress(*_LEASE_ERRORS):
+            with contextlib.suppress(*REDIS_FAILURES):
                 async with asyncio.timeout(self.interval_s):
                     await self._clear(keys=[self._meta_key], args=[self.owner])
 
@@ -167,7 +166,7 @@ class Lease:
             try:
                 if not await self.renew():
                     return
-            except _LEASE_ERRORS as exc:
+            except REDIS_FAILURES as exc:
                 # Keep trying: the lease survives two missed renewals, and if it does lapse,
                 # fencing keeps the next attempt safe from this one.
                 logger.warning("could not renew the lease on %s: %r", self.key, exc)

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from agentstream.streams.errors import TRANSIENT_REDIS_ERRORS
 
 __all__ = [
     "DONE",
@@ -22,7 +21,8 @@ __all__ = [
 ]
 
 #: failures of the connection to Redis: the attempt cannot write, a later one may
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+#: the streams core's transient Redis errors (one tuple for the whole project)
+TRANSIENT_ERRORS = TRANSIENT_REDIS_ERRORS
 #: the longest delay before a retry, however many attempts failed
 MAX_RETRY_DEFER_S = 30.0
 

@@ -19,8 +19,7 @@ tool context without pulling in the agents.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agentstream._lazy import lazy_exports
 
 _EXPORTS = {
     "App": "agentstream.worker.app.core",
@@ -29,16 +28,9 @@ _EXPORTS = {
     "AgentConfiguration": "agentstream.worker.app.config",
     "ToolContext": "agentstream.worker.app.context",
     "load_app": "agentstream.worker.app.loader",
-    "app_reference": "agentstream.worker.app.loader",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentstream.worker.app' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,21 +10,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Mapping
 
 from agentstream.worker.app.core import App
 from agentstream.worker.errors import ConfigurationError
 
-__all__ = ["APP_ENV", "app_reference", "load_app", "load_configured_app"]
+__all__ = ["APP_ENV", "load_app"]
 
 #: the environment variable naming the worker's app
 APP_ENV = "AGENTSTREAM_APP"
-
-
-def app_reference(env: Mapping[str, str] | None = None) -> str | None:
-    """``AGENTSTREAM_APP`` from ``env`` (the process environment when None); empty is unset."""
-    env = os.environ if env is None else env
-    return env.get(APP_ENV) or None
 
 
 def load_app(reference: str) -> App:
@@ -60,9 +53,3 @@ def load_app(reference: str) -> App:
             "agentstream App (app = App())"
         )
     return value
-
-
-def load_configured_app(env: Mapping[str, str] | None = None) -> App:
-    """The app ``env`` names (see :func:`app_reference`), else a plain ``App()``."""
-    reference = app_reference(env)
-    return load_app(reference) if reference else App()

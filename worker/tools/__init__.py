@@ -21,7 +21,7 @@ tools they hold: a submodule ``calculator`` would shadow the ``calculator`` tool
 
 from __future__ import annotations
 
-from agentstream.worker.lazy import lazy_exports
+from agentstream._lazy import lazy_exports
 
 _EXPORTS = {
     "Tool": "agentstream.worker.tools.registry",
