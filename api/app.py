@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from fastapi import FastAPI
+
 from agentstream.api.auth import ApiKeys, UiSessions
 from agentstream.api.errors import install_error_handlers
 from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
@@ -26,7 +28,6 @@ from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
 from agentstream.api.state import STATE_KEY, Services
 from agentstream.streams import Reader, ReaderHub, TaskStore, create_redis
-from fastapi import FastAPI
 
 __all__ = ["create_app", "open_services"]
 

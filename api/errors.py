@@ -21,14 +21,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from agentstream.streams import StreamsError, StreamStateError, TaskNotFound, UsageError
-from agentstream.streams.errors import TRANSIENT_REDIS_ERRORS
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from agentstream.errors import StackError
+from agentstream.streams import StreamsError, StreamStateError, TaskNotFound, UsageError
+from agentstream.streams.errors import TRANSIENT_REDIS_ERRORS
 
 __all__ = [
     "ApiError",

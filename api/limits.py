@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agentstream.api.errors import ApiError, error_body
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentstream.api.errors import ApiError, error_body
 
 __all__ = ["BodyLimitMiddleware", "RateLimiter"]
 

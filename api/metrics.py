@@ -22,9 +22,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from agentstream.streams import ReaderHub
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from agentstream.streams import ReaderHub
 
 __all__ = ["CONTENT_TYPE", "DELIVERY_BUCKETS_S", "FIRST_EVENT_BUCKETS_S", "DeliveryWatch", "Metrics"]
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from arq.connections import ArqRedis
+
 from agentstream.api.settings import ApiSettings
 from agentstream.worker.enqueue import enqueue_task
-from arq.connections import ArqRedis
 
 __all__ = ["JobQueue"]
 

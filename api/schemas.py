@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agentstream.worker.payload import MAX_INPUT_CHARS, TaskRequest
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agentstream.worker.payload import MAX_INPUT_CHARS, TaskRequest
 
 __all__ = [
     "AckRequest",

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agentstream.api.settings import ApiSettings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from agentstream.api.settings import ApiSettings
 
 __all__ = ["GuardedHttpToolsProtocol", "uvicorn_options"]
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from agentstream.api.metrics import DeliveryWatch, Metrics
-from agentstream.api.slots import Slot
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from agentstream.api.metrics import DeliveryWatch, Metrics
+from agentstream.api.slots import Slot
 from agentstream.errors import StackError
 
 __all__ = [

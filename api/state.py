@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from agentstream.api.auth import SESSION_COOKIE, ApiKeys, UiSessions
 from agentstream.api.errors import ApiError, not_found
 from agentstream.api.limits import RateLimiter
@@ -15,11 +18,8 @@ from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import FrameCache
 from agentstream.streams import Reader, ReaderHub, RedisClient, TaskMeta, TaskStore
 from agentstream.streams.keys import TASK_ID_PATTERN, scoped_task_id
-from agentstream.worker.catalog import CatalogCache
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
 from agentstream.telemetry.logs import bind_task
+from agentstream.worker.catalog import CatalogCache
 
 __all__ = [
     "STATE_KEY",

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agentstream.streams import StreamsSettings, TaskStore
 from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
+from agentstream.streams import StreamsSettings, TaskStore
 from bench import machine, provenance
 from bench.procs import (
     api_redis_sockets,

@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
-from agentstream.streams.codec import EncodedEvent, encode
 from redis.asyncio import Redis
 
+from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.codec import EncodedEvent, encode
 from bench import profile, provenance
 from bench.streams_bench import BATCH, fenced_writer, finished_task, redis_py_xrange, token
 from tests.redis_server import redis_node

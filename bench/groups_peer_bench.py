@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from agentstream.streams import GroupConsumer, StreamsSettings, TaskStore, create_redis
-
 from bench.procs import render
 from bench.streams_bench import finished_task
 from tests.redis_server import redis_node

@@ -30,7 +30,6 @@ from typing import Any
 
 from agentstream.streams import StreamsSettings, TaskStore, create_redis
 from agentstream.streams.codec import encode
-
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

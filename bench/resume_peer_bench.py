@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
-
 from bench import machine
 from bench.api_bench import api_process
 from bench.procs import read_line, render, spawn, stop_child

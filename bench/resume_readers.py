@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 import httpx
-from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 
+from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 from bench.sse_load import PREFIX  # the API process of api_bench serves this prefix
 from bench.streams_bench import percentiles
 

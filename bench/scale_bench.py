@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agentstream.streams import StreamsSettings, create_redis
 from redis.asyncio import Redis
 
+from agentstream.streams import StreamsSettings, create_redis
 from bench import api_bench, provenance, sse_load
 from bench.procs import process_cpu_s, read_line, spawn, stop_child
 from bench.worker_common import scripted_model

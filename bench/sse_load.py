@@ -12,9 +12,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 
-from agentstream.streams import StreamsSettings, TaskStore, create_redis
 from redis.asyncio import Redis
 
+from agentstream.streams import StreamsSettings, TaskStore, create_redis
 from bench.streams_bench import percentiles
 
 PREFIX = "abench"

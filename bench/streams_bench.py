@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from agentstream.streams import (
     EventFilter,
     GroupConsumer,
@@ -29,8 +31,6 @@ from agentstream.streams import (
     create_redis,
 )
 from agentstream.streams.codec import encode
-from redis.asyncio import Redis
-
 from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"

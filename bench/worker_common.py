@@ -13,14 +13,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
+from arq import create_pool
+from arq.connections import ArqRedis
+
 from agentstream.streams import StreamsSettings, TaskStore, create_redis, utc_now_iso
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.model import ModelSettings
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.settings import create_worker
-from arq import create_pool
-from arq.connections import ArqRedis
-
 from bench.procs import read_line, spawn, stop_child
 from tests.redis_server import redis_node
 

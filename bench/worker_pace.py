@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentstream.streams import StreamsSettings, TaskStore
-from agentstream.worker.enqueue import enqueue_task
 from arq.connections import ArqRedis
 
+from agentstream.streams import StreamsSettings, TaskStore
+from agentstream.worker.enqueue import enqueue_task
 from bench import procs, profile, provenance
 from bench import worker_common as wc
 

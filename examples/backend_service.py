@@ -24,13 +24,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentstream.streams import FeedConsumer, GroupConsumer, StreamsSettings, create_redis
-from agentstream.streams.keys import public_task_id
-from agentstream.worker.scripted_llm import ScriptedLLMServer
-
 from agentstream import AgentStreamClient, ChunkMessage, StreamingMode, TaskResponse, ToolMessage, TopicType
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.stack import running_stack
+from agentstream.streams import FeedConsumer, GroupConsumer, StreamsSettings, create_redis
+from agentstream.streams.keys import public_task_id
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 
 @contextlib.asynccontextmanager

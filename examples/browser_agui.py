@@ -35,13 +35,13 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from pydantic import TypeAdapter
 
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.stack import running_stack
 from agentstream.sdk import AgentStreamClient
 from agentstream.sdk.sse import aiter_frames
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 AG_UI: TypeAdapter[BaseEvent] = TypeAdapter(Event)
 

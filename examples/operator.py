@@ -19,15 +19,15 @@ import tempfile
 from collections.abc import AsyncIterator
 
 import httpx
-from agentstream.streams import StreamsSettings, create_redis
-from agentstream.streams.keys import scoped_task_id
-from agentstream.worker.config import WorkerConfig
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentstream.cli.embedded import EmbeddedRedis
 from agentstream.cli.stack import InProcessWorker, running_stack
 from agentstream.sdk.client import AgentStreamClient
+from agentstream.streams import StreamsSettings, create_redis
+from agentstream.streams.keys import scoped_task_id
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 #: what this deployment is configured with (in production: the containers' environment)
 ENV = {"AGENTSTREAM_RETENTION_S": "3600", "AGENTSTREAM_MAX_JOBS": "2"}

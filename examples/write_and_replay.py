@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 
-from agentstream.streams import EventFilter, Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
-
 from agentstream.cli.embedded import EmbeddedRedis
+from agentstream.streams import EventFilter, Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 
 
 async def main() -> None:

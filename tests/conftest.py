@@ -6,11 +6,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from arq import ArqRedis
+
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from arq import ArqRedis
-
 from tests.harness import arq_pool_for
 from tests.redis_server import redis_cluster, redis_node
 

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from arq import ArqRedis, create_pool
+
 from agentstream.streams import Reader, TaskStore
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.enqueue import enqueue_task
 from agentstream.worker.payload import TaskRequest
-from arq import ArqRedis, create_pool
 
 Events = list[dict[str, Any]]
 

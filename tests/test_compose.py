@@ -201,9 +201,8 @@ async def test_the_probe_finds_a_serving_role_healthy() -> None:
     import asyncio
     from urllib.parse import urlsplit
 
-    from agentstream.worker.scripted_llm import ScriptedLLMServer
-
     from agentstream.telemetry.healthcheck import check
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
 
     async with ScriptedLLMServer() as server:
         port = urlsplit(server.base_url).port

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 from agentstream.cli.stack import running_stack
 from agentstream.sdk.client import AgentStreamClient
+from agentstream.streams import StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ag_ui.core import ToolCallResultEvent
-from agentstream.api.dialects.agui import AgUiTranslator
 
+from agentstream.api.dialects.agui import AgUiTranslator
 from agentstream.cli.render import Renderer
 from agentstream.protocol import StreamingMode, is_failure_twin
 from agentstream.sdk import TopicType

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.helpers import Frame, sse_frames
 from tests.redis_server import free_port
 from tests.reliability.procs import Child, WorkerProcess, child_env

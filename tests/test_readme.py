@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-
 from tests.api.dialect_stack import dialect_stack
 from tests.api.server import Api
 from tests.api.test_agui_client import NODE_DIR, NPM_TIMEOUT_S, _node

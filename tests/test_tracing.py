@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.jobs import DEPS_KEY, run_task
@@ -18,7 +19,6 @@ from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig
 from agentstream.worker.tools import ToolSettings, default_registry
-
 from tests.api.helpers import key_id
 from tests.api.server import ALICE, api_settings, serve
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from agentstream.worker.config import WorkerConfig
-from agentstream.worker.metrics import WorkerMetricsSettings, serve_metrics
-
 from agentstream.telemetry.logs import LogSettings, configure_logging
 from agentstream.telemetry.tracing import configure_tracing
+from agentstream.worker.config import WorkerConfig
+from agentstream.worker.metrics import WorkerMetricsSettings, serve_metrics
 
 
 def main(env: Mapping[str, str] | None = None) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
 from agentstream.streams.connection import RedisClient
 from agentstream.streams.errors import REDIS_FAILURES
 from agentstream.streams.keys import Keys

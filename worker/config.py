@@ -36,8 +36,9 @@ from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.tools.settings import ToolSettings
 
 if TYPE_CHECKING:
-    from agentstream.worker.llm import ModelSettings
     from arq.connections import RedisSettings
+
+    from agentstream.worker.llm import ModelSettings
 
 __all__ = ["ENV_VARS", "PROCESS_ENV_VARS", "WorkerConfig", "resolve_queue_name"]
 

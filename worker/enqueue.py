@@ -6,9 +6,10 @@ without pulling in agents, model client or tools.
 
 from __future__ import annotations
 
+from arq.connections import ArqRedis
+
 from agentstream.worker.config import resolve_queue_name
 from agentstream.worker.payload import JOB_NAME
-from arq.connections import ArqRedis
 
 __all__ = ["enqueue_task", "resolve_queue_name"]
 

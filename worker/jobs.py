@@ -26,13 +26,14 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from arq import Retry
+
 from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.lease import Lease
 from agentstream.worker.observability import bind_key_id
 from agentstream.worker.outcomes import TRANSIENT_ERRORS, Outcome
 from agentstream.worker.run import AttemptRunner
-from arq import Retry
 
 __all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
 

@@ -32,10 +32,11 @@ import contextlib
 import enum
 import logging
 
+from arq.constants import in_progress_key_prefix
+
 from agentstream.streams.connection import RedisClient
 from agentstream.streams.errors import REDIS_FAILURES
 from agentstream.worker.errors import ConfigurationError
-from arq.constants import in_progress_key_prefix
 
 __all__ = ["Lease"]
 

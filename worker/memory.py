@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
+
 from agentstream.streams.connection import RedisClient
 from agentstream.streams.keys import Keys
 from agentstream.worker.errors import ConfigurationError

@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from agentstream.streams.settings import env_integer
-from agentstream.worker.errors import ConfigurationError
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -39,6 +37,9 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+
+from agentstream.streams.settings import env_integer
+from agentstream.worker.errors import ConfigurationError
 
 __all__ = [
     "MODEL_CALLS",

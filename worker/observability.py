@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from agentstream.streams.keys import split_task_id
+from agentstream.telemetry.logs import bind_task
+from agentstream.telemetry.tracing import extract_context, fail_span, span, start_span
 from agentstream.worker.errors import ModelError
 from agentstream.worker.metrics import (
     MODEL_CALLS,
@@ -30,9 +32,6 @@ from agentstream.worker.metrics import (
     TOKENS,
     TOOL_DURATION,
 )
-
-from agentstream.telemetry.logs import bind_task
-from agentstream.telemetry.tracing import extract_context, fail_span, span, start_span
 
 __all__ = ["attempt_span", "bind_key_id", "observe_event", "observed_model_stream", "observed_tool"]
 

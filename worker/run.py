@@ -37,6 +37,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from agentstream.streams import (
     Attempt,
     FencedError,
@@ -63,7 +65,6 @@ from agentstream.worker.outcomes import (
 )
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.race import AgentRace, Stop
-from pydantic import ValidationError
 
 __all__ = [
     "TRANSIENT_ERRORS",

@@ -20,6 +20,9 @@ import secrets
 import socket
 from typing import Any
 
+from arq import Worker
+from arq.worker import func
+
 from agentstream.streams import Reader, TaskStore, create_redis
 from agentstream.worker.app.core import App
 from agentstream.worker.app.loader import load_app
@@ -31,8 +34,6 @@ from agentstream.worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, 
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.outcomes import TRANSIENT_ERRORS
 from agentstream.worker.payload import JOB_NAME
-from arq import Worker
-from arq.worker import func
 
 __all__ = [
     "ARQ_MAX_TRIES",

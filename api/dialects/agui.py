@@ -58,8 +58,8 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 
+from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 from agentstream.protocol import is_failure_twin
 
 __all__ = ["AgUiTranslator"]

@@ -41,11 +41,11 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
+
 from agentstream.api.dialects.agui import AgUiTranslator
+from agentstream.protocol import cursor_key
 from agentstream.streams import EventFilter, InvalidCursor, Reader, TaskMeta, parse_cursor
 from agentstream.streams.keys import public_task_id
-
-from agentstream.protocol import cursor_key
 
 __all__ = ["AgUiFrames", "OpenBlocks", "ResumePoint", "agui_frames", "frame_ids", "resume_point"]
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
 from agentstream.api.errors import ApiError
 from agentstream.api.schemas import error_responses
 from agentstream.api.state import Services, ServicesDep, Tenant
 from agentstream.worker.catalog import read_catalog
 from agentstream.worker.payload import TaskRequest
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 __all__ = ["AgentCatalog", "check_served", "router"]
 

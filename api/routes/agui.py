@@ -23,6 +23,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from ag_ui.core import RunAgentInput, TextPart, UserMessage
+from fastapi import APIRouter, Header, Response
+from pydantic import ValidationError
+
 from agentstream.api.dialects.agui_frames import ResumePoint, agui_frames, resume_point
 from agentstream.api.errors import ApiError
 from agentstream.api.observability import SubmitTrace
@@ -31,8 +34,6 @@ from agentstream.api.routes.tasks import submit_task
 from agentstream.api.schemas import SubmitTask, error_responses
 from agentstream.api.state import ServicesDep, Tenant, owned_task
 from agentstream.streams.keys import TASK_ID_PATTERN
-from fastapi import APIRouter, Header, Response
-from pydantic import ValidationError
 
 __all__ = ["router", "task_for_run"]
 

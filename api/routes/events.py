@@ -13,16 +13,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
 
 import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+
 from agentstream.api.dialects.agui_frames import agui_frames, resume_point
 from agentstream.api.errors import bad_request
 from agentstream.api.schemas import EventsPage, error_responses
 from agentstream.api.slots import Slot
 from agentstream.api.sse import EventStreamResponse, drained_frame
 from agentstream.api.state import Owned, Services, ServicesDep, require_key
-from agentstream.streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
-from fastapi import APIRouter, Header, Query, Request, Response
-
 from agentstream.protocol import cursor_key
+from agentstream.streams import EventFilter, GroupConsumer, TaskMeta, parse_cursor
 
 __all__ = ["FORMATS", "router", "sse_response", "streaming_slot", "with_sequence_number"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter
+
 from agentstream.api.errors import ApiError
 from agentstream.api.schemas import (
     AckRequest,
@@ -20,7 +22,6 @@ from agentstream.api.state import Owned, ServicesDep
 from agentstream.streams import GroupConsumer, group_info, parse_cursor
 from agentstream.streams.dead_letters import list_dead_letters, requeue_dead_letter
 from agentstream.streams.keys import validate_group_name
-from fastapi import APIRouter
 
 __all__ = ["router"]
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from agentstream.api.schemas import HealthResponse, ReadyResponse
-from agentstream.api.state import ServicesDep
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from redis.exceptions import RedisError
+
+from agentstream.api.schemas import HealthResponse, ReadyResponse
+from agentstream.api.state import ServicesDep
 
 __all__ = ["router"]
 

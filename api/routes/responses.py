@@ -13,6 +13,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
 from agentstream.api.dialects.responses.request import CreateResponse
 from agentstream.api.dialects.responses.stream import response_frames, response_object, wait_for_end
 from agentstream.api.errors import ApiError
@@ -25,9 +29,6 @@ from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
 from agentstream.api.state import Owned, Services, ServicesDep, Tenant, owned_task
 from agentstream.streams import TaskMeta
 from agentstream.streams.keys import public_task_id
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 __all__ = ["CANCEL_WAIT_S", "SYNC_WAIT_S", "router"]
 

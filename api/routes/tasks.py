@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, Field, ValidationError
+
 from agentstream.api.errors import ApiError, bad_request
 from agentstream.api.observability import SubmitTrace
 from agentstream.api.routes.agents import check_served
@@ -22,8 +25,6 @@ from agentstream.streams import InvalidCursor, TaskMeta, parse_cursor
 from agentstream.streams.codec import decode, decode_entry
 from agentstream.streams.keys import TASK_ID_PATTERN, public_task_id, scoped_task_id
 from agentstream.worker.payload import MAX_INPUT_CHARS
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, Field, ValidationError
 
 __all__ = ["TaskList", "TaskSummary", "router"]
 

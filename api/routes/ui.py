@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
 from agentstream.api.auth import OPEN_TENANT, SESSION_COOKIE
 from agentstream.api.errors import ApiError
 from agentstream.api.schemas import error_responses
 from agentstream.api.state import ServicesDep, Tenant
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["router"]
 

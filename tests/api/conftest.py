@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 
+from agentstream.streams import StreamsSettings
 from tests.api.server import ALICE, BOB, Api, api_settings, serve
 
 

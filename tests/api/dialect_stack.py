@@ -9,11 +9,11 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig, create_worker
-
 from tests.api.server import Api, api_settings, serve
 
 _STARTUP_S = 20.0

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import orjson
+
 from agentstream.streams import TaskStore
 from agentstream.streams.keys import scoped_task_id
 

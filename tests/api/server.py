@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from agentstream.api import ApiSettings, create_app
-from agentstream.api.state import Services
-from agentstream.streams import StreamsSettings
 from fastapi import FastAPI
 
+from agentstream.api import ApiSettings, create_app
+from agentstream.api.state import Services
 from agentstream.serving import InLoopServer
+from agentstream.streams import StreamsSettings
 
 KEYS = (("alice", "key-alice"), ("bob", "key-bob"))
 ALICE = {"Authorization": "Bearer key-alice"}

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.app import App
 from agentstream.worker.catalog import CatalogPublisher
 from agentstream.worker.tools import ToolSettings
-
 from tests.api.server import Api
 
 

@@ -29,11 +29,11 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
+from pydantic import TypeAdapter
+
 from agentstream.api.dialects.agui import AgUiTranslator
 from agentstream.api.dialects.agui_frames import ResumePoint, frame_ids
 from agentstream.streams import InvalidCursor, StreamsSettings
-from pydantic import TypeAdapter
-
 from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import Api, submit
 

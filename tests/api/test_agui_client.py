@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-
 from tests.api.dialect_stack import dialect_stack
 from tests.api.helpers import Frame, sse_frames
 from tests.api.server import ALICE, BOB, Api

@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.api import ApiSettings, check_bind
 from agentstream.api.auth import ApiKeys, is_loopback
 from agentstream.streams import StreamsSettings, UsageError
-
 from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
 from tests.api.server import BOB, Api, api_settings, serve, submit
 

@@ -8,8 +8,8 @@ import contextlib
 from typing import Any
 
 import httpx
-from agentstream.streams import StreamsSettings, TaskStore
 
+from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import Frame, completed, key_id, read_sse, run_worker, sse_frames, tokens
 from tests.api.server import Api, api_settings, serve, submit
 

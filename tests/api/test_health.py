@@ -7,10 +7,10 @@ import contextlib
 from typing import Any
 
 import httpx
-from agentstream.api.metrics import DeliveryWatch, Metrics
-from agentstream.streams import StreamsSettings
 from prometheus_client.parser import text_string_to_metric_families
 
+from agentstream.api.metrics import DeliveryWatch, Metrics
+from agentstream.streams import StreamsSettings
 from tests.api.helpers import Frame, completed, read_sse, run_worker, sse_frames, tokens
 from tests.api.server import Api, api_settings, serve, submit
 from tests.redis_server import free_port

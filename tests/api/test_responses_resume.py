@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings, TaskStore
 
+from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import completed, key_id, read_sse, result, run_worker, tokens
 from tests.api.server import Api, submit
 

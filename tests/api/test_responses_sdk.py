@@ -9,12 +9,12 @@ from typing import Any, get_args
 
 import openai
 import pytest
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from openai import AsyncOpenAI
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import BaseModel, TypeAdapter
 
+from agentstream.streams import StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.dialect_stack import dialect_stack
 from tests.api.server import Api
 

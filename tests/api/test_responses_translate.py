@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
-from agentstream.api.dialects.responses.objects import ResponseState
-from agentstream.api.dialects.responses.translator import SEQ_SPAN, ResponsesTranslator
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from agentstream.api.dialects.responses.objects import ResponseState
+from agentstream.api.dialects.responses.translator import SEQ_SPAN, ResponsesTranslator
 from tests.api.helpers import completed, result, tokens
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from agentstream.api import ApiSettings
 from agentstream.api.errors import ApiError
 from agentstream.api.limits import RateLimiter

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.api.routes.events import with_sequence_number
 from agentstream.streams import EventFilter, StreamsSettings, TaskStore
-
 from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
 from agentstream.api.metrics import Metrics
 from agentstream.api.sse import PING, EventStreamResponse, FrameCache, SlowClient, event_frame, pump
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 
+from agentstream.streams import StreamsSettings
 from tests.api.helpers import completed, key_id, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
 

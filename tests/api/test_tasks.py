@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.worker.payload import JOB_NAME, MAX_INPUT_CHARS
-
 from tests.api.helpers import completed, key_id, result, run_worker, tokens
 from tests.api.server import Api, api_settings, serve, submit
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.api import ApiSettings
 from agentstream.api.auth import SESSION_COOKIE, UiSessions
 from agentstream.streams import StreamsSettings, TaskStore, UsageError
-
 from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
 from tests.api.server import ALICE, BOB, Api, api_settings, serve, submit
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings, TaskStore
 
+from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import completed, key_id, run_worker
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 from tests.api.test_ui import write_slowly
@@ -240,9 +240,8 @@ async def test_the_viewer_counts_model_calls_in_every_mode_and_fits_a_phone(
 
 
 async def test_the_viewers_mode_table_is_the_protocols(api: Api, browser: Any) -> None:
-    from agentstream.streams.events import ALWAYS_PASS, CATEGORIES
-
     from agentstream.protocol import MODE_CATEGORIES
+    from agentstream.streams.events import ALWAYS_PASS, CATEGORIES
 
     page = await browser.new_page()
     await page.goto(f"{api.url}/ui")

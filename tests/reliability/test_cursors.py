@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 
+from agentstream.streams import StreamsSettings
 from tests.api.helpers import completed, key_id, run_worker, sse_frames, tokens
 from tests.api.server import api_settings, serve, submit
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.streams.keys import scoped_task_id
-
 from tests.reliability.procs import ApiProcess, child_env, stopping
 
 KEY = {"Authorization": "Bearer key-t"}

@@ -127,7 +127,9 @@ def test_malformed_requests_get_clean_4xx(api: ApiProcess) -> None:
         probe("JSON array", client.post(post, content=b"[1,2]", headers=json_headers), {422})
         probe("wrong types", client.post(post, json={"input": 5, "agent": ["llm"]}, headers=KEY), {422})
         # (a well-formed unknown name is refused only against a live catalog: tests/api/test_agents.py)
-        probe("malformed agent", client.post(post, json={"input": "x", "agent": "wiz ard"}, headers=KEY), {422})
+        probe(
+            "malformed agent", client.post(post, json={"input": "x", "agent": "wiz ard"}, headers=KEY), {422}
+        )
         probe("max_iterations -1", client.post(post, json={"input": "x", "agent": "hybrid", "max_iterations": -1}, headers=KEY), {422})  # fmt: skip
         # BUG (fails today): orjson cannot encode integers beyond 64 bits; create_task raises
         # TypeError and the API answers 500 (found by schemathesis; RELIABILITY.md, finding F3)

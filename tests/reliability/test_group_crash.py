@@ -15,8 +15,8 @@ import random
 from typing import Any
 
 import pytest
-from agentstream.streams import GroupConsumer, Reader, StreamsSettings, TaskStore
 
+from agentstream.streams import GroupConsumer, Reader, StreamsSettings, TaskStore
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 
 MAX_DELIVERIES = 3

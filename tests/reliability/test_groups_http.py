@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import GroupConsumer, StreamsSettings
 
+from agentstream.streams import GroupConsumer, StreamsSettings
 from tests.api.helpers import completed, key_id, run_worker, tokens
 from tests.api.server import api_settings, serve, submit
 

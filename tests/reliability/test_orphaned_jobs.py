@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentstream.streams import FencedError, Reader, StreamsSettings, TaskStore
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
+from agentstream.streams import FencedError, Reader, StreamsSettings, TaskStore
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import submit_task
 from tests.reliability.invariants import assert_stream_sound
 from tests.reliability.paused_worker import TAKEN

@@ -31,11 +31,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from agentstream.api.settings import ApiSettings
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from agentstream.streams.keys import public_task_id, scoped_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-
 from tests.api.server import serve
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import ApiProcess, RedisProcess, WorkerProcess, child_env, stopping

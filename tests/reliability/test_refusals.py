@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 
+from agentstream.streams import StreamsSettings
 from tests.api.server import api_settings, serve, submit
 from tests.reliability.procs import ApiProcess, child_env, stopping
 

@@ -9,9 +9,9 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.tools import ToolSettings, default_registry
-
 from tests.api.server import ALICE, BOB, api_settings, serve
 
 TRICKS = ["..%2F..%2Fetc", "%2e%2e", "a%00b", "a%0D%0Ab", "%7Bx%7D", "x}:events", "{x}", "a:b:c",

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 
+from agentstream.streams import StreamsSettings
 from tests.api.server import BOB, api_settings, serve, submit
 
 

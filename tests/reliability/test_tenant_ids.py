@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from agentstream.streams import StreamsSettings
 from redis.crc import key_slot
 
+from agentstream.streams import StreamsSettings
 from tests.api.helpers import completed, key_id, run_worker, tokens
 from tests.api.server import api_settings, serve
 

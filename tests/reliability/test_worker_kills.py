@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentstream.streams import Reader, StreamsSettings, TaskStore
-from agentstream.worker.scripted_llm import ScriptedLLMServer
 from arq.connections import ArqRedis
 
+from agentstream.streams import Reader, StreamsSettings, TaskStore
+from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import submit_task
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
 from tests.reliability.procs import WorkerProcess, child_env

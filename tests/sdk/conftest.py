@@ -37,9 +37,8 @@ def stub_client(url: str, **kwargs: object) -> AgentStreamClient:
 @pytest.fixture(scope="package")
 async def stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
     """The real API and an arq worker in this loop, the scripted model behind them."""
-    from agentstream.worker.scripted_llm import ScriptedLLMServer
-
     from agentstream.cli.stack import running_stack
+    from agentstream.worker.scripted_llm import ScriptedLLMServer
 
     async with contextlib.AsyncExitStack() as resources:
         llm = await resources.enter_async_context(ScriptedLLMServer())

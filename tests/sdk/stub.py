@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentstream.streams.events import EventFilter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,6 +20,7 @@ from starlette.types import Send
 
 from agentstream.protocol import cursor_key
 from agentstream.serving import InLoopServer
+from agentstream.streams.events import EventFilter
 
 API_KEY = "stub-key"
 

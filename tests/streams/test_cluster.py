@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
 from agentstream.streams import (
     FencedError,
     GroupConsumer,
@@ -18,7 +19,6 @@ from agentstream.streams import (
     create_redis,
     group_info,
 )
-
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 pytestmark = pytest.mark.cluster

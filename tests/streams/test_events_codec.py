@@ -6,6 +6,9 @@ import string
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agentstream.streams import (
     ALWAYS_PASS,
     CATEGORIES,
@@ -24,8 +27,6 @@ from agentstream.streams import (
 )
 from agentstream.streams.codec import format_us, parse_us
 from agentstream.streams.events import UnknownEvent
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SAMPLES: list[dict[str, Any]] = [
     {"type": "queued", "agent": "hybrid", "input": "What is 17 * 23?"},

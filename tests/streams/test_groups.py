@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from agentstream.streams import (
     ClosedError,
     EventFilter,
@@ -16,7 +17,6 @@ from agentstream.streams import (
     TaskStore,
     group_info,
 )
-
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

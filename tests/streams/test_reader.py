@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pytest
+
 from agentstream.streams import (
     EventFilter,
     InvalidCursor,
@@ -18,7 +19,6 @@ from agentstream.streams import (
     TaskStore,
     UsageError,
 )
-
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

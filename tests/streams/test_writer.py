@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from agentstream.streams import (
     ClosedError,
     FencedError,
@@ -17,8 +19,6 @@ from agentstream.streams import (
     decode,
 )
 from agentstream.streams.writer import StreamWriter
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+
 from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 

@@ -7,13 +7,14 @@ import itertools
 import json
 from dataclasses import dataclass
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from agentstream.worker.model import (
     ReadyToolCall,
     ToolCallAccumulator,
     ToolCallFragment,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def fragment(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agentstream.events import Refusal, parse_event
 from agentstream.streams.events import EventFilter
 from agentstream.worker.agents import (
     BaseAgent,
@@ -19,8 +20,6 @@ from agentstream.worker.agents import (
 from agentstream.worker.model import OpenAIClient
 from agentstream.worker.scripted import ScriptedLLMServer
 from agentstream.worker.scripted.planner import REFUSAL
-
-from agentstream.events import Refusal, parse_event
 
 Event = dict[str, Any]
 

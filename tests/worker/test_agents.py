@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from agentstream.worker.agents import BaseAgent, HybridAgent, LLMAgent, ToolAgent, build_agent
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken
 from agentstream.worker.llm import OpenAIClient

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from pydantic import Field
+
 from agentstream.worker.agents import HybridAgent, rebuild_resume_state
 from agentstream.worker.app import AgentConfiguration, App, ToolContext, load_app
 from agentstream.worker.app.context import MAX_CUSTOM_EVENTS
@@ -21,7 +23,6 @@ from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.payload import TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.tools import ToolSettings
-from pydantic import Field
 
 Event = dict[str, Any]
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.app import App
 from agentstream.worker.catalog import CatalogPublisher, catalog_hash, read_catalog

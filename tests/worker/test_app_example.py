@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-
 from tests.api.helpers import read_sse
 from tests.api.server import Api, api_settings, serve
 from tests.reliability.procs import child_env

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from arq import create_pool
+
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from arq import create_pool
-
 from tests.harness import submit_task, until_completed
 from tests.worker.test_jobs import assert_well_formed, running_worker
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from agentstream.worker.config import ENV_VARS, WorkerConfig
 from agentstream.worker.errors import ConfigurationError
 

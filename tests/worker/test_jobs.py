@@ -13,6 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from arq import Worker
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import Job
+
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.deps import AgentFactory, WorkerDeps, build_task_agent
@@ -25,11 +30,6 @@ from agentstream.worker.payload import JOB_NAME, TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
-from arq import Worker
-from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
-from arq.jobs import Job
-
 from tests.harness import Events, submit_task, until_completed
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
 from agentstream.worker.model import (
     Finish,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from agentstream.streams import StreamsSettings
 from agentstream.worker.agents import HybridAgent, LLMAgent
 from agentstream.worker.errors import ConfigurationError

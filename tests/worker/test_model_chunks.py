@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionChunk
+
 from agentstream.worker.model import (
     Finish,
     RefusalDelta,
@@ -14,7 +16,6 @@ from agentstream.worker.model import (
     Usage,
     parse_chunk,
 )
-from openai.types.chat import ChatCompletionChunk
 
 
 def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> ChatCompletionChunk:

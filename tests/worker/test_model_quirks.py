@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
 from agentstream.worker.errors import ModelStopped, ModelStreamBroken
 from agentstream.worker.model import (
     Finish,

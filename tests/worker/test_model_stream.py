@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from agentstream.worker.model import Finish, ResponseReader, TextDelta, Usage
 from agentstream.worker.model.stream import IncompleteStream, StreamErrorEvent
 

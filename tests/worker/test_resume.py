@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agentstream.worker.agents import HybridAgent, LLMAgent, ResumeState, ToolAgent, rebuild_resume_state
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.tools import ToolRegistry
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 Event = dict[str, Any]
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from agentstream.worker.scripted import ScriptedLLMServer
 from openai import AsyncOpenAI, Omit, omit
 from openai.types.chat import (
     ChatCompletionChunk,
@@ -20,6 +19,8 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
     ChatCompletionUserMessageParam,
 )
+
+from agentstream.worker.scripted import ScriptedLLMServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai import AsyncOpenAI
+
 from agentstream.worker.scripted import Directives, ScriptedLLMServer, parse_directives
 from agentstream.worker.scripted.directives import UnknownDirective, merge_directives, parse_route_directives
 from agentstream.worker.scripted.planner import REFUSAL
-from openai import AsyncOpenAI
 
 CALCULATOR = {
     "type": "function",

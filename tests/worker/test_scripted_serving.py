@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agentstream.worker.scripted import Directives, ScriptedLLMServer, main, parse_directives
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionUserMessageParam
+
+from agentstream.worker.scripted import Directives, ScriptedLLMServer, main, parse_directives
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"

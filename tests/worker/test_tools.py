@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import pytest
+from pydantic import BaseModel, Field
+
 from agentstream.worker.errors import ConfigurationError, ToolError, ToolNotFound, UnsafeExpression
 from agentstream.worker.tools import (
     Tool,
@@ -23,7 +25,6 @@ from agentstream.worker.tools import (
     tool,
 )
 from agentstream.worker.tools.http_get import _allow_match
-from pydantic import BaseModel, Field
 
 # --------------------------------------------------------------------------- calculator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from agentstream.worker.errors import ModelStopped
 from agentstream.worker.model import (
     Finish,

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from arq.connections import ArqRedis
+
 from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from arq.connections import ArqRedis
-
 from tests.harness import Events, submit_task, until_completed
 
 REPO = Path(__file__).resolve().parents[2]

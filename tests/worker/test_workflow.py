@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from agentstream.worker.agents import (
     DawpStreamConsumer,
     HybridAgent,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from agentstream.streams.events import effective_loop_scope
 from agentstream.worker.app.batch import dawp_call_key
 from agentstream.worker.llm import ReadyToolCall

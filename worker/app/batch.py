@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import orjson
+
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.llm import ReadyToolCall
 from agentstream.worker.observability import observed_tool

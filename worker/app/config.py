@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentstream.worker.errors import ConfigurationError
 from pydantic import BaseModel, ConfigDict, Field
+
+from agentstream.worker.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_ITERATIONS", "AgentConfiguration", "ResolvedConfiguration", "resolve_configuration"]
 

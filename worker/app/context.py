@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from agentstream.worker.errors import ToolError
 
 __all__ = [

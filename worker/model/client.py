@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import openai
+
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStreamBroken, ModelUnavailable
 from agentstream.worker.model.deltas import ModelDelta
 from agentstream.worker.model.failures import classify, rejects_request_option

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 import openai
 import orjson
+
 from agentstream.worker.model.stream import IncompleteStream, StreamErrorEvent
 
 __all__ = ["Failure", "classify", "rejects_request_option"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from agentstream.worker.model.deltas import Finish, ModelDelta, parse_choice, parse_usage
 
 __all__ = ["IncompleteStream", "ResponseReader", "StreamErrorEvent"]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
 from agentstream.worker.errors import ModelStopped
 from agentstream.worker.model.accumulate import INCOMPLETE_STOPS, ReadyToolCall, ToolCallAccumulator
 from agentstream.worker.model.deltas import (

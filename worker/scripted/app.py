@@ -10,6 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Send
+
 from agentstream.worker.scripted.directives import (
     Directives,
     UnknownDirective,
@@ -19,11 +25,6 @@ from agentstream.worker.scripted.directives import (
 )
 from agentstream.worker.scripted.planner import last_user_text, plan_reply
 from agentstream.worker.scripted.wire import Envelope, Script, build_script, sse, usage_of
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Send
 
 __all__ = ["MODEL_ID", "ScriptState", "build_app", "create_app"]
 

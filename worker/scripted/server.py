@@ -10,9 +10,9 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 import uvicorn
-from agentstream.worker.scripted.app import ScriptState, build_app, create_app
 
 from agentstream.serving import InLoopServer, bind, url_host
+from agentstream.worker.scripted.app import ScriptState, build_app, create_app
 
 __all__ = ["ScriptedLLMServer", "main"]
 

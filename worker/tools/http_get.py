@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import httpcore
 import httpx
+
 from agentstream.worker.errors import HttpGetRefused, ToolError
 from agentstream.worker.tools.registry import Tool, tool
 from agentstream.worker.tools.settings import ToolSettings, normalise_host

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
-from agentstream.worker.app.context import ToolContext, context_parameter
-from agentstream.worker.errors import ConfigurationError, ToolArgumentsInvalid, ToolError, ToolNotFound
-from agentstream.worker.tools.settings import DEFAULT_TOOL_TIMEOUT_S
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema
+
+from agentstream.worker.app.context import ToolContext, context_parameter
+from agentstream.worker.errors import ConfigurationError, ToolArgumentsInvalid, ToolError, ToolNotFound
+from agentstream.worker.tools.settings import DEFAULT_TOOL_TIMEOUT_S
 
 __all__ = ["Tool", "ToolOutcome", "ToolRegistry", "tool"]
 

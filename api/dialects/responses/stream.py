@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
+
 from agentstream.api.dialects.responses.objects import ResponseState
 from agentstream.api.dialects.responses.translator import ResponsesTranslator
 from agentstream.streams import EventFilter, Reader, TaskMeta
