@@ -30,5 +30,5 @@ EXPOSE 8000
 # One probe for every role: it reads the role from the container's command (api and
 # scripted-llm: GET /healthz on their port; worker: Redis answers PING).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-m", "agentstream.telemetry.healthcheck"]
+    CMD ["python", "-m", "agentstream.cli.probe"]
 CMD ["agentstream", "api", "--host", "0.0.0.0", "--port", "8000"]

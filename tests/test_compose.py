@@ -164,14 +164,14 @@ def test_the_build_context_leaves_local_state_out_and_the_image_checks_its_healt
     }
     assert {"streams", "worker", "api", "agentstream"} <= copied
     assert not copied & ignored, "the Dockerfile copies something .dockerignore leaves out"
-    assert "HEALTHCHECK" in dockerfile and '"-m", "agentstream.telemetry.healthcheck"' in dockerfile
+    assert "HEALTHCHECK" in dockerfile and '"-m", "agentstream.cli.probe"' in dockerfile
 
 
 # ------------------------------------------------------------------ the image's health probe
 
 
 def test_the_probe_reads_the_role_from_the_main_command() -> None:
-    from agentstream.telemetry.healthcheck import role_of
+    from agentstream.cli.probe import role_of
 
     assert role_of(["agentstream", "api", "--host", "0.0.0.0", "--port", "8000"]) == ("api", 8000)
     assert role_of(["/usr/bin/docker-init", "--", "agentstream", "api", "--port", "9000"]) == ("api", 9000)
@@ -180,7 +180,7 @@ def test_the_probe_reads_the_role_from_the_main_command() -> None:
 
 
 def test_the_probe_checks_what_each_role_serves(redis_url: str) -> None:
-    from agentstream.telemetry.healthcheck import check, main
+    from agentstream.cli.probe import check, main
     from tests.redis_server import free_port
 
     assert check("worker", None, redis_url) is None
@@ -188,7 +188,7 @@ def test_the_probe_checks_what_each_role_serves(redis_url: str) -> None:
     assert "unreachable" in (check("worker", None, dead) or "")
     assert main(["api", "--port", str(free_port())]) == 1  # nothing listens there
     proc = subprocess.run(
-        [sys.executable, "-m", "agentstream.telemetry.healthcheck", "worker"],
+        [sys.executable, "-m", "agentstream.cli.probe", "worker"],
         env={**os.environ, "REDIS_URL": redis_url},
         capture_output=True,
         text=True,
@@ -201,7 +201,7 @@ async def test_the_probe_finds_a_serving_role_healthy() -> None:
     import asyncio
     from urllib.parse import urlsplit
 
-    from agentstream.telemetry.healthcheck import check
+    from agentstream.cli.probe import check
     from agentstream.worker.scripted_llm import ScriptedLLMServer
 
     async with ScriptedLLMServer() as server:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import IO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["check_redis", "ping"]
+__all__ = ["check_redis", "ping", "redacted"]
 
 #: ``REDIS_URL``'s default, as ``agentstream.streams.StreamsSettings`` has it
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -63,7 +63,8 @@ def ping(url: str, timeout_s: float = 3.0) -> None:
             raise ValueError(f"PING answered {reply.decode(errors='replace').strip() or 'nothing'}")
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
+    """``url`` with its password masked, for messages."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -82,6 +83,6 @@ def check_redis(env: Mapping[str, str], err: IO[str] | None = None) -> int:
         try:
             ping(url)
         except (OSError, ValueError) as exc:
-            print(f"agentstream worker --check: Redis at {_redacted(url)} is unreachable: {exc}", file=stream)
+            print(f"agentstream worker --check: Redis at {redacted(url)} is unreachable: {exc}", file=stream)
             return 1
     return 0

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from agentstream.api.routes.events import with_sequence_number
 from agentstream.streams import EventFilter, StreamsSettings, TaskStore
 from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
 from tests.api.server import ALICE, Api, api_settings, serve, submit
+from tests.harness import eventually
 
 USAGE = {"type": "usage", "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 DAWP = {"kind": "dawp", "run_id": "r1", "workflow_id": "w1", "step_id": "s1", "step_index": 0}
@@ -24,13 +24,6 @@ DAWP = {"kind": "dawp", "run_id": "r1", "workflow_id": "w1", "step_id": "s1", "s
 
 def url(task_id: str) -> str:
     return f"/v1/tasks/{task_id}/events"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def stored(api: Api, task_id: str, mode: str = "core", **kw: Any) -> list[tuple[str, dict[str, Any]]]:

@@ -1,5 +1,5 @@
 """The example project ``examples/my_agents`` (outside the package tree) served by a real
-worker process (``python -m agentstream.worker`` with ``AGENTSTREAM_APP=myagents:app``,
+worker process (``agentstream worker --app myagents:app``, as a user runs it,
 started in the project's folder) behind the API: its named agent runs, its own tool is
 called and streams its own events, and what it does not serve is refused at submit."""
 
@@ -27,11 +27,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_agents"
 class ExampleWorker:
     """One worker process started in ``cwd``; only ever signals itself."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path, app: str = "myagents:app") -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentstream.worker"],
+            # what the user runs: agentstream worker --app module:attr, in the project's folder
+            [sys.executable, "-m", "agentstream.cli", "worker", "--app", app],
             cwd=cwd,
             env=env,
             stdout=self._log,
@@ -54,9 +55,7 @@ class ExampleWorker:
 
 @pytest.fixture
 def worker_env(settings: StreamsSettings, scripted_llm: ScriptedLLMServer) -> dict[str, str]:
-    env = child_env(
-        settings.redis_url, settings.prefix, scripted_llm.base_url, AGENTSTREAM_APP="myagents:app"
-    )
+    env = child_env(settings.redis_url, settings.prefix, scripted_llm.base_url)
     env.pop("PYTHONPATH", None)  # the module must come from the working directory
     return env
 
@@ -166,7 +165,7 @@ async def test_tasks_submitted_before_any_worker_run_once_one_starts(
 async def test_a_wrong_app_reference_stops_the_worker_with_a_clear_error(
     worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    worker = ExampleWorker({**worker_env, "AGENTSTREAM_APP": "myagents:nope"}, EXAMPLE, tmp_path / "bad.log")
+    worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "bad.log", app="myagents:nope")
     try:
         code = await asyncio.to_thread(worker.proc.wait, 30)
     finally:

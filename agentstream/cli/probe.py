@@ -1,14 +1,15 @@
-"""The container image's ``HEALTHCHECK``: ``python -m agentstream.telemetry.healthcheck``.
+"""The container image's ``HEALTHCHECK``: ``python -m agentstream.cli.probe``.
 
 One image runs every role, so the probe reads the role from the container's main command
 (``/proc/1/cmdline``, or the arguments given here) and checks what that role serves:
 
 - ``agentstream api [--port N]``: ``GET /healthz`` on ``127.0.0.1:N`` (default 8000);
 - ``agentstream scripted-llm [--port N]``: the same on N (default 8900);
-- ``agentstream worker``: Redis (``REDIS_URL``) answers ``PING``.
+- ``agentstream worker``: what ``agentstream worker --check`` checks (``REDIS_URL``, and
+  ``AGENTSTREAM_QUEUE_URL`` if set, answer ``PING``; :mod:`agentstream.cli.healthcheck`).
 
 Exit status 0 is healthy, 1 unhealthy (with the reason on stderr), as Docker expects.
-Standard library and redis-py only, each check bounded by ``TIMEOUT_S``.
+Standard library only, each check bounded by ``TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+
+from agentstream.cli.healthcheck import ping, redacted
 
 __all__ = ["TIMEOUT_S", "check", "main", "role_of"]
 
@@ -42,15 +45,10 @@ def _main_command() -> list[str]:
 def check(role: str, port: int | None, redis_url: str) -> str | None:
     """``None`` when healthy, else why not."""
     if role == "worker":
-        from redis import Redis
-
-        client = Redis.from_url(redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
         try:
-            client.ping()
-        except Exception as exc:
-            return f"Redis at {redis_url} is unreachable: {exc}"
-        finally:
-            client.close()
+            ping(redis_url, TIMEOUT_S)
+        except (OSError, ValueError) as exc:
+            return f"Redis at {redacted(redis_url)} is unreachable: {exc}"
         return None
     url = f"http://127.0.0.1:{port}/healthz"
     try:
