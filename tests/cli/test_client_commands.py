@@ -83,13 +83,25 @@ async def test_run_then_replay_then_tail_from_a_cursor(stack: tuple[str, str]) -
     assert code == 1 and "404 not_found" in err and "retry" not in err
 
 
+def _wait_or_dump(proc: subprocess.Popen[str], timeout_s: float) -> None:
+    """Wait for the process to end; if it does not, fail with where it was stuck."""
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(
+            f"still running {timeout_s}s after Ctrl-C; its threads:\n{err[-6000:]}"
+        ) from None
+
+
 def test_an_unreachable_api_is_reported_at_once_and_retried_visibly() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with subprocess.Popen(
         [sys.executable, "-m", "agentstream.cli", "run", "hi", "--url", url, "--retry-for", "120"],
         cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
+        env={**_env(), "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
@@ -100,7 +112,7 @@ def test_an_unreachable_api_is_reported_at_once_and_retried_visibly() -> None:
             assert proc.poll() is None
         finally:
             proc.send_signal(signal.SIGINT)
-            proc.wait(30)
+            _wait_or_dump(proc, 60)
     assert first.startswith(f"agentstream: cannot reach the API at {url} (")
     assert "retry 1 in 0.5s, giving up in 120s" in first
     assert "retry 2 in 1.0s" in second
