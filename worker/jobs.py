@@ -63,7 +63,9 @@ async def remember_run_job_task(ctx: dict[str, Any]) -> None:
     from an abort (only the job's own task is)."""
     ctx[RUN_JOB_TASK_KEY] = asyncio.current_task()
     if ctx.get("job_id"):
-        bind_key_id(str(ctx["job_id"]))  # the job id is the task's key id: arq's job lines carry it
+        # The job id is the task's key id (``:<suffix>`` for a requeue after input or a
+        # wait's deadline; key ids hold no colon): arq's job lines carry it.
+        bind_key_id(str(ctx["job_id"]).split(":", 1)[0])
 
 
 def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
