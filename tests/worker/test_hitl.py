@@ -181,3 +181,38 @@ async def test_a_wait_past_its_deadline_ends_and_cancel_works_while_waiting(
     assert [e["type"] for e in cancel_events][-2:] == ["cancelled", "completed"]
     assert cancel_events[-1]["status"] == "cancelled"
     assert refused.status_code == 409
+
+
+async def test_calls_of_one_turn_wait_together_and_a_partial_answer_keeps_waiting(
+    api: Api, worker: ExampleWorker
+) -> None:
+    async with api.client() as client:
+        # current_time needs approval in this task only (the request's approve_tools)
+        text = "Two things [call:delete_file:path=/a][call:current_time]"
+        task_id = await submit(client, text, approve_tools=["current_time"])
+        await wait_status(client, worker, task_id, "waiting")
+        meta = await api.services.store.meta(f"alice/{task_id}")
+        assert meta is not None and len(meta.pending_input) == 2
+        first, second = (item["tool_call_id"] for item in meta.pending_input)
+
+        one = {"approvals": [{"tool_call_id": first, "approved": False}]}
+        partial = await client.post(f"/v1/tasks/{task_id}/input", json=one)
+        assert partial.status_code == 200 and partial.json() == {
+            **partial.json(),
+            "pending": 1,
+            "status": "waiting",
+        }
+        again = await client.post(f"/v1/tasks/{task_id}/input", json=one)
+        assert again.status_code == 409 and "no pending approval" in again.text
+        assert (await client.get(f"/v1/tasks/{task_id}")).json()["status"] == "waiting"
+
+        rest = {"approvals": [{"tool_call_id": second, "approved": True}]}
+        assert (await client.post(f"/v1/tasks/{task_id}/input", json=rest)).json()["pending"] == 0
+        seen = await events(client, task_id)
+
+    kinds = [e["type"] for e in seen]
+    assert kinds.count("approval_required") == 2 and kinds.count("input") == 2 and kinds.count("retry") == 1
+    outcomes = {e["tool_call_id"]: e for e in seen if e["type"] in ("tool_result", "tool_error")}
+    assert outcomes[first]["error"] == "denied by the user"
+    assert outcomes[second]["type"] == "tool_result" and outcomes[second]["success"] is True
+    assert seen[-1]["status"] == "succeeded", worker.log()
