@@ -34,14 +34,22 @@ def delete_file(path: str) -> str:
 DELETE = "Clean up [call:delete_file:path=/tmp/x]"
 
 
+def start_worker(settings: StreamsSettings, llm: ScriptedLLMServer, folder: Path, name: str) -> ExampleWorker:
+    """A one-slot worker serving the app above, with a short lease (a killed one's job
+    is taken over quickly)."""
+    (folder / "hitlapp.py").write_text(APP)
+    env = child_env(
+        settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_MAX_JOBS="1", AGENTSTREAM_LEASE_S="2"
+    )
+    env.pop("PYTHONPATH", None)
+    return ExampleWorker(env, folder, folder / f"{name}.log", app="hitlapp:app")
+
+
 @pytest.fixture
 def worker(
     settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
 ) -> Iterator[ExampleWorker]:
-    (tmp_path / "hitlapp.py").write_text(APP)
-    env = child_env(settings.redis_url, settings.prefix, scripted_llm.base_url, AGENTSTREAM_MAX_JOBS="1")
-    env.pop("PYTHONPATH", None)
-    running = ExampleWorker(env, tmp_path, tmp_path / "worker.log", app="hitlapp:app")
+    running = start_worker(settings, scripted_llm, tmp_path, "worker")
     try:
         yield running
     finally:
@@ -216,3 +224,42 @@ async def test_calls_of_one_turn_wait_together_and_a_partial_answer_keeps_waitin
     assert outcomes[first]["error"] == "denied by the user"
     assert outcomes[second]["type"] == "tool_result" and outcomes[second]["success"] is True
     assert seen[-1]["status"] == "succeeded", worker.log()
+
+
+async def test_a_worker_killed_after_the_input_loses_nothing_and_runs_the_tool_once(
+    api: Api, settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
+) -> None:
+    first = start_worker(settings, scripted_llm, tmp_path, "first")
+    second: ExampleWorker | None = None
+    try:
+        async with api.client() as client:
+            # [slow:300]: the answer after the tool streams slowly, so the kill lands mid-answer
+            task_id = await submit(client, f"{DELETE} [slow:300]")
+            await wait_status(client, first, task_id, "waiting")
+            meta = await api.services.store.meta(f"alice/{task_id}")
+            assert meta is not None
+            body = {"approvals": [{"tool_call_id": meta.pending_input[0]["tool_call_id"], "approved": True}]}
+            assert (await client.post(f"/v1/tasks/{task_id}/input", json=body)).status_code == 200
+            async with asyncio.timeout(45):  # the resumed attempt ran the tool and is answering
+                while True:
+                    if await _answering(api, task_id):
+                        break
+                    await asyncio.sleep(0.02)
+            first.proc.kill()
+            await asyncio.to_thread(first.proc.wait, 10)
+            second = start_worker(settings, scripted_llm, tmp_path, "second")
+            seen = await events(client, task_id)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    kinds = [e["type"] for e in seen]
+    assert kinds.count("completed") == 1 and seen[-1]["status"] == "succeeded", kinds
+    assert kinds.count("tool_result") == 1 and kinds.count("retry") == 2  # after the input, after the kill
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+
+
+async def _answering(api: Api, task_id: str) -> bool:
+    """Whether a token was stored after the task's ``tool_result`` (polled: a worker's)."""
+    kinds = [event["type"] async for _, event in api.services.reader.replay(f"alice/{task_id}")]
+    return "tool_result" in kinds and "token" in kinds[kinds.index("tool_result") :]
