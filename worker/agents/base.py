@@ -28,7 +28,7 @@ from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.app.steps import step_tool_functions
-from agentstream.worker.app.waits import ASK_USER, InputBook, WaitingForInput, WaitPlan, plan_calls
+from agentstream.worker.app.waits import WaitingForInput, plan_batch
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStopped
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
@@ -255,7 +255,9 @@ class BaseAgent(ABC):
         that wait for a person are announced instead (:mod:`~agentstream.worker.app.waits`)
         and, once the others ran, :class:`WaitingForInput` ends the run."""
         run.check_cancel()
-        plan = WaitPlan(run=list(calls)) if scope is not None else self._plan_waits(run, calls)
+        book = run.resume.inputs if run.resume is not None else None
+        in_step = scope is not None
+        plan = plan_batch(calls, self.registry, self.tool_names, run.approve_tools, book, in_step=in_step)
         for call in plan.run:
             parameters = dict(call.parameters) if call.parameters is not None else {}
             if iteration is not None:
@@ -271,7 +273,7 @@ class BaseAgent(ABC):
                 parameters=parameters,
             )  # fmt: skip
         for fields in plan.events:  # wait announcements, and what answers decided
-            yield self.event(fields.pop("type"), **fields)
+            yield self.event(fields.pop("type"), scope=scope, **fields)
         caller = CallerInfo(run.task_id, run.attempt, run.tenant, self.agent_id)
         batch = run_tool_batch(self.registry, self.tool_names, plan.run, caller, scope)
         async with aclosing(batch) as stream:
@@ -279,17 +281,6 @@ class BaseAgent(ABC):
                 yield self.event(fields.pop("type"), scope=scope, **fields)
         if plan.waiting:
             raise WaitingForInput(plan.waiting)
-
-    def _plan_waits(self, run: RunContext, calls: Sequence[ReadyToolCall]) -> WaitPlan:
-        """Which of the main loop's ``calls`` run now and which wait for a person."""
-
-        def needs_approval(name: str) -> bool:
-            return name in run.approve_tools or (
-                name in self.registry and self.registry.get(name).requires_approval
-            )
-
-        book = run.resume.inputs if run.resume is not None else InputBook()
-        return plan_calls(calls, asks=ASK_USER in self.tool_names, needs_approval=needs_approval, book=book)
 
     async def start(self, run: RunContext) -> EventStream:
         """``started``, then the workflow's events (of the Tool and Hybrid agents)."""

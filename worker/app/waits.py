@@ -11,15 +11,24 @@ answers the denied ones with a failed outcome, and gives a question its answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentstream.worker.app.batch import Fields, outcome_events
 from agentstream.worker.llm import ReadyToolCall
-from agentstream.worker.tools import Tool, tool
+from agentstream.worker.tools import Tool, ToolRegistry, tool
 
-__all__ = ["ASK_USER", "InputBook", "WaitPlan", "WaitingForInput", "ask_user_tool", "plan_calls"]
+__all__ = [
+    "ASK_USER",
+    "InputBook",
+    "WaitPlan",
+    "WaitingForInput",
+    "ask_user_tool",
+    "plan_batch",
+    "plan_calls",
+    "refuse_waits",
+]
 
 #: the name of the built-in question tool
 ASK_USER = "ask_user"
@@ -103,6 +112,46 @@ def plan_calls(
             if call.tool_call_id not in book.announced:
                 plan.events.append(_announcement(call, kind))
     return plan
+
+
+def refuse_waits(
+    calls: Sequence[ReadyToolCall], *, asks: bool, needs_approval: Callable[[str], bool]
+) -> WaitPlan:
+    """For calls made where nothing can wait (workflow steps): a call that would wait is
+    refused with a failed outcome instead of running unapproved."""
+    plan = WaitPlan()
+    for call in calls:
+        kind = _wait_kind(call, asks, needs_approval)
+        if kind is None:
+            plan.run.append(call)
+        else:
+            what = "needs a person's approval" if kind == "approval" else "asks the user"
+            plan.events.extend(
+                outcome_events(call, error=f"{call.tool_name!r} {what}: not possible in a workflow step")
+            )
+    return plan
+
+
+def plan_batch(
+    calls: Sequence[ReadyToolCall],
+    registry: ToolRegistry,
+    allowed: Sequence[str],
+    approve_tools: Collection[str],
+    book: InputBook | None,
+    *,
+    in_step: bool,
+) -> WaitPlan:
+    """An agent's plan for a batch: which calls run now and which wait for a person (the
+    tools ``approve_tools`` names or declared ``requires_approval``, and ``ask_user``
+    when ``allowed``); in a workflow step (``in_step``) those are refused instead."""
+
+    def needs_approval(name: str) -> bool:
+        return name in approve_tools or (name in registry and registry.get(name).requires_approval)
+
+    asks = ASK_USER in allowed
+    if in_step:
+        return refuse_waits(calls, asks=asks, needs_approval=needs_approval)
+    return plan_calls(calls, asks=asks, needs_approval=needs_approval, book=book or InputBook())
 
 
 def _announcement(call: ReadyToolCall, kind: str) -> Fields:
