@@ -21,6 +21,22 @@ __all__ = [
     "SET_WAITING",
 ]
 
+# A Lua helper some scripts start with: append ``n`` encoded events whose fields start
+# after ARGV[base] (groups of t, m, g, d, x) under ``attempt``; returns the last seq and id.
+_ADD_EVENTS = """
+local function add_events(stream, maxlen, attempt, seq, base, n)
+  local id
+  for i = 1, n do
+    local b = base + (i - 1) * 5
+    seq = seq + 1
+    local f = {'t', ARGV[b + 1], 's', seq, 'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
+    if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
+    id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(f))
+  end
+  return seq, id
+end
+"""
+
 # KEYS: events, meta
 # ARGV: owner, created_at, request, maxlen, ttl_s, t, m, g, d, x, agent
 # -> {1, id} when created; {0, owner, status} when the task already existed
@@ -126,7 +142,9 @@ return out
 # Redis's clock, see worker/lease.py) is live, ends the stream as a new attempt: older
 # writers are fenced off and a worker that takes the job later finds it completed. A task
 # waiting for input is never held, whatever lease its last worker is still releasing.
-REQUEST_CANCEL = """
+REQUEST_CANCEL = (
+    _ADD_EVENTS
+    + """
 local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done', 'cancel_requested', 'lease_until',
   'status')
 if not cur[1] then return redis.error_reply('NOTASK') end
@@ -140,15 +158,7 @@ if cur[5] and cur[6] ~= 'waiting' then
 end
 if cur[1] ~= ARGV[6] then return {3} end
 local attempt = tonumber(cur[1]) + 1
-local seq = tonumber(cur[2])
-local id
-for i = 1, tonumber(ARGV[7]) do
-  local b = 7 + (i - 1) * 5
-  seq = seq + 1
-  local f = {'t', ARGV[b + 1], 's', seq, 'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
-  if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(f))
-end
+local seq, id = add_events(KEYS[1], ARGV[3], attempt, tonumber(cur[2]), 7, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[2], 'attempt', attempt, 'seq', seq, 'done', 1, 'status', 'cancelled',
   'ended_at', ARGV[5], 'last_id', id)
 redis.call('HDEL', KEYS[2], 'lease_owner', 'lease_until', 'pending_input', 'input_deadline')
@@ -157,6 +167,7 @@ for _, key in ipairs(KEYS) do
 end
 return {2, id}
 """
+)
 
 # KEYS: events, dead
 # ARGV: group, entry id, reason, consumer, deliveries
@@ -238,7 +249,9 @@ return 1
 # Records the input as the next event of the waiting attempt. Once nothing is pending the
 # task is queued again (the caller enqueues its job); an idempotency key already used on
 # this task returns the first reply and records nothing.
-RECORD_INPUT = """
+RECORD_INPUT = (
+    _ADD_EVENTS
+    + """
 local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt', 'pending_input')
 if not cur[4] then return redis.error_reply('NOTASK') end
 if ARGV[1] ~= '' then
@@ -260,10 +273,7 @@ local remaining = {}
 for _, item in ipairs(pending) do
   if not answered[item['tool_call_id']] then remaining[#remaining + 1] = item end
 end
-local seq = tonumber(cur[3]) + 1
-local f = {'t', ARGV[4], 's', seq, 'a', cur[4], 'm', ARGV[5], 'g', ARGV[6], 'd', ARGV[7]}
-if ARGV[8] ~= '' then f[13] = 'x'; f[14] = ARGV[8] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(f))
+local seq, id = add_events(KEYS[1], ARGV[3], cur[4], tonumber(cur[3]), 3, 1)
 redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id)
 if #remaining == 0 then
   redis.call('HSET', KEYS[2], 'status', 'queued')
@@ -276,24 +286,19 @@ local reply = {seq, #remaining, id}
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'input_key:' .. ARGV[1], cjson.encode(reply)) end
 return reply
 """
+)
 
 # KEYS: events, meta, dead
 # ARGV: attempt, maxlen, retention_s, ended_at, final status, n, then n groups of
 #       (t, m, g, d, x), the last one ``completed``
 # -> {1, id} ended; {0} the task no longer waits under this attempt (answered, cancelled)
 # Ends a task whose wait for input passed its deadline, as the waiting attempt.
-END_WAIT = """
+END_WAIT = (
+    _ADD_EVENTS
+    + """
 local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt')
 if not cur[1] or cur[2] == '1' or cur[1] ~= 'waiting' or cur[4] ~= ARGV[1] then return {0} end
-local seq = tonumber(cur[3])
-local id
-for i = 1, tonumber(ARGV[6]) do
-  local b = 6 + (i - 1) * 5
-  seq = seq + 1
-  local f = {'t', ARGV[b + 1], 's', seq, 'a', cur[4], 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
-  if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(f))
-end
+local seq, id = add_events(KEYS[1], ARGV[2], cur[4], tonumber(cur[3]), 6, tonumber(ARGV[6]))
 redis.call('HSET', KEYS[2], 'seq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[4], 'last_id', id)
 redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
 for _, key in ipairs(KEYS) do
@@ -301,3 +306,4 @@ for _, key in ipairs(KEYS) do
 end
 return {1, id}
 """
+)
