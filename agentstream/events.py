@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 
+from agentstream._envelope import Envelope, JsonObject, LoopScope
+
 __all__ = [
     "Action",
     "ApprovalRequired",
@@ -65,32 +67,8 @@ __all__ = [
     "parse_event",
 ]
 
-JsonObject = dict[str, Any]
-
-
-class LoopScope(BaseModel):
-    """Where an event was produced: ``main`` or a workflow (``dawp``) step."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: str = "main"
-    run_id: str | None = None
-    workflow_id: str | None = None
-    step_id: str | None = None
-    step_index: int | None = None
-
-
-class _Envelope(BaseModel):
-    """Fields every event has. ``seq``/``attempt``/``id`` are set once stored."""
-
-    model_config = ConfigDict(extra="allow")
-    task_id: str | None = None
-    seq: int | None = None
-    attempt: int | None = None
-    #: ISO 8601 UTC; set by the writer when the event is stored
-    timestamp: str | None = None
-    agent_id: str | None = None
-    loop_scope: LoopScope | None = None
-    id: str | None = None
+# The envelope lives in its own module (this one holds every type); re-exported here.
+_Envelope = Envelope
 
 
 class ToolCallItem(BaseModel):
