@@ -24,8 +24,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 
+from agentstream._envelope import Envelope, JsonObject, LoopScope
+
 __all__ = [
     "Action",
+    "ApprovalRequired",
     "Cancelled",
     "Completed",
     "Custom",
@@ -36,6 +39,9 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "Gap",
+    "Input",
+    "InputApproval",
+    "InputRequired",
     "IterationStart",
     "LoopScope",
     "Observation",
@@ -61,32 +67,8 @@ __all__ = [
     "parse_event",
 ]
 
-JsonObject = dict[str, Any]
-
-
-class LoopScope(BaseModel):
-    """Where an event was produced: ``main`` or a workflow (``dawp``) step."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: str = "main"
-    run_id: str | None = None
-    workflow_id: str | None = None
-    step_id: str | None = None
-    step_index: int | None = None
-
-
-class _Envelope(BaseModel):
-    """Fields every event has. ``seq``/``attempt``/``id`` are set once stored."""
-
-    model_config = ConfigDict(extra="allow")
-    task_id: str | None = None
-    seq: int | None = None
-    attempt: int | None = None
-    #: ISO 8601 UTC; set by the writer when the event is stored
-    timestamp: str | None = None
-    agent_id: str | None = None
-    loop_scope: LoopScope | None = None
-    id: str | None = None
+# The envelope lives in its own module (this one holds every type); re-exported here.
+_Envelope = Envelope
 
 
 class ToolCallItem(BaseModel):
@@ -268,6 +250,42 @@ class Cancelled(_Envelope):
     reason: str
 
 
+class ApprovalRequired(_Envelope):
+    """A tool call waits for a person's approval (the task's status is ``waiting``)."""
+
+    type: Literal["approval_required"] = "approval_required"
+    tool_call_id: str
+    tool_name: str
+    parameters: JsonObject
+
+
+class InputRequired(_Envelope):
+    """The agent asked the user (``ask_user``); the task waits for the answer."""
+
+    type: Literal["input_required"] = "input_required"
+    tool_call_id: str
+    prompt: str
+
+
+class InputApproval(BaseModel):
+    """One decision of an ``input`` event."""
+
+    model_config = ConfigDict(extra="allow")
+    tool_call_id: str
+    approved: bool
+    reason: str | None = None
+
+
+class Input(_Envelope):
+    """A person's answer, recorded by ``POST /v1/tasks/{id}/input``: decisions on
+    approvals, or the ``message`` answering the question ``tool_call_id``."""
+
+    type: Literal["input"] = "input"
+    approvals: list[InputApproval] | None = None
+    message: str | None = None
+    tool_call_id: str | None = None
+
+
 class Completed(_Envelope):
     type: Literal["completed"] = "completed"
     success: bool
@@ -313,7 +331,8 @@ _KNOWN: tuple[type[_Envelope], ...] = (
     Queued, Status, Started, Retry, IterationStart, Token, ThinkingToken, Refusal, ToolCallDelta,
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
-    ResultEvent, ErrorEvent, Cancelled, Completed, Custom, Gap, Reset,
+    ResultEvent, ErrorEvent, Cancelled, Completed, Custom, Gap, Reset, ApprovalRequired,
+    InputRequired, Input,
 )  # fmt: skip
 _KNOWN_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in _KNOWN)
 
@@ -349,6 +368,9 @@ Event = Annotated[
         Annotated[ResultEvent, Tag("result")],
         Annotated[ErrorEvent, Tag("error")],
         Annotated[Cancelled, Tag("cancelled")],
+        Annotated[ApprovalRequired, Tag("approval_required")],
+        Annotated[InputRequired, Tag("input_required")],
+        Annotated[Input, Tag("input")],
         Annotated[Completed, Tag("completed")],
         Annotated[Custom, Tag("custom")],
         Annotated[Gap, Tag("gap")],

@@ -22,7 +22,7 @@ from agentstream.api.errors import install_error_handlers
 from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
 from agentstream.api.metrics import Metrics
 from agentstream.api.queue import JobQueue
-from agentstream.api.routes import agents, agui, events, groups, health, responses, tasks, ui
+from agentstream.api.routes import agents, agui, events, groups, health, inputs, responses, tasks, ui
 from agentstream.api.settings import ApiSettings
 from agentstream.api.slots import StreamSlots
 from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
@@ -99,6 +99,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (tasks, agents, events, groups, health, ui, agui, responses):
+    for module in (tasks, inputs, agents, events, groups, health, ui, agui, responses):
         app.include_router(module.router)
     return app

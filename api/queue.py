@@ -49,9 +49,10 @@ class JobQueue:
             raise RuntimeError("the job queue is closed: use it as 'async with JobQueue(...)'")
         return self._pool
 
-    async def enqueue(self, task_id: str) -> None:
-        """Enqueue the task's job; a job already known under this id is left alone."""
-        await enqueue_task(self.pool, task_id, queue_name=self.name)
+    async def enqueue(self, task_id: str, *, job_id: str | None = None) -> None:
+        """Enqueue the task's job (``job_id`` defaults to the task id); a job already known
+        under its id is left alone."""
+        await enqueue_task(self.pool, task_id, queue_name=self.name, job_id=job_id)
 
     async def ping(self) -> None:
         """Raise unless the queue's Redis answers and the queue key is readable."""

@@ -94,7 +94,7 @@ class TaskFields(BaseModel):
     """What every view of a task shows from its meta hash."""
 
     task_id: str
-    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    status: str = Field(description="queued, running, waiting (for input), succeeded, failed or cancelled")
     agent: str
     attempt: int
     done: bool

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .errors import (
         ClosedError,
         FencedError,
+        InputRejected,
         InvalidCursor,
         InvalidEvent,
         InvalidFilter,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         StreamStateError,
         TaskCompleted,
         TaskNotFound,
+        TaskWaiting,
         UsageError,
     )
     from .events import (
@@ -77,6 +79,8 @@ _EXPORTS = {
     "StreamStateError": "agentstream.streams.errors",
     "TaskCompleted": "agentstream.streams.errors",
     "TaskNotFound": "agentstream.streams.errors",
+    "TaskWaiting": "agentstream.streams.errors",
+    "InputRejected": "agentstream.streams.errors",
     "UsageError": "agentstream.streams.errors",
     "ALWAYS_PASS": "agentstream.streams.events",
     "CATEGORIES": "agentstream.streams.events",
@@ -124,6 +128,7 @@ __all__ = [
     "FencedError",
     "GroupConsumer",
     "GroupInfo",
+    "InputRejected",
     "InvalidCursor",
     "InvalidEvent",
     "InvalidFilter",
@@ -143,6 +148,7 @@ __all__ = [
     "TaskMeta",
     "TaskNotFound",
     "TaskStore",
+    "TaskWaiting",
     "UsageError",
     "category_of",
     "create_redis",

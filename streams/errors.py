@@ -36,6 +36,7 @@ __all__ = [
     "DeadLetterNotFound",
     "FencedError",
     "GroupLimitReached",
+    "InputRejected",
     "InvalidCursor",
     "InvalidEvent",
     "InvalidFilter",
@@ -45,6 +46,7 @@ __all__ = [
     "StreamsError",
     "TaskCompleted",
     "TaskNotFound",
+    "TaskWaiting",
     "UsageError",
     "from_script_reply",
 ]
@@ -146,6 +148,26 @@ class TaskCompleted(StreamStateError):
     """The stream already ended with ``completed``; nothing may follow it."""
 
 
+class TaskWaiting(StreamStateError):
+    """The task waits for input: no attempt opens until the input requeues it."""
+
+
+class InputRejected(StreamStateError):
+    """Input the task does not wait for (it is not waiting, or nothing pending matches);
+    also a wait refused because a cancel came in (``reason`` says which)."""
+
+    def __init__(self, message: str, *, task_id: str, reason: str) -> None:
+        super().__init__(message, task_id=task_id)
+        self.reason = reason
+
+
+_INPUT_REFUSALS = {
+    "NOTWAITING": "task {task_id!r} is not waiting for input (its status is {detail})",
+    "NOTPENDING": "task {task_id!r} has no pending approval or question {detail!r}",
+    "CANCELREQ": "task {task_id!r} was cancelled; it does not wait for input",
+}
+
+
 def from_script_reply(message: str, *, task_id: str, attempt: int = 0) -> StreamsError:
     """The exception for an error reply of one of :mod:`streams.scripts`."""
     code, _, detail = message.partition(" ")
@@ -162,6 +184,11 @@ def from_script_reply(message: str, *, task_id: str, attempt: int = 0) -> Stream
         )
     if code == "COMPLETED":
         return TaskCompleted(f"task {task_id!r} already ended with 'completed'", task_id=task_id)
+    if code == "WAITING":
+        return TaskWaiting(f"task {task_id!r} waits for input", task_id=task_id)
+    if code in _INPUT_REFUSALS:
+        return InputRejected(_INPUT_REFUSALS[code].format(task_id=task_id, detail=detail),
+                             task_id=task_id, reason=code.lower())  # fmt: skip
     if code == "AFTERCOMPLETED":
         return InvalidEvent(f"task {task_id!r}: no event may follow 'completed' in a batch")
     if code == "SEQMISMATCH":

@@ -8,7 +8,34 @@ never converted in Lua, whose number formatting would round them.
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "CREATE", "CREATE_GROUP", "DEAD_LETTER", "OPEN_ATTEMPT", "REQUEST_CANCEL", "REQUEUE"]
+__all__ = [
+    "APPEND",
+    "CREATE",
+    "CREATE_GROUP",
+    "DEAD_LETTER",
+    "END_WAIT",
+    "OPEN_ATTEMPT",
+    "RECORD_INPUT",
+    "REQUEST_CANCEL",
+    "REQUEUE",
+    "SET_WAITING",
+]
+
+# A Lua helper some scripts start with: append ``n`` encoded events whose fields start
+# after ARGV[base] (groups of t, m, g, d, x) under ``attempt``; returns the last seq and id.
+_ADD_EVENTS = """
+local function add_events(stream, maxlen, attempt, seq, base, n)
+  local id
+  for i = 1, n do
+    local b = base + (i - 1) * 5
+    seq = seq + 1
+    local f = {'t', ARGV[b + 1], 's', seq, 'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
+    if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
+    id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(f))
+  end
+  return seq, id
+end
+"""
 
 # KEYS: events, meta
 # ARGV: owner, created_at, request, maxlen, ttl_s, t, m, g, d, x, agent
@@ -35,11 +62,13 @@ return {1, id}
 
 # KEYS: events, meta
 # ARGV: started_at, ttl_s
-# -> {attempt, last_seq}
+# -> {attempt, last_seq}; errors NOTASK, COMPLETED, WAITING (a stray job of a task that
+#    waits for input: only the input requeues it)
 OPEN_ATTEMPT = """
-local cur = redis.call('HMGET', KEYS[2], 'attempt', 'done', 'seq')
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'done', 'seq', 'status')
 if not cur[1] then return redis.error_reply('NOTASK') end
 if cur[2] == '1' then return redis.error_reply('COMPLETED') end
+if cur[4] == 'waiting' then return redis.error_reply('WAITING') end
 local attempt = redis.call('HINCRBY', KEYS[2], 'attempt', 1)
 redis.call('HSET', KEYS[2], 'status', 'running', 'attempt_started_at', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'started_at', ARGV[1])
@@ -111,37 +140,34 @@ return out
 #    here, {3} the attempt moved since the caller read it (read again and retry)
 # Records the request; then, if no worker's lease (meta ``lease_until``, epoch ms on this
 # Redis's clock, see worker/lease.py) is live, ends the stream as a new attempt: older
-# writers are fenced off and a worker that takes the job later finds it completed.
-REQUEST_CANCEL = """
-local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done', 'cancel_requested', 'lease_until')
+# writers are fenced off and a worker that takes the job later finds it completed. A task
+# waiting for input is never held, whatever lease its last worker is still releasing.
+REQUEST_CANCEL = (
+    _ADD_EVENTS
+    + """
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done', 'cancel_requested', 'lease_until',
+  'status')
 if not cur[1] then return redis.error_reply('NOTASK') end
 if cur[3] == '1' then return {0} end
 if not cur[4] then
   redis.call('HSET', KEYS[2], 'cancel_requested', ARGV[2], 'cancel_reason', ARGV[1])
 end
-if cur[5] then
+if cur[5] and cur[6] ~= 'waiting' then
   local now = redis.call('TIME')
   if tonumber(cur[5]) > tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) then return {1} end
 end
 if cur[1] ~= ARGV[6] then return {3} end
 local attempt = tonumber(cur[1]) + 1
-local seq = tonumber(cur[2])
-local id
-for i = 1, tonumber(ARGV[7]) do
-  local b = 7 + (i - 1) * 5
-  seq = seq + 1
-  local f = {'t', ARGV[b + 1], 's', seq, 'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4]}
-  if ARGV[b + 5] ~= '' then f[13] = 'x'; f[14] = ARGV[b + 5] end
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(f))
-end
+local seq, id = add_events(KEYS[1], ARGV[3], attempt, tonumber(cur[2]), 7, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[2], 'attempt', attempt, 'seq', seq, 'done', 1, 'status', 'cancelled',
   'ended_at', ARGV[5], 'last_id', id)
-redis.call('HDEL', KEYS[2], 'lease_owner', 'lease_until')
+redis.call('HDEL', KEYS[2], 'lease_owner', 'lease_until', 'pending_input', 'input_deadline')
 for _, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then redis.call('EXPIRE', key, ARGV[4]) end
 end
 return {2, id}
 """
+)
 
 # KEYS: events, dead
 # ARGV: group, entry id, reason, consumer, deliveries
@@ -200,3 +226,84 @@ redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, entry, 'IDLE', ARGV[4], 'RETR
 redis.call('XDEL', KEYS[2], ARGV[1])
 return entry
 """
+
+# KEYS: meta
+# ARGV: attempt, pending (JSON list of {"tool_call_id", "kind"}), deadline (ISO)
+# -> 1 waiting; errors NOTASK, COMPLETED, FENCED <attempt>, CANCELREQ (a cancel came in
+#    while the attempt ran: it must end the stream itself, not wait)
+# The attempt that asked for input parks the task; it is not held by any worker from here.
+SET_WAITING = """
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'done', 'cancel_requested')
+if not cur[1] then return redis.error_reply('NOTASK') end
+if cur[2] == '1' then return redis.error_reply('COMPLETED') end
+if cur[1] ~= ARGV[1] then return redis.error_reply('FENCED ' .. cur[1]) end
+if cur[3] then return redis.error_reply('CANCELREQ') end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'pending_input', ARGV[2], 'input_deadline', ARGV[3])
+return 1
+"""
+
+# KEYS: events, meta
+# ARGV: idempotency key ('' for none), answered tool_call_ids (JSON list), maxlen,
+#       then the input event (t, m, g, d, x)
+# -> {seq, remaining, id}; errors NOTASK, NOTWAITING <status>, NOTPENDING <tool_call_id>
+# Records the input as the next event of the waiting attempt. Once nothing is pending the
+# task is queued again (the caller enqueues its job); an idempotency key already used on
+# this task returns the first reply and records nothing.
+RECORD_INPUT = (
+    _ADD_EVENTS
+    + """
+local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt', 'pending_input')
+if not cur[4] then return redis.error_reply('NOTASK') end
+if ARGV[1] ~= '' then
+  local prev = redis.call('HGET', KEYS[2], 'input_key:' .. ARGV[1])
+  if prev then return cjson.decode(prev) end
+end
+if cur[2] == '1' or cur[1] ~= 'waiting' then return redis.error_reply('NOTWAITING ' .. cur[1]) end
+local pending = cjson.decode(cur[5] or '[]')
+local answered = {}
+for _, call_id in ipairs(cjson.decode(ARGV[2])) do answered[call_id] = true end
+for call_id in pairs(answered) do
+  local found = false
+  for _, item in ipairs(pending) do
+    if item['tool_call_id'] == call_id then found = true end
+  end
+  if not found then return redis.error_reply('NOTPENDING ' .. call_id) end
+end
+local remaining = {}
+for _, item in ipairs(pending) do
+  if not answered[item['tool_call_id']] then remaining[#remaining + 1] = item end
+end
+local seq, id = add_events(KEYS[1], ARGV[3], cur[4], tonumber(cur[3]), 3, 1)
+redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id)
+if #remaining == 0 then
+  redis.call('HSET', KEYS[2], 'status', 'queued')
+  redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
+  redis.call('HINCRBY', KEYS[2], 'resumes', 1)
+else
+  redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(remaining))
+end
+local reply = {seq, #remaining, id}
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'input_key:' .. ARGV[1], cjson.encode(reply)) end
+return reply
+"""
+)
+
+# KEYS: events, meta, dead
+# ARGV: attempt, maxlen, retention_s, ended_at, final status, n, then n groups of
+#       (t, m, g, d, x), the last one ``completed``
+# -> {1, id} ended; {0} the task no longer waits under this attempt (answered, cancelled)
+# Ends a task whose wait for input passed its deadline, as the waiting attempt.
+END_WAIT = (
+    _ADD_EVENTS
+    + """
+local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt')
+if not cur[1] or cur[2] == '1' or cur[1] ~= 'waiting' or cur[4] ~= ARGV[1] then return {0} end
+local seq, id = add_events(KEYS[1], ARGV[2], cur[4], tonumber(cur[3]), 6, tonumber(ARGV[6]))
+redis.call('HSET', KEYS[2], 'seq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[4], 'last_id', id)
+redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('EXPIRE', key, ARGV[3]) end
+end
+return {1, id}
+"""
+)

@@ -17,11 +17,11 @@ from .connection import RedisClient
 from .errors import from_script_reply
 from .events import utc_now_iso
 from .keys import validate_task_id
-from .scripts import CREATE, OPEN_ATTEMPT, REQUEST_CANCEL
+from .scripts import CREATE, END_WAIT, OPEN_ATTEMPT, RECORD_INPUT, REQUEST_CANCEL, SET_WAITING
 from .settings import StreamsSettings
 from .writer import StreamWriter
 
-__all__ = ["Attempt", "Created", "TaskMeta", "TaskStore"]
+__all__ = ["Attempt", "Created", "InputRecorded", "TaskMeta", "TaskStore"]
 
 INPUT_PREVIEW_CHARS = 200
 
@@ -53,6 +53,16 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRecorded:
+    """Outcome of :meth:`TaskStore.record_input`: the ``input`` event's seq and id, and how
+    many approvals or questions still wait (0: the task is queued again)."""
+
+    seq: int
+    remaining: int
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskMeta:
     """The task's meta hash, typed."""
 
@@ -70,6 +80,11 @@ class TaskMeta:
     cancel_requested: str | None
     cancel_reason: str | None
     request: dict[str, Any] = field(default_factory=dict)
+    #: what a waiting task waits for: ``{"tool_call_id", "kind"}`` (approval or question)
+    pending_input: list[dict[str, Any]] = field(default_factory=list)
+    input_deadline: str | None = None
+    #: how many times input requeued the task (those attempts spend no retry budget)
+    resumes: int = 0
 
     @classmethod
     def from_hash(cls, task_id: str, raw: Mapping[str, str]) -> TaskMeta:
@@ -89,6 +104,9 @@ class TaskMeta:
             cancel_requested=raw.get("cancel_requested"),
             cancel_reason=raw.get("cancel_reason"),
             request=orjson.loads(request) if request else {},
+            pending_input=orjson.loads(raw["pending_input"]) if raw.get("pending_input") else [],
+            input_deadline=raw.get("input_deadline"),
+            resumes=int(raw.get("resumes", 0)),
         )
 
 
@@ -102,6 +120,9 @@ class TaskStore:
         self._create = redis.register_script(CREATE)
         self._open = redis.register_script(OPEN_ATTEMPT)
         self._cancel = redis.register_script(REQUEST_CANCEL)
+        self._set_waiting = redis.register_script(SET_WAITING)
+        self._record_input = redis.register_script(RECORD_INPUT)
+        self._end_wait = redis.register_script(END_WAIT)
 
     async def create_task(
         self,
@@ -213,6 +234,47 @@ class TaskStore:
         if outcome == _ENDED_HERE:
             await self._feed(meta.task_id, "ended", meta.owner, "cancelled", now)
         return outcome
+
+    async def set_waiting(self, attempt: Attempt, pending: list[dict[str, Any]], deadline: str) -> None:
+        """Park the task of ``attempt`` (status ``waiting``) until input answers ``pending``
+        (``{"tool_call_id", "kind"}`` items). Raises ``FencedError``/``TaskCompleted`` if the
+        attempt lost the task, ``InputRejected`` (reason ``cancelreq``) if a cancel came in."""
+        await self._script(
+            self._set_waiting, attempt.task_id, [self.keys.meta(attempt.task_id)],
+            [attempt.number, orjson.dumps(pending), deadline],
+        )  # fmt: skip
+
+    async def record_input(
+        self, task_id: str, event: Mapping[str, Any], answered: list[str], idempotency_key: str | None = None
+    ) -> InputRecorded:
+        """Append the ``input`` event of a waiting task atomically, if every tool call id
+        in ``answered`` is pending; queue the task again once nothing is. The same
+        ``idempotency_key`` returns the first outcome and records nothing. Raises
+        ``InputRejected`` (not waiting, nothing pending matches) or ``TaskNotFound``."""
+        args = [idempotency_key or "", orjson.dumps(answered), self.settings.maxlen, *encode(dict(event))]
+        keys = [self.keys.events(task_id), self.keys.meta(task_id)]
+        reply = await self._script(self._record_input, task_id, keys, args)
+        return InputRecorded(int(reply[0]), int(reply[1]), str(reply[2]))
+
+    async def end_wait(self, task_id: str, attempt: int, events: list[dict[str, Any]], status: str) -> bool:
+        """End a task still waiting under ``attempt`` with ``events`` (the last one
+        ``completed``); False when it no longer waits (answered, cancelled, ended)."""
+        now = utc_now_iso()
+        args: list[Any] = [attempt, self.settings.maxlen, self.settings.retention_s, now, status, len(events)]
+        for event in events:
+            args.extend(encode(event))
+        reply = await self._script(self._end_wait, task_id, list(self.keys.task_keys(task_id)), args)
+        if int(reply[0]) != 1:
+            return False
+        owner = await self.redis.hget(self.keys.meta(task_id), "owner")
+        await self._feed(task_id, "ended", owner or "", status, now)
+        return True
+
+    async def _script(self, script: Any, task_id: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except ResponseError as exc:
+            raise from_script_reply(str(exc), task_id=task_id) from None
 
     async def cancel_requested(self, task_id: str) -> bool:
         """Cheap check a running attempt makes between steps."""

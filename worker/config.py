@@ -57,6 +57,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("AGENTSTREAM_APP", "the application to serve, as module:attr (default: the built-in agents)"),
     ("AGENTSTREAM_MAX_JOBS", "tasks one worker runs at once (default 50)"),
     ("AGENTSTREAM_TASK_TIMEOUT_S", "wall-clock limit of one attempt (default 600)"),
+    ("AGENTSTREAM_INPUT_TIMEOUT_S", "how long a task may wait for input (default 86400)"),
     ("AGENTSTREAM_MAX_ATTEMPTS", "attempts per task, crashes included (default 3)"),
     ("AGENTSTREAM_LEASE_S", "a dead worker's task is taken over within this (default 15, at least 1)"),
     ("AGENTSTREAM_SHUTDOWN_GRACE_S", "after SIGTERM, how long running tasks go on (default 10)"),
@@ -125,6 +126,9 @@ class WorkerConfig:
     max_jobs: int = 50
     #: wall-clock limit of one attempt; exceeding it ends the task with ``TaskTimeout``
     task_timeout_s: float = 600.0
+    #: how long a task may wait for input (an approval, an answer) before it ends
+    #: with ``InputTimeout``; a task's ``input_timeout_s`` overrides it
+    input_timeout_s: float = 86400.0
     #: attempts a task gets in all (first run and retries, crashes included)
     max_attempts: int = 3
     #: lease of a taken job: a dead worker's task is recovered after at most this
@@ -211,6 +215,7 @@ def _timing_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             env, "AGENTSTREAM_MAX_JOBS", d["max_jobs"], minimum=1, error=ConfigurationError
         ),
         "task_timeout_s": number("AGENTSTREAM_TASK_TIMEOUT_S", d["task_timeout_s"], above=0),
+        "input_timeout_s": number("AGENTSTREAM_INPUT_TIMEOUT_S", d["input_timeout_s"], above=0),
         "max_attempts": env_integer(
             env, "AGENTSTREAM_MAX_ATTEMPTS", d["max_attempts"], minimum=1, error=ConfigurationError
         ),

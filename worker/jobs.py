@@ -29,13 +29,14 @@ from typing import Any
 from arq import Retry
 
 from agentstream.worker.deps import WorkerDeps
+from agentstream.worker.enqueue import enqueue_expiry
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.lease import Lease
 from agentstream.worker.observability import bind_key_id
 from agentstream.worker.outcomes import TRANSIENT_ERRORS, Outcome
 from agentstream.worker.run import AttemptRunner
 
-__all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "remember_run_job_task", "run_task"]
+__all__ = ["DEPS_KEY", "RUN_JOB_TASK_KEY", "deps_from", "expire_input", "remember_run_job_task", "run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ async def remember_run_job_task(ctx: dict[str, Any]) -> None:
     from an abort (only the job's own task is)."""
     ctx[RUN_JOB_TASK_KEY] = asyncio.current_task()
     if ctx.get("job_id"):
-        bind_key_id(str(ctx["job_id"]))  # the job id is the task's key id: arq's job lines carry it
+        # The job id is the task's key id (``:<suffix>`` for a requeue after input or a
+        # wait's deadline; key ids hold no colon): arq's job lines carry it.
+        bind_key_id(str(ctx["job_id"]).split(":", 1)[0])
 
 
 def _shutdown_probe(ctx: dict[str, Any]) -> Callable[[], bool]:
@@ -90,13 +93,44 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> None:
     )
     try:
         async with lease:
-            runner = AttemptRunner(deps, task_id, interrupted=_shutdown_probe(ctx), lease_lost=lease.lost)
+            runner = AttemptRunner(
+                deps, task_id, interrupted=_shutdown_probe(ctx), lease_lost=lease.lost,
+                schedule_deadline=_deadline_scheduler(ctx, deps, task_id),
+            )  # fmt: skip
             outcome = await runner.run()
     except TRANSIENT_ERRORS as exc:
         # Redis failed outside the attempt (lease, open_attempt): nothing was decided.
         logger.warning("task %s: Redis unavailable (%r); job retried", task_id, exc)
         raise Retry(defer=config.retry_backoff_s) from exc
-    if outcome.kind is not Outcome.DONE:
+    if outcome.kind not in (Outcome.DONE, Outcome.WAITING):
         # SUPERSEDED retries too: arq finishing this run would take the job out of the queue
         # under the newer attempt, which could then not be recovered if its worker died.
         raise Retry(defer=outcome.defer_s)
+
+
+def _deadline_scheduler(ctx: dict[str, Any], deps: WorkerDeps, task_id: str) -> Callable[[int, float], Any]:
+    async def schedule(attempt: int, defer_s: float) -> None:
+        pool = ctx.get("redis")
+        if pool is None:
+            raise ConfigurationError("the arq job has no queue connection to arrange its input deadline")
+        async with asyncio.timeout(deps.config.lease_s):
+            await enqueue_expiry(pool, task_id, attempt, defer_s, queue_name=deps.config.queue_name)
+
+    return schedule
+
+
+async def expire_input(ctx: dict[str, Any], task_id: str, attempt: int) -> None:
+    """The deferred job of a wait's deadline: end the task if it still waits under ``attempt``."""
+    deps = deps_from(ctx)
+    bind_key_id(task_id)
+    meta = await deps.store.meta(task_id)
+    if meta is None or meta.status != "waiting" or meta.attempt != attempt:
+        return
+    limit = (meta.request or {}).get("input_timeout_s") or deps.config.input_timeout_s
+    message = f"nobody answered within the input timeout of {limit:g}s"
+    events = [
+        {"type": "error", "error": message, "error_type": "InputTimeout", "retryable": False},
+        {"type": "completed", "success": False, "status": "failed", "execution_time": 0.0},
+    ]
+    if await deps.store.end_wait(task_id, attempt, events, "failed"):
+        logger.info("task %s: its wait for input passed the deadline; ended", task_id)

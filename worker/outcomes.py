@@ -13,6 +13,7 @@ __all__ = [
     "DONE",
     "MAX_RETRY_DEFER_S",
     "TRANSIENT_ERRORS",
+    "WAITING",
     "AttemptOutcome",
     "Outcome",
     "error_event",
@@ -36,6 +37,8 @@ class Outcome(enum.Enum):
     RETRY = "retry"
     #: a newer attempt owns the task; this one wrote nothing more
     SUPERSEDED = "superseded"
+    #: the task waits for input (status ``waiting``): the job ends, the input requeues it
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +50,15 @@ class AttemptOutcome:
 
 
 DONE = AttemptOutcome(Outcome.DONE)
+WAITING = AttemptOutcome(Outcome.WAITING)
 
 
 def retry_reason(events: Sequence[Mapping[str, Any]], attempt: int) -> str:
     """Why attempt ``attempt`` runs, judged from the events stored before it."""
     previous = attempt - 1
     last = events[-1] if events else None
+    if last is not None and last.get("type") == "input":
+        return f"attempt {previous} waited for input; resumed with the answer"
     if last is not None and last.get("type") == "error":
         kind = last.get("error_type") or "error"
         return f"attempt {previous} failed ({kind}): {last.get('error')}"

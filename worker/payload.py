@@ -11,10 +11,12 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["AGENT_NAME_REGEX", "JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
+__all__ = ["AGENT_NAME_REGEX", "EXPIRE_JOB_NAME", "JOB_NAME", "MAX_INPUT_CHARS", "TaskRequest"]
 
 #: the arq function name of the job that runs one task (all attempts)
 JOB_NAME = "run_task"
+#: the arq function name of the deferred job that ends a wait for input past its deadline
+EXPIRE_JOB_NAME = "expire_input"
 #: inputs above this are refused at the API with 413
 MAX_INPUT_CHARS = 100_000
 #: an agent name: a built-in kind (llm, tool, hybrid) or a named agent of the worker's App
@@ -40,6 +42,11 @@ class TaskRequest(BaseModel):
     workflow: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
     #: stream ``dawp_run_started``/``dawp_run_completed`` around the workflow (as the seed's)
     stream_boundary_events: bool = False
+    #: tools whose calls wait for a person's approval in this task (besides the tools
+    #: declared ``requires_approval``)
+    approve_tools: list[str] | None = Field(default=None, max_length=32)
+    #: how long this task may wait for input; None: ``AGENTSTREAM_INPUT_TIMEOUT_S``
+    input_timeout_s: float | None = Field(default=None, gt=0, le=30 * 86400)
     #: the submit request's trace context (W3C ``traceparent``/``tracestate``), carried
     #: opaquely to the worker so its spans join the submit's trace; empty without tracing
     trace_context: dict[str, str] = Field(default_factory=dict, max_length=4)

@@ -21,7 +21,9 @@ fenced off / lease lost           nothing                                      S
 Redis unreachable                 what can still be flushed                    RETRY
 attempt number > budget           ``retry`` + ``error`` RetriesExhausted +     DONE
                                   ``completed`` failed
+a call waits for input            the wait events; status ``waiting``          WAITING
 ================================  ==========================================  ==========
+Input (``TaskStore.record_input``) queues a waiting task again; that attempt spends no budget.
 
 An attempt after the first appends ``retry`` first, then continues the conversation rebuilt
 from every stored event (:func:`worker.agents.rebuild_resume_state`): tools whose result
@@ -33,8 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from datetime import datetime
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -42,14 +44,17 @@ from pydantic import ValidationError
 from agentstream.streams import (
     Attempt,
     FencedError,
+    InputRejected,
     StreamsError,
     StreamWriter,
     TaskCompleted,
     TaskMeta,
     TaskNotFound,
+    TaskWaiting,
 )
 from agentstream.streams.keys import conversation_id, public_task_id
 from agentstream.worker.agents import ResumeState, rebuild_resume_state
+from agentstream.worker.app.waits import WaitingForInput
 from agentstream.worker.deps import AgentFactory, TaskAgent, WorkerDeps, build_task_agent
 from agentstream.worker.errors import ModelError
 from agentstream.worker.observability import attempt_span, bind_key_id, observe_event
@@ -57,6 +62,7 @@ from agentstream.worker.outcomes import (
     DONE,
     MAX_RETRY_DEFER_S,
     TRANSIENT_ERRORS,
+    WAITING,
     AttemptOutcome,
     Outcome,
     error_event,
@@ -98,6 +104,7 @@ class AttemptRunner:
         *,
         interrupted: Callable[[], bool] = lambda: False,
         lease_lost: asyncio.Event | None = None,
+        schedule_deadline: Callable[[int, float], Awaitable[None]] | None = None,
     ) -> None:
         self.task_id = task_id
         self._deps = deps
@@ -106,6 +113,9 @@ class AttemptRunner:
         self._interrupted = interrupted
         self._lease_lost = lease_lost if lease_lost is not None else asyncio.Event()
         self._started_at = time.time()
+        #: (attempt, seconds): arrange for a wait of that attempt to end after that long
+        self._schedule_deadline = schedule_deadline
+        self._resumes = 0
         self._tenant: str | None = None
         # what the agent appended in this attempt
         self._error_seen = False
@@ -124,6 +134,9 @@ class AttemptRunner:
         except TaskNotFound:
             logger.warning("task %s does not exist (or expired); job dropped", self.task_id)
             return DONE
+        except TaskWaiting:
+            logger.info("task %s waits for input; its input queues it again", self.task_id)
+            return WAITING
         writer = self._store.writer(attempt)
         try:
             return await self._run(attempt, writer)
@@ -152,13 +165,14 @@ class AttemptRunner:
         bind_key_id(self.task_id, attempt=attempt.number)
         self._started_at = _started_at(meta) or self._started_at
         self._tenant = meta.owner
+        self._resumes = meta.resumes
         try:
             request = TaskRequest.model_validate(meta.request)
         except ValidationError as exc:
             message = f"the stored task request is invalid: {exc.errors(include_url=False)}"
             await self._terminal(writer, [error_event(message, "InvalidRequest")], "failed")
             return DONE
-        if attempt.number > self._config.max_attempts:
+        if attempt.number - self._resumes > self._config.max_attempts:
             # Every attempt after the first opens with ``retry`` (PROTOCOL rule 4), even
             # the one that only records that the budget is spent.
             retry = {"type": "retry", "attempt": attempt.number, "reason": "retry budget exhausted"}
@@ -197,6 +211,8 @@ class AttemptRunner:
             message = f"the task exceeded its timeout of {self._config.task_timeout_s:g}s"
             await self._terminal(writer, [error_event(message, "TaskTimeout")], "failed")
             return DONE
+        except WaitingForInput as exc:
+            return await self._waiting(request, attempt, writer, exc)
         except ModelError as exc:
             return await self._model_failed(exc, attempt, writer)
         except asyncio.CancelledError:
@@ -230,6 +246,7 @@ class AttemptRunner:
             # what a tool's context tells it (agentstream.worker.app.ToolContext)
             "attempt": writer.attempt,
             "tenant": self._tenant,
+            "approve_tools": request.approve_tools,
         }
         events = agent.stream_task(task, context)
         try:
@@ -264,11 +281,27 @@ class AttemptRunner:
         await self._terminal(writer, events, "failed")
         return DONE
 
+    async def _waiting(
+        self, request: TaskRequest, attempt: Attempt, writer: StreamWriter, exc: WaitingForInput
+    ) -> AttemptOutcome:
+        """Park the task until input answers ``exc.pending`` (deadline first: none is lost)."""
+        await writer.flush()
+        timeout_s = request.input_timeout_s or self._config.input_timeout_s
+        if self._schedule_deadline is not None:
+            await self._schedule_deadline(attempt.number, timeout_s)
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
+        try:
+            await self._store.set_waiting(attempt, exc.pending, deadline.isoformat())
+        except InputRejected:  # a cancel came in while this attempt ran: end it here
+            meta = await self._store.meta(self.task_id)
+            return await self._cancelled(writer, meta.cancel_reason if meta is not None else None)
+        return WAITING
+
     async def _model_failed(self, exc: ModelError, attempt: Attempt, writer: StreamWriter) -> AttemptOutcome:
         events = (
             [] if self._error_seen else [error_event(exc.message, exc.error_type, retryable=exc.retryable)]
         )
-        if exc.retryable and attempt.number < self._config.max_attempts:
+        if exc.retryable and attempt.number - self._resumes < self._config.max_attempts:
             for event in events:
                 await writer.append(event)
             await writer.flush()

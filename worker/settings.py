@@ -30,10 +30,10 @@ from agentstream.worker.catalog import start_publishing
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.deps import WorkerDeps
 from agentstream.worker.errors import ConfigurationError
-from agentstream.worker.jobs import DEPS_KEY, deps_from, remember_run_job_task, run_task
+from agentstream.worker.jobs import DEPS_KEY, deps_from, expire_input, remember_run_job_task, run_task
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.outcomes import TRANSIENT_ERRORS
-from agentstream.worker.payload import JOB_NAME
+from agentstream.worker.payload import EXPIRE_JOB_NAME, JOB_NAME
 
 __all__ = [
     "ARQ_MAX_TRIES",
@@ -111,7 +111,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_options(config: WorkerConfig) -> dict[str, Any]:
     """The keyword arguments of :class:`ResilientWorker` for ``config``: arq's, and ``lease_s``."""
     return {
-        "functions": [func(run_task, name=JOB_NAME, max_tries=ARQ_MAX_TRIES)],
+        "functions": [
+            func(run_task, name=JOB_NAME, max_tries=ARQ_MAX_TRIES),
+            func(expire_input, name=EXPIRE_JOB_NAME),
+        ],
         "queue_name": config.queue_name,
         "redis_settings": config.redis_settings(),
         "max_jobs": config.max_jobs,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
@@ -144,8 +145,13 @@ class AgentStreamClient:
         max_iterations: int | None = None,
         workflow: str | None = None,
         idempotency_key: str | None = None,
+        approve_tools: Sequence[str] | None = None,
+        input_timeout_s: float | None = None,
     ) -> JsonObject:
         """Submit a task; returns ``{task_id, status, events_url}``.
+
+        Calls of the ``approve_tools`` wait for :meth:`respond` (as do tools declared
+        ``requires_approval``); ``input_timeout_s`` bounds such a wait.
 
         ``workflow`` is a workflow document (markdown: ``# Title`` then ``## Step`` sections
         or a numbered list) that the agent runs as a chain of steps before its main loop;
@@ -164,6 +170,8 @@ class AgentStreamClient:
             "metadata": dict(metadata) if metadata is not None else None,
             "max_iterations": max_iterations,
             "workflow": workflow,
+            "approve_tools": list(approve_tools) if approve_tools is not None else None,
+            "input_timeout_s": input_timeout_s,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         headers = {"idempotency-key": idempotency_key} if idempotency_key else None
@@ -182,6 +190,26 @@ class AgentStreamClient:
     async def cancel(self, task_id: str) -> JsonObject:
         """Ask for the task to be cancelled (idempotent); its stream ends ``cancelled``, ``completed``."""
         return await self._request("POST", f"/v1/tasks/{seg(task_id)}/cancel")
+
+    async def respond(
+        self,
+        task_id: str,
+        *,
+        approvals: Iterable[Mapping[str, Any]] | None = None,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JsonObject:
+        """Answer a waiting task: ``approvals`` (``{"tool_call_id", "approved", "reason"?}``
+        items) or the ``message`` answering its question. Returns ``{task_id, status,
+        pending, seq, cursor}``; ``AgentStreamError`` 409 when the task does not wait for it.
+        Retried safely: one idempotency key (a new one unless given) covers every try."""
+        body: JsonObject = {"message": message} if message is not None else {}
+        if approvals is not None:
+            body["approvals"] = [dict(item) for item in approvals]
+        key = idempotency_key or uuid.uuid4().hex
+        return await self._request(
+            "POST", f"/v1/tasks/{seg(task_id)}/input", json_body=body, headers={"idempotency-key": key}
+        )
 
     async def ack(self, task_id: str, group: str, ids: Iterable[str]) -> int:
         """Acknowledge group deliveries; returns how many were pending and are now acked."""

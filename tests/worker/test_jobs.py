@@ -26,7 +26,7 @@ from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.lease import Lease
 from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.outcomes import retry_reason
-from agentstream.worker.payload import JOB_NAME, TaskRequest
+from agentstream.worker.payload import EXPIRE_JOB_NAME, JOB_NAME, TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import create_worker, worker_options
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
@@ -142,7 +142,7 @@ async def test_worker_takes_jobs_on_the_lease(config: WorkerConfig) -> None:
     assert options["allow_abort_jobs"] is True
     assert options["max_tries"] >= 1000
     assert options["job_timeout"] > config.task_timeout_s
-    assert [f.name for f in options["functions"]] == [JOB_NAME]
+    assert [f.name for f in options["functions"]] == [JOB_NAME, EXPIRE_JOB_NAME]
     worker = create_worker(config, handle_signals=False)
     # arq's own in-progress timeout is the job timeout + 10 s; a taken job must be free
     # again within the lease if its worker dies before the job function starts.

@@ -28,6 +28,7 @@ from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
 from agentstream.worker.app.steps import step_tool_functions
+from agentstream.worker.app.waits import WaitingForInput, plan_batch
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStopped
 from agentstream.worker.llm import ModelDelta, OpenAIClient, ReadyToolCall, TurnAccumulator
 from agentstream.worker.memory import ConversationMemory, InMemoryMemory
@@ -121,7 +122,9 @@ class BaseAgent(ABC):
         ``context`` keys: ``resume`` (a :class:`ResumeState`), ``sender_id`` (multi-turn
         memory), ``cancel_event`` (an ``asyncio.Event``; once set the run raises
         ``asyncio.CancelledError`` at its next safe point), ``raise_retryable``, and
-        ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too).
+        ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too),
+        ``approve_tools`` (tools whose calls wait for approval: the run raises
+        :class:`~agentstream.worker.app.waits.WaitingForInput` after announcing them).
         """
         async with aclosing(self.stream_task(task, context)) as stream:
             async for event in stream:
@@ -145,6 +148,8 @@ class BaseAgent(ABC):
                     if event["type"] == "result":
                         success = bool(event.get("success"))
                     yield event
+        except WaitingForInput:
+            raise  # the attempt ends waiting; the task goes on once input comes
         except ModelError as exc:
             yield self._error_event(exc, exc.error_type, exc.retryable)
             if exc.retryable and run.raise_retryable:
@@ -246,9 +251,14 @@ class BaseAgent(ABC):
     ) -> EventStream:
         """Announce ``calls`` (``action`` when ``iteration`` is given, ``tool_call``), run
         them concurrently and yield each one's ``custom`` events and outcome as they come
-        (:func:`~agentstream.worker.app.batch.run_tool_batch`)."""
+        (:func:`~agentstream.worker.app.batch.run_tool_batch`). In the main loop, calls
+        that wait for a person are announced instead (:mod:`~agentstream.worker.app.waits`)
+        and, once the others ran, :class:`WaitingForInput` ends the run."""
         run.check_cancel()
-        for call in calls:
+        book = run.resume.inputs if run.resume is not None else None
+        in_step = scope is not None
+        plan = plan_batch(calls, self.registry, self.tool_names, run.approve_tools, book, in_step=in_step)
+        for call in plan.run:
             parameters = dict(call.parameters) if call.parameters is not None else {}
             if iteration is not None:
                 yield self.event(
@@ -262,10 +272,15 @@ class BaseAgent(ABC):
                 "tool_call", scope=scope, tool_name=call.tool_name, tool_call_id=call.tool_call_id,
                 parameters=parameters,
             )  # fmt: skip
+        for fields in plan.events:  # wait announcements, and what answers decided
+            yield self.event(fields.pop("type"), scope=scope, **fields)
         caller = CallerInfo(run.task_id, run.attempt, run.tenant, self.agent_id)
-        async with aclosing(run_tool_batch(self.registry, self.tool_names, calls, caller, scope)) as stream:
+        batch = run_tool_batch(self.registry, self.tool_names, plan.run, caller, scope)
+        async with aclosing(batch) as stream:
             async for fields in stream:
                 yield self.event(fields.pop("type"), scope=scope, **fields)
+        if plan.waiting:
+            raise WaitingForInput(plan.waiting)
 
     async def start(self, run: RunContext) -> EventStream:
         """``started``, then the workflow's events (of the Tool and Hybrid agents)."""
@@ -331,6 +346,7 @@ class BaseAgent(ABC):
             task_id=task.get("task_id"),
             attempt=int(context.get("attempt") or 1),
             tenant=context.get("tenant"),
+            approve_tools=frozenset(context.get("approve_tools") or ()),
         )
         if run.resume is not None and self.resumes_conversation:
             run.state = LoopState.from_resume(run.resume)

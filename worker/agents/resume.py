@@ -11,7 +11,9 @@ rebuilds what the agent needs to continue:
 - every recorded ``tool_result``/``tool_error`` becomes a tool message and is never run
   again; calls of the last recorded ``tool_calls_ready`` without a recorded result are
   ``pending_tool_calls``, which the resumed agent runs before its next model turn;
-- a workflow (dawp) run that finished keeps its output, so it is not run twice.
+- a workflow (dawp) run that finished keeps its output, so it is not run twice;
+- ``approval_required``/``input_required`` and ``input`` events fill ``inputs``: a call
+  still pending because it waited is run, denied or answered as its input says.
 
 The same helpers (:func:`tool_message`, :func:`assistant_message`) build the messages of a
 live run, so a resumed conversation is the one the model would have seen anyway.
@@ -27,6 +29,7 @@ import orjson
 
 from agentstream.streams.events import effective_loop_scope
 from agentstream.worker.app.batch import dawp_call_key
+from agentstream.worker.app.waits import InputBook
 from agentstream.worker.llm import ReadyToolCall
 from agentstream.worker.model.turn import assistant_message
 
@@ -76,6 +79,8 @@ class ResumeState:
     #: outcomes of workflow-step tool calls, by :func:`dawp_call_key`: a workflow run
     #: again (it had not finished) reuses them instead of calling the tool again
     dawp_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the waits announced (``approval_required``, ``input_required``) and their answers
+    inputs: InputBook = field(default_factory=InputBook)
 
 
 def tool_message(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,6 +127,7 @@ class _Rebuild:
             if scope.get("kind") == "dawp":
                 self._dawp_tool(event, scope)
             return
+        self.state.inputs.feed(event)
         match kind:
             case "token":
                 self.text.append(str(event.get("content") or ""))

@@ -86,6 +86,8 @@ class RunContext:
     cancel_event: asyncio.Event | None = None
     resume: ResumeState | None = None
     raise_retryable: bool = False
+    #: tools whose calls wait for a person's approval in this run (the request's)
+    approve_tools: frozenset[str] = frozenset()
     trigger: str = "task"
     started_at: float = field(default_factory=time.monotonic)
     prompt: list[dict[str, Any]] = field(default_factory=list)

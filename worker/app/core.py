@@ -22,6 +22,7 @@ from agentstream.worker.app.config import (
     check_model_options,
     resolve_configuration,
 )
+from agentstream.worker.app.waits import ASK_USER, ask_user_tool
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.llm import OpenAIClient
 from agentstream.worker.memory import ConversationMemory, RedisMemory
@@ -100,13 +101,17 @@ class AgentSpec:
 class App:
     """The tools and named agents a worker serves (``AGENTSTREAM_APP=module:attr``).
 
-    ``builtin_tools=False`` leaves out ``calculator``, ``current_time`` and ``http_get``.
+    ``builtin_tools=False`` leaves out ``calculator``, ``current_time`` and ``http_get``;
+    ``ask_user=True`` adds the ``ask_user`` tool, whose calls wait for the user's answer.
     Use it as an async context manager (or call :meth:`aclose`) when :meth:`get_agent`
     made the model client itself.
     """
 
-    def __init__(self, *, builtin_tools: bool = True, name: str | None = None) -> None:
+    def __init__(
+        self, *, builtin_tools: bool = True, name: str | None = None, ask_user: bool = False
+    ) -> None:
         self.builtin_tools = builtin_tools
+        self.ask_user = ask_user
         self.name = name
         self._tools: dict[str, Tool] = {}
         #: tools whose timeout is the deployment's (``AGENTSTREAM_TOOL_TIMEOUT_S``)
@@ -124,8 +129,9 @@ class App:
     def tool(self, fn: Callable[..., Any], /) -> Tool: ...
     @overload
     def tool(
-        self, *, name: str | None = None, description: str | None = None, timeout_s: float | None = None
-    ) -> Callable[[Callable[..., Any]], Tool]: ...
+        self, *, name: str | None = None, description: str | None = None, timeout_s: float | None = None,
+        requires_approval: bool = False,
+    ) -> Callable[[Callable[..., Any]], Tool]: ...  # fmt: skip
     def tool(
         self,
         fn: Callable[..., Any] | None = None,
@@ -134,6 +140,7 @@ class App:
         name: str | None = None,
         description: str | None = None,
         timeout_s: float | None = None,
+        requires_approval: bool = False,
     ) -> Tool | Callable[[Callable[..., Any]], Tool]:
         """Register a sync or async function as a tool: ``@app.tool`` or
         ``@app.tool(name=..., description=..., timeout_s=...)``. Returns the
@@ -141,11 +148,13 @@ class App:
 
         ``timeout_s`` defaults to ``AGENTSTREAM_TOOL_TIMEOUT_S`` (30 s). A parameter named
         ``ctx`` or annotated ``ToolContext`` receives the call's context.
+        ``requires_approval=True``: a call waits for a person's approval before it runs.
         """
 
         def register(func: Callable[..., Any]) -> Tool:
             limit = timeout_s or DEFAULT_TOOL_TIMEOUT_S
             made = tool(func, name=name, description=description, timeout_s=limit)
+            made = replace(made, requires_approval=requires_approval)
             if timeout_s is None:
                 self._default_timeouts.add(made.name)
             return self.add_tool(made)
@@ -233,6 +242,8 @@ class App:
             if own.name in self._default_timeouts:
                 own = replace(own, timeout_s=settings.default_timeout_s)
             registry.register(own)
+        if self.ask_user and ASK_USER not in registry:
+            registry.register(ask_user_tool())
         self.check(registry)
         return registry
 

@@ -69,6 +69,8 @@ class Tool:
     model_param: str | None = None
     #: the parameter that receives the call's `ToolContext` (left out of the schema)
     context_param: str | None = None
+    #: a call waits for a person's approval before it runs (see `agentstream.worker.app.waits`)
+    requires_approval: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

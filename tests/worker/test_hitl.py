@@ -1,0 +1,265 @@
+"""Human in the loop with a real worker process (``agentstream worker --app``): a tool
+call that needs approval parks the task (status ``waiting``, no worker slot held), input
+over HTTP resumes it on a worker; denials, questions, deadlines and cancel while waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentstream import AgentStreamClient
+from agentstream.streams import StreamsSettings
+from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.api.helpers import read_sse
+from tests.api.server import Api, api_settings, serve
+from tests.reliability.procs import child_env
+from tests.worker.test_app_example import ExampleWorker
+
+APP = '''
+from agentstream import App
+
+app = App(ask_user=True, name="hitl")
+
+
+@app.tool(requires_approval=True)
+def delete_file(path: str) -> str:
+    """Delete a file."""
+    return f"deleted {path}"
+'''
+DELETE = "Clean up [call:delete_file:path=/tmp/x]"
+
+
+def start_worker(settings: StreamsSettings, llm: ScriptedLLMServer, folder: Path, name: str) -> ExampleWorker:
+    """A one-slot worker serving the app above, with a short lease (a killed one's job
+    is taken over quickly)."""
+    (folder / "hitlapp.py").write_text(APP)
+    env = child_env(
+        settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_MAX_JOBS="1", AGENTSTREAM_LEASE_S="2"
+    )
+    env.pop("PYTHONPATH", None)
+    return ExampleWorker(env, folder, folder / f"{name}.log", app="hitlapp:app")
+
+
+@pytest.fixture
+def worker(
+    settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
+) -> Iterator[ExampleWorker]:
+    running = start_worker(settings, scripted_llm, tmp_path, "worker")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def api(settings: StreamsSettings, redis: Any) -> AsyncIterator[Api]:
+    async with serve(api_settings(settings, ping_interval_s=0.5)) as running:
+        yield running
+
+
+async def submit(client: httpx.AsyncClient, text: str, **fields: Any) -> str:
+    accepted = await client.post("/v1/tasks", json={"input": text, **fields})
+    assert accepted.status_code == 202, accepted.text
+    return str(accepted.json()["task_id"])
+
+
+async def wait_status(
+    client: httpx.AsyncClient, worker: ExampleWorker, task_id: str, *wanted: str
+) -> dict[str, Any]:
+    async with asyncio.timeout(45):
+        while True:
+            assert worker.proc.poll() is None, worker.log()
+            view = (await client.get(f"/v1/tasks/{task_id}")).json()
+            if view["status"] in wanted:
+                return dict(view)
+            await asyncio.sleep(0.05)
+
+
+async def events(client: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
+    return [f.json for f in await read_sse(client, f"/v1/tasks/{task_id}/events", params={"mode": "all"})]
+
+
+async def test_an_approval_waits_without_a_worker_and_resumes_once(api: Api, worker: ExampleWorker) -> None:
+    async with api.client() as client:
+        task_id = await submit(client, DELETE)
+        reader = asyncio.create_task(events(client, task_id))  # stays connected through the wait
+        await wait_status(client, worker, task_id, "waiting")
+        meta = await api.services.store.meta(f"alice/{task_id}")
+        assert meta is not None and [p["kind"] for p in meta.pending_input] == ["approval"]
+        call_id = meta.pending_input[0]["tool_call_id"]
+
+        # the one slot of the worker is free: another task runs to the end meanwhile
+        other = await submit(client, "Hello")
+        assert (await wait_status(client, worker, other, "succeeded"))["status"] == "succeeded"
+        assert (await client.get(f"/v1/tasks/{task_id}")).json()["status"] == "waiting"
+
+        wrong = await client.post(
+            f"/v1/tasks/{task_id}/input", json={"approvals": [{"tool_call_id": "nope", "approved": True}]}
+        )
+        assert wrong.status_code == 409 and "no pending approval or question 'nope'" in wrong.text
+        message = await client.post(f"/v1/tasks/{task_id}/input", json={"message": "yes"})
+        assert message.status_code == 409 and "no question is pending" in message.text
+        async with api.client(headers={"Authorization": "Bearer key-bob"}) as other_tenant:
+            bob = await other_tenant.post(
+                f"/v1/tasks/{task_id}/input",
+                json={"approvals": [{"tool_call_id": call_id, "approved": True}]},
+            )
+        assert bob.status_code == 404
+
+        body = {"approvals": [{"tool_call_id": call_id, "approved": True}]}
+        headers = {"Idempotency-Key": "approve-1"}
+        first = await client.post(f"/v1/tasks/{task_id}/input", json=body, headers=headers)
+        again = await client.post(f"/v1/tasks/{task_id}/input", json=body, headers=headers)
+        assert first.status_code == again.status_code == 200, first.text
+        assert first.json()["pending"] == 0 and again.json()["seq"] == first.json()["seq"]
+
+        seen = await asyncio.wait_for(reader, 60)
+        late = await client.post(f"/v1/tasks/{task_id}/input", json=body)
+        assert late.status_code == 409 and "not waiting" in late.text
+
+    kinds = [e["type"] for e in seen]
+    assert kinds[0] == "queued" and kinds[-1] == "completed" and seen[-1]["status"] == "succeeded", (
+        worker.log()
+    )
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+    assert kinds.count("input") == 1 and kinds.count("approval_required") == 1
+    wait = kinds.index("approval_required")
+    assert kinds.index("tool_calls_ready") < wait < kinds.index("input") < kinds.index("retry")
+    results = [e for e in seen if e["type"] == "tool_result"]
+    assert len(results) == 1 and results[0]["result"] == "deleted /tmp/x"  # run once, after the input
+    assert kinds.index("input") < kinds.index("tool_result")
+    assert seen[wait]["parameters"] == {"path": "/tmp/x"} and seen[wait]["tool_name"] == "delete_file"
+    assert "deleted /tmp/x" in next(e for e in seen if e["type"] == "result")["output"]
+
+
+async def test_a_denied_call_reaches_the_model_and_a_question_gets_its_answer(
+    api: Api, worker: ExampleWorker
+) -> None:
+    async with api.client() as client:
+        denied = await submit(client, DELETE)
+        asked = await submit(client, "Paint it [call:ask_user:prompt=Which colour?]", agent="hybrid")
+        await wait_status(client, worker, denied, "waiting")
+        await wait_status(client, worker, asked, "waiting")
+        meta = await api.services.store.meta(f"alice/{denied}")
+        assert meta is not None
+        call_id = meta.pending_input[0]["tool_call_id"]
+        refusal = {"approvals": [{"tool_call_id": call_id, "approved": False, "reason": "too risky"}]}
+        assert (await client.post(f"/v1/tasks/{denied}/input", json=refusal)).status_code == 200
+
+        sdk = AgentStreamClient(api.url, api_key="key-alice")
+        async with sdk:
+            answered = await sdk.respond(asked, message="blue")
+        assert answered["status"] in ("queued", "running", "succeeded") and answered["pending"] == 0
+        denied_events = await events(client, denied)
+        asked_events = await events(client, asked)
+
+    failure = next(e for e in denied_events if e["type"] == "tool_error")
+    assert failure["error"] == "denied by the user: too risky"
+    assert not any(e["type"] == "tool_result" and e.get("success") for e in denied_events)
+    assert (
+        "denied by the user: too risky" in next(e for e in denied_events if e["type"] == "result")["output"]
+    )
+    question = next(e for e in asked_events if e["type"] == "input_required")
+    assert question["prompt"] == "Which colour?"
+    assert next(e for e in asked_events if e["type"] == "input")["message"] == "blue"
+    assert next(e for e in asked_events if e["type"] == "tool_result")["result"] == "blue"
+    assert asked_events[-1]["status"] == "succeeded", worker.log()
+
+
+async def test_a_wait_past_its_deadline_ends_and_cancel_works_while_waiting(
+    api: Api, worker: ExampleWorker
+) -> None:
+    async with api.client() as client:
+        late = await submit(client, DELETE, input_timeout_s=1)
+        cancelled = await submit(client, DELETE)
+        await wait_status(client, worker, cancelled, "waiting")
+        assert (await client.post(f"/v1/tasks/{cancelled}/cancel")).json()["status"] == "cancelled"
+        ended = await wait_status(client, worker, late, "failed")
+        late_events = await events(client, late)
+        cancel_events = await events(client, cancelled)
+        refused = await client.post(f"/v1/tasks/{late}/input", json={"message": "too late"})
+    assert ended["error"]["error_type"] == "InputTimeout"
+    assert [e["type"] for e in late_events][-3:] == ["approval_required", "error", "completed"]
+    assert [e["seq"] for e in late_events] == list(range(1, len(late_events) + 1))
+    assert [e["type"] for e in cancel_events][-2:] == ["cancelled", "completed"]
+    assert cancel_events[-1]["status"] == "cancelled"
+    assert refused.status_code == 409
+
+
+async def test_calls_of_one_turn_wait_together_and_a_partial_answer_keeps_waiting(
+    api: Api, worker: ExampleWorker
+) -> None:
+    async with api.client() as client:
+        # current_time needs approval in this task only (the request's approve_tools)
+        text = "Two things [call:delete_file:path=/a][call:current_time]"
+        task_id = await submit(client, text, approve_tools=["current_time"])
+        await wait_status(client, worker, task_id, "waiting")
+        meta = await api.services.store.meta(f"alice/{task_id}")
+        assert meta is not None and len(meta.pending_input) == 2
+        first, second = (item["tool_call_id"] for item in meta.pending_input)
+
+        one = {"approvals": [{"tool_call_id": first, "approved": False}]}
+        partial = await client.post(f"/v1/tasks/{task_id}/input", json=one)
+        assert partial.status_code == 200 and partial.json() == {
+            **partial.json(),
+            "pending": 1,
+            "status": "waiting",
+        }
+        again = await client.post(f"/v1/tasks/{task_id}/input", json=one)
+        assert again.status_code == 409 and "no pending approval" in again.text
+        assert (await client.get(f"/v1/tasks/{task_id}")).json()["status"] == "waiting"
+
+        rest = {"approvals": [{"tool_call_id": second, "approved": True}]}
+        assert (await client.post(f"/v1/tasks/{task_id}/input", json=rest)).json()["pending"] == 0
+        seen = await events(client, task_id)
+
+    kinds = [e["type"] for e in seen]
+    assert kinds.count("approval_required") == 2 and kinds.count("input") == 2 and kinds.count("retry") == 1
+    outcomes = {e["tool_call_id"]: e for e in seen if e["type"] in ("tool_result", "tool_error")}
+    assert outcomes[first]["error"] == "denied by the user"
+    assert outcomes[second]["type"] == "tool_result" and outcomes[second]["success"] is True
+    assert seen[-1]["status"] == "succeeded", worker.log()
+
+
+async def test_a_worker_killed_after_the_input_loses_nothing_and_runs_the_tool_once(
+    api: Api, settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
+) -> None:
+    first = start_worker(settings, scripted_llm, tmp_path, "first")
+    second: ExampleWorker | None = None
+    try:
+        async with api.client() as client:
+            # [slow:300]: the answer after the tool streams slowly, so the kill lands mid-answer
+            task_id = await submit(client, f"{DELETE} [slow:300]")
+            await wait_status(client, first, task_id, "waiting")
+            meta = await api.services.store.meta(f"alice/{task_id}")
+            assert meta is not None
+            body = {"approvals": [{"tool_call_id": meta.pending_input[0]["tool_call_id"], "approved": True}]}
+            assert (await client.post(f"/v1/tasks/{task_id}/input", json=body)).status_code == 200
+            async with asyncio.timeout(45):  # the resumed attempt ran the tool and is answering
+                while True:
+                    if await _answering(api, task_id):
+                        break
+                    await asyncio.sleep(0.02)
+            first.proc.kill()
+            await asyncio.to_thread(first.proc.wait, 10)
+            second = start_worker(settings, scripted_llm, tmp_path, "second")
+            seen = await events(client, task_id)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    kinds = [e["type"] for e in seen]
+    assert kinds.count("completed") == 1 and seen[-1]["status"] == "succeeded", kinds
+    assert kinds.count("tool_result") == 1 and kinds.count("retry") == 2  # after the input, after the kill
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+
+
+async def _answering(api: Api, task_id: str) -> bool:
+    """Whether a token was stored after the task's ``tool_result`` (polled: a worker's)."""
+    kinds = [event["type"] async for _, event in api.services.reader.replay(f"alice/{task_id}")]
+    return "tool_result" in kinds and "token" in kinds[kinds.index("tool_result") :]
