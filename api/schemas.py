@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agentstream.worker.payload import MAX_INPUT_CHARS, TaskRequest
 
 __all__ = [
+    "SSE_CONTENT",
+    "SSE_EVENT",
     "AckRequest",
     "AckResponse",
     "CancelAccepted",
@@ -31,6 +33,23 @@ __all__ = [
 
 TASK_ID_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
 CURSOR_REGEX = r"^\d{1,20}(-\d{1,20})?$"
+
+
+#: one server-sent event, as OpenAPI 3.2 describes a sequential media type (``itemSchema``):
+#: ``data`` holds the event's JSON (ours, a marker, an AG-UI or a Responses event)
+SSE_EVENT: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "the cursor (AG-UI: `<cursor>[:<k>]`)"},
+        "event": {"type": "string", "description": "the event type"},
+        "data": {"type": "string", "description": "the event as JSON"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+
+#: the ``text/event-stream`` content of every SSE route's OpenAPI description
+SSE_CONTENT: dict[str, object] = {"itemSchema": SSE_EVENT, "schema": {"type": "array", "items": SSE_EVENT}}
 
 
 class ErrorDetail(BaseModel):

@@ -31,7 +31,7 @@ from agentstream.api.errors import ApiError
 from agentstream.api.observability import SubmitTrace
 from agentstream.api.routes.events import sse_response, streaming_slot
 from agentstream.api.routes.tasks import submit_task
-from agentstream.api.schemas import SubmitTask, error_responses
+from agentstream.api.schemas import SSE_CONTENT, SubmitTask, error_responses
 from agentstream.api.state import ServicesDep, Tenant, owned_task
 from agentstream.streams.keys import TASK_ID_PATTERN
 
@@ -46,7 +46,7 @@ _SSE = {
     "description": "The run's AG-UI events as SSE frames `id: <cursor>[:<k>]`, `data: <AG-UI event JSON>`, "
     "from `RUN_STARTED` to `RUN_FINISHED` or `RUN_ERROR`; the same stream as "
     "`GET /v1/tasks/{runId}/events?format=ag-ui`, where a client resumes with `Last-Event-ID`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": SSE_CONTENT},
 }
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from agentstream.api.dialects.agui_frames import agui_frames, resume_point
 from agentstream.api.errors import bad_request
-from agentstream.api.schemas import EventsPage, error_responses
+from agentstream.api.schemas import SSE_CONTENT, EventsPage, error_responses
 from agentstream.api.slots import Slot
 from agentstream.api.sse import EventStreamResponse, drained_frame
 from agentstream.api.state import Owned, Services, ServicesDep, require_key
@@ -31,17 +31,6 @@ FORMATS = ("agentstream", "ag-ui")
 
 router = APIRouter(prefix="/v1/tasks", tags=["events"])
 
-_SSE_EVENT: dict[str, object] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "description": "the cursor (AG-UI: `<cursor>[:<k>]`)"},
-        "event": {"type": "string", "description": "the event type"},
-        "data": {"type": "string", "description": "the event as JSON"},
-        "retry": {"type": "integer"},
-    },
-    "required": ["data"],
-}
-
 _SSE_DOC = {
     "description": "SSE frames `id: <cursor>`, `event: <type>`, `data: <event JSON>`; `: ping` comments; "
     "ends after `completed`. With `Accept: application/json`, one page of events. With `format=ag-ui`, "
@@ -50,10 +39,7 @@ _SSE_DOC = {
     # Each server-sent event, as OpenAPI 3.2 describes a sequential media type: ``data``
     # holds the event's JSON (a gap/reset/drained marker, or an AG-UI event with format=ag-ui).
     "content": {
-        "text/event-stream": {
-            "itemSchema": _SSE_EVENT,
-            "schema": {"type": "array", "items": _SSE_EVENT},
-        }
+        "text/event-stream": SSE_CONTENT,
     },
 }
 

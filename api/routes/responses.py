@@ -23,7 +23,7 @@ from agentstream.api.errors import ApiError
 from agentstream.api.observability import SubmitScope, SubmitTrace
 from agentstream.api.routes.events import sse_response, streaming_slot
 from agentstream.api.routes.tasks import cancel_task, submit_task
-from agentstream.api.schemas import SubmitTask, error_responses
+from agentstream.api.schemas import SSE_CONTENT, SubmitTask, error_responses
 from agentstream.api.slots import Slot
 from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
 from agentstream.api.state import Owned, Services, ServicesDep, Tenant, owned_task
@@ -45,7 +45,7 @@ _OBJECT = {"description": "The Response object (OpenAI's shape)", "content": {"a
 _STREAM = {
     "description": "With `stream`: the Responses events as SSE, `id: <sequence_number>`, `event: <type>`, "
     "`data: <event JSON>`",
-    "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"application/json": {}, "text/event-stream": SSE_CONTENT},
 }
 
 
