@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -52,6 +53,13 @@ async def until_completed(reader: Reader, task_id: str, timeout_s: float = TASK_
     """Every event of the task, once its ``completed`` is stored (a live tail, no polling)."""
     async with asyncio.timeout(timeout_s):
         return [event async for _, event in reader.tail(task_id)]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child a test stops with Ctrl-C. A suite started as a background
+    job (``pytest &`` in a non-interactive shell) runs with SIGINT ignored, and a child
+    inherits that: Python then keeps ignoring it, and the child would never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:

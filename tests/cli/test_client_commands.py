@@ -19,6 +19,7 @@ import pytest
 from agentstream.cli.reach import GaveUp, Patience, follow
 from agentstream.cli.stack import running_stack
 from agentstream.sdk import AgentStreamClient, AgentStreamConnectionError, AgentStreamError
+from tests.harness import default_sigint
 from tests.redis_server import free_port
 
 # arq's Worker.close() calls redis-py's deprecated close() when the in-process stack stops.
@@ -101,6 +102,7 @@ def test_an_unreachable_api_is_reported_at_once_and_retried_visibly() -> None:
         [sys.executable, "-m", "agentstream.cli", "run", "hi", "--url", url, "--retry-for", "120"],
         cwd=ROOT,
         env={**_env(), "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
+        preexec_fn=default_sigint,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
