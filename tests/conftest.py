@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from arq import ArqRedis
@@ -79,3 +81,33 @@ async def arq_pool(worker_config: WorkerConfig) -> AsyncIterator[ArqRedis]:
     """An arq pool on ``worker_config``'s queue."""
     async with arq_pool_for(worker_config) as pool:
         yield pool
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium (``.ci/run`` installs it); Playwright drives it, downloading none."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    return str(CHROMIUM)
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Any]:
+    """Headless Chromium driven by Playwright (its driver only: no browser download)."""
+    playwright = pytest.importorskip(
+        "playwright.async_api",
+        reason="the browser tests need the playwright package (pip install playwright)",
+    )
+    async with playwright.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,6 @@ from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 def run_example(name: str, timeout_s: float = 80) -> str:
@@ -101,27 +95,6 @@ def test_operator_example() -> None:
 
 
 # --------------------------------------------------------- examples/browser/index.html
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not CHROMIUM.exists():
-        pytest.skip(f"the browser example test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    return str(CHROMIUM)
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Any]:
-    """Headless Chromium driven by Playwright (its driver only: no browser download)."""
-    playwright = pytest.importorskip(
-        "playwright.async_api", reason="the browser example test needs the playwright package"
-    )
-    async with playwright.async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 # arq's worker closes its Redis pool with redis-py's deprecated close()

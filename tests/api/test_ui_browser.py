@@ -8,23 +8,16 @@ package (only its driver: no browser download); they skip, saying so, without th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import completed, key_id, run_worker
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 from tests.api.test_ui import write_slowly
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 def shown_answer(events: Sequence[Mapping[str, Any]]) -> str:
@@ -81,27 +74,6 @@ async def play_hybrid_task(store: TaskStore, task_id: str, delay_s: float) -> No
     """Two attempts of a hybrid agent, one event every ``delay_s``: the first dies mid-turn."""
     await write_slowly(store, task_id, ATTEMPT_1, delay_s)
     await write_slowly(store, task_id, ATTEMPT_2, delay_s)
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not CHROMIUM.exists():
-        pytest.skip(f"the viewer test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    return str(CHROMIUM)
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Any]:
-    """Headless Chromium driven by Playwright (its driver only: no browser download)."""
-    playwright = pytest.importorskip(
-        "playwright.async_api", reason="the viewer test needs the playwright package (pip install playwright)"
-    )
-    async with playwright.async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_the_viewer_shows_a_live_task_through_server_cut_connections(
