@@ -5,34 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionUserMessageParam
 
 from agentstream.worker.scripted import Directives, ScriptedLLMServer, main, parse_directives
+from tests.worker.test_scripted_llm import client as client  # the fixture
+from tests.worker.test_scripted_llm import user
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"
-
-
-@pytest.fixture(scope="module")
-async def llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(llm: ScriptedLLMServer) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(base_url=llm.base_url, api_key="x", max_retries=0) as client:
-        yield client
-
-
-def user(text: str) -> ChatCompletionUserMessageParam:
-    return {"role": "user", "content": text}
 
 
 async def test_models_and_health(client: AsyncOpenAI, llm: ScriptedLLMServer) -> None:
