@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +106,16 @@ async def test_the_browser_page_logs_in_streams_and_resumes_by_itself(
     # The server ends every response after 0.3 s: EventSource must come back by itself.
     env = {"AGENTSTREAM_SSE_MAX_DURATION_S": "0.3", "AGENTSTREAM_SSE_RETRY_MS": "100"}
     async with (
-        ScriptedLLMServer(token_delay_s=0.05) as model,
+        ScriptedLLMServer(token_delay_s=0.1) as model,
         running_stack(
             settings.redis_url, env=env, prefix=settings.prefix, model_base_url=model.base_url
         ) as stack,
         AgentStreamClient(*stack) as client,
     ):
         api_url, api_key = stack
-        task_id = (await client.submit("[tokens:20] go", agent="llm"))["task_id"]
+        # The task starts only once the page is ready to watch it: on a loaded machine,
+        # loading the page could otherwise take longer than the whole stream.
+        task_id = f"browser-{uuid.uuid4().hex[:12]}"
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -126,6 +129,7 @@ async def test_the_browser_page_logs_in_streams_and_resumes_by_itself(
 
         await page.goto(f"{api_url}/example?task={task_id}")
         await page.fill("#key", api_key)
+        await client.submit("[tokens:20] go", agent="llm", task_id=task_id)
         await page.click("#watch button[type=submit]")
         await page.wait_for_function(
             "document.getElementById('status').textContent === 'succeeded'", timeout=30_000
