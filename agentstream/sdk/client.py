@@ -197,13 +197,20 @@ class AgentStreamClient:
         *,
         approvals: Iterable[Mapping[str, Any]] | None = None,
         message: str | None = None,
+        tool_call_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> JsonObject:
         """Answer a waiting task: ``approvals`` (``{"tool_call_id", "approved", "reason"?}``
-        items) or the ``message`` answering its question. Returns ``{task_id, status,
-        pending, seq, cursor}``; ``AgentStreamError`` 409 when the task does not wait for it.
-        Retried safely: one idempotency key (a new one unless given) covers every try."""
+        items) or the ``message`` answering its question ``tool_call_id`` (default: the
+        oldest one pending). Returns ``{task_id, status, pending, seq, cursor}``;
+        ``AgentStreamError`` 409 when the task does not wait for it. Retried safely: one
+        idempotency key (a new one unless given) covers every try.
+
+        The messages :meth:`streaming_run` yields for a waiting call answer themselves
+        (``HumanMessage.approve()``, ``.deny()``, ``.answer()``)."""
         body: JsonObject = {"message": message} if message is not None else {}
+        if tool_call_id is not None:
+            body["tool_call_id"] = tool_call_id
         if approvals is not None:
             body["approvals"] = [dict(item) for item in approvals]
         key = idempotency_key or uuid.uuid4().hex
@@ -385,7 +392,7 @@ class AgentStreamClient:
                 return
             from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
 
-            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"))
+            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"), responder=self)
             async for event in stream:
                 message = translator.feed(event)
                 if message is not None:
