@@ -66,6 +66,8 @@ all of them are answered (each answer is its own ``POST /v1/tasks/{id}/input``).
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -93,9 +95,14 @@ __all__ = [
     "TaskResponse",
     "ToolMessage",
     "TopicType",
+    "human_message",
 ]
 
 P = TypeVar("P")
+
+#: how long an answer is sent again while the attempt that announced the call has not
+#: parked the task yet (the worker sets ``waiting`` right after its wait events)
+PARK_WAIT_S = 30.0
 
 
 class Constants:
@@ -214,7 +221,9 @@ class PendingQuestion:
 
 
 class Responder(Protocol):
-    """What answers a waiting task: :meth:`AgentStreamClient.respond` has this shape."""
+    """What answers a waiting task: :class:`AgentStreamClient` has this shape."""
+
+    async def get(self, task_id: str) -> dict[str, Any]: ...
 
     async def respond(
         self,
@@ -348,7 +357,7 @@ class HumanMessage(Message[PendingApproval | PendingQuestion]):
         """Answer the agent's question: ``message`` becomes the ``ask_user`` call's result."""
         if not isinstance(self.payload, PendingQuestion):
             raise TypeError("this call waits for an approval: use approve() or deny(), not answer()")
-        return await self._responder().respond(self._task(), message=message, tool_call_id=self.tool_call_id)
+        return await self._send(message=message, tool_call_id=self.tool_call_id)
 
     async def _decide(self, approved: bool, reason: str | None) -> dict[str, Any]:
         if not isinstance(self.payload, PendingApproval):
@@ -356,7 +365,31 @@ class HumanMessage(Message[PendingApproval | PendingQuestion]):
         decision: dict[str, Any] = {"tool_call_id": self.tool_call_id, "approved": approved}
         if reason is not None:
             decision["reason"] = reason
-        return await self._responder().respond(self._task(), approvals=[decision])
+        return await self._send(approvals=[decision])
+
+    async def _send(self, **answer: Any) -> dict[str, Any]:
+        """One answer, sent again while the announcing attempt has not parked the task."""
+        from agentstream.sdk.errors import AgentStreamError
+
+        responder, task_id, key = self._responder(), self._task(), uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + PARK_WAIT_S, 0.02
+        while True:
+            try:
+                return await responder.respond(task_id, idempotency_key=key, **answer)
+            except AgentStreamError as exc:
+                early = exc.status == 409 and "not waiting" in exc.message and loop.time() < deadline
+                if not early or not await self._parking(responder, task_id):
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def _parking(self, responder: Responder, task_id: str) -> bool:
+        """Whether the task is still under the attempt that announced this call (running,
+        or parked since): then an answer refused as "not waiting" was only early."""
+        view = await responder.get(task_id)
+        parking = view.get("status") in ("running", "waiting")
+        return parking and view.get("attempt") == self.headers.get("attempt")
 
     def _responder(self) -> Responder:
         if self.responder is None:
@@ -368,3 +401,27 @@ class HumanMessage(Message[PendingApproval | PendingQuestion]):
         if task_id is None:
             raise RuntimeError("this message carries no task id; answer with client.respond(...)")
         return task_id
+
+
+def human_message(raw: Mapping[str, Any], responder: Responder | None, **envelope: Any) -> HumanMessage:
+    """The :class:`HumanMessage` of a wait event (``approval_required`` or
+    ``input_required``, as a dict), answered through ``responder``. ``envelope`` fields
+    (``id``, ``headers``, ``event``, ...) default to what the dict says."""
+    call_id = str(raw.get("tool_call_id") or "")
+    payload: PendingApproval | PendingQuestion
+    if raw.get("type") == "approval_required":
+        params = raw.get("parameters")
+        payload = PendingApproval(
+            tool_call_id=call_id,
+            tool_name=str(raw.get("tool_name") or ""),
+            parameters=dict(params) if isinstance(params, dict) else {},
+        )
+    else:
+        payload = PendingQuestion(tool_call_id=call_id, prompt=str(raw.get("prompt") or ""))
+    event_id = raw.get("id")
+    envelope.setdefault("id", event_id if isinstance(event_id, str) else None)
+    envelope.setdefault(
+        "headers",
+        {key: raw[key] for key in ("task_id", "seq", "attempt", "type", "loop_scope") if key in raw},
+    )
+    return HumanMessage(payload=payload, responder=responder, **envelope)

@@ -194,18 +194,7 @@ class MessageTranslator:
         return _other(raw, event)
 
     def _wait(self, raw: JsonObject, event: Event) -> m.Message[Any]:
-        call_id = str(raw.get("tool_call_id") or "")
-        payload: m.PendingApproval | m.PendingQuestion
-        if raw.get("type") == "approval_required":
-            params = raw.get("parameters")
-            payload = m.PendingApproval(
-                tool_call_id=call_id,
-                tool_name=str(raw.get("tool_name") or ""),
-                parameters=dict(params) if isinstance(params, Mapping) else {},
-            )
-        else:
-            payload = m.PendingQuestion(tool_call_id=call_id, prompt=str(raw.get("prompt") or ""))
-        return m.HumanMessage(payload=payload, responder=self._responder, **_envelope(raw, event))
+        return m.human_message(raw, self._responder, **_envelope(raw, event))
 
     def _remember(self, kind: str, raw: JsonObject) -> None:
         if kind in ("error", "cancelled"):
