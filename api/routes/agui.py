@@ -9,7 +9,8 @@ POST the thread's messages and read SSE. The run becomes a task:
   with that run's stream from its start;
 - the last user message is the input (its text parts, joined); the earlier messages are
   the client's copy of what the worker remembers, so they are not sent again;
-- ``forwardedProps.agent`` names the agent (default ``hybrid``);
+- ``forwardedProps.agent`` names the agent (default ``hybrid``), ``forwardedProps.approve_tools``
+  the tools whose calls wait for approval (an interrupt);
 - ``context`` (what the frontend shares with the agent) becomes the task's instructions,
   one ``description: value`` line per entry.
 
@@ -98,21 +99,21 @@ def task_for_run(run: RunAgentInput) -> SubmitTask:
     """The task a run asks for (422 for what this API cannot honour)."""
     if TASK_ID_PATTERN.fullmatch(run.run_id) is None:
         raise _invalid("runId must match ^[A-Za-z0-9_-]{1,64}$: it becomes the task id")
-    props: Any = run.forwarded_props
-    agent = props.get("agent", DEFAULT_AGENT) if isinstance(props, dict) else DEFAULT_AGENT
+    props: Any = run.forwarded_props if isinstance(run.forwarded_props, dict) else {}
     try:
         return SubmitTask(
             input=last_user_text(run),
-            agent=agent,
+            agent=props.get("agent", DEFAULT_AGENT),
             session_id=run.thread_id,
             task_id=run.run_id,
             instructions=context_text(run),
+            approve_tools=props.get("approve_tools"),
         )
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
         field = {"session_id": "threadId", "agent": "forwardedProps.agent", "input": "the user message",
-                 "instructions": "context"}  # fmt: skip
+                 "instructions": "context", "approve_tools": "forwardedProps.approve_tools"}  # fmt: skip
         raise _invalid(f"{field.get(where, where)}: {error.get('msg', 'invalid')}") from None
 
 

@@ -107,6 +107,18 @@ async def test_a_question_is_answered_by_resume_and_abandoning_it_cancels(
     assert [run["outcome"] for run in abandoned["runs"]] == ["interrupt", "cancelled"]
 
 
+async def test_a_frontend_names_the_tools_that_need_approval(
+    stack: tuple[Api, ExampleWorker], node_modules: Path
+) -> None:
+    api, _ = stack
+    result = await http_agent(api, "What is 17 * 23?", AGUI_APPROVE="calculator")
+    first, second = result["runs"]
+    assert first["outcome"] == "interrupt" and first["interrupts"][0]["metadata"]["agentstream"][
+        "tool_name"
+    ] == ("calculator")
+    assert second["outcome"] == "success" and "391" in str(second["result"])
+
+
 async def post_run(client: httpx.AsyncClient, body: dict[str, Any]) -> list[dict[str, Any]]:
     async with client.stream("POST", "/v1/ag-ui", json=body) as response:
         assert response.status_code == 200, await response.aread()

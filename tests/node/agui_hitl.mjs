@@ -6,7 +6,8 @@
 //   AGUI_URL=... AGUI_KEY=... AGUI_ANSWER='{"approved": true}' node agui_hitl.mjs PROMPT
 //
 // AGUI_ANSWER is the payload of every `tool_call` interrupt; AGUI_REPLY the text of every
-// `input_required` one; AGUI_CANCEL=1 abandons every interrupt instead.
+// `input_required` one; AGUI_CANCEL=1 abandons every interrupt instead; AGUI_APPROVE
+// (a comma list) names tools whose calls wait for approval (forwardedProps.approve_tools).
 import { HttpAgent } from "@ag-ui/client";
 
 const url = process.env.AGUI_URL;
@@ -19,6 +20,7 @@ if (!url || !key || !prompt) {
 const answer = JSON.parse(process.env.AGUI_ANSWER || '{"approved": true}');
 const reply = process.env.AGUI_REPLY || "blue";
 const cancel = process.env.AGUI_CANCEL === "1";
+const approveTools = process.env.AGUI_APPROVE ? process.env.AGUI_APPROVE.split(",") : undefined;
 
 const agent = new HttpAgent({ url, headers: { Authorization: `Bearer ${key}` } });
 const runs = [];
@@ -42,7 +44,7 @@ let resume;
 for (let i = 0; i < 5; i++) {
   current = { events: [], outcome: null, interrupts: [] };
   runs.push(current);
-  const params = { forwardedProps: { agent: "hybrid" } };
+  const params = { forwardedProps: { agent: "hybrid", ...(approveTools ? { approve_tools: approveTools } : {}) } };
   if (resume) params.resume = resume;
   const { result } = await agent.runAgent(params);
   current.result = result ?? null;
