@@ -270,7 +270,7 @@ async def agui_frames(
             async for cursor, event in items:
                 for frame in frames.frames(cursor, event):
                     yield frame
-                if event["type"] != "gap":
+                if event["type"] not in ("gap", "reset"):
                     after = cursor
                 if bool(frames.translator.waits) != waits:
                     break  # tail again, with or without the idle timeout
