@@ -24,6 +24,8 @@ attempt number > budget           ``retry`` + ``error`` RetriesExhausted +     D
 a call waits for input            the wait events; status ``waiting``          WAITING
 ================================  ==========================================  ==========
 Input (``TaskStore.record_input``) queues a waiting task again; that attempt spends no budget.
+A message sent while the task runs (``TaskStore.record_message``) is taken by the agent
+before its next model turn (:mod:`worker.app.inbox`).
 
 An attempt after the first appends ``retry`` first, then continues the conversation rebuilt
 from every stored event (:func:`worker.agents.rebuild_resume_state`): tools whose result
@@ -54,6 +56,7 @@ from agentstream.streams import (
 )
 from agentstream.streams.keys import conversation_id, public_task_id
 from agentstream.worker.agents import ResumeState, rebuild_resume_state
+from agentstream.worker.app.inbox import TaskInbox
 from agentstream.worker.app.waits import WaitingForInput
 from agentstream.worker.deps import AgentFactory, TaskAgent, WorkerDeps, build_task_agent
 from agentstream.worker.errors import ModelError
@@ -247,6 +250,10 @@ class AttemptRunner:
             "attempt": writer.attempt,
             "tenant": self._tenant,
             "approve_tools": request.approve_tools,
+            # messages sent while the task runs; those earlier attempts gave are not given again
+            "inbox": TaskInbox(
+                self._store, self.task_id, writer.attempt, resume.inputs.given if resume is not None else ()
+            ),
         }
         events = agent.stream_task(task, context)
         try:
