@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agentstream.streams import QueuedMessage
 from agentstream.worker.agents import HybridAgent, LLMAgent, rebuild_resume_state
 from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.context import AskInterrupt, CallerInfo, ToolContext
-from agentstream.worker.app.inbox import Inbox
+from agentstream.worker.app.inbox import Inbox, InboxUnavailable, TaskInbox
 from agentstream.worker.app.waits import WaitingForInput
 from agentstream.worker.errors import ToolError
 from agentstream.worker.llm import OpenAIClient, ReadyToolCall
@@ -183,3 +184,17 @@ async def test_an_agent_without_an_inbox_and_a_tool_that_asks_in_process(llm_cli
             seen.append(event)
     assert waiting.value.pending[0]["kind"] == "question"
     assert seen[-1]["type"] == "input_required" and seen[-1]["prompt"] == "Go?"
+
+
+async def test_redis_failing_defers_a_take_and_ends_the_attempt_at_close() -> None:
+    class Unreachable:
+        async def queued_count(self, task_id: str) -> int:
+            raise RedisConnectionError("down")
+
+        async def close_inbox(self, task_id: str, attempt: int, given: int) -> bool:
+            raise RedisConnectionError("down")
+
+    inbox = TaskInbox(Unreachable(), "t", 1)  # type: ignore[arg-type]
+    assert await inbox.take() == []  # given before a later turn, or before the end
+    with pytest.raises(InboxUnavailable):
+        await inbox.close()  # unknown whether a message must be answered: retry the task

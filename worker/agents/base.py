@@ -27,7 +27,7 @@ from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, Workf
 from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
-from agentstream.worker.app.inbox import Inbox
+from agentstream.worker.app.inbox import Inbox, InboxUnavailable
 from agentstream.worker.app.steps import step_tool_functions
 from agentstream.worker.app.waits import WaitingForInput, plan_batch
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStopped
@@ -151,8 +151,8 @@ class BaseAgent(ABC):
                     if event["type"] == "result":
                         success = bool(event.get("success"))
                     yield event
-        except WaitingForInput:
-            raise  # the attempt ends waiting; the task goes on once input comes
+        except (WaitingForInput, InboxUnavailable):
+            raise  # the attempt ends waiting, or to be retried
         except ModelError as exc:
             yield self._error_event(exc, exc.error_type, exc.retryable)
             if exc.retryable and run.raise_retryable:

@@ -16,11 +16,21 @@ busy 2-core machine: p50 0.10 ms, p99 0.7 ms per turn, next to a model turn's 10
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from agentstream.streams import QueuedMessage, TaskStore
+from agentstream.streams.errors import TRANSIENT_REDIS_ERRORS
 
-__all__ = ["Inbox", "QueuedMessage", "TaskInbox"]
+__all__ = ["Inbox", "InboxUnavailable", "QueuedMessage", "TaskInbox"]
+
+logger = logging.getLogger(__name__)
+
+
+class InboxUnavailable(Exception):
+    """Redis failed as the agent was closing its inbox before its final answer: it cannot
+    know whether a message must still be answered, so the attempt ends to be retried (the
+    agent lets this through, the worker retries the task)."""
 
 
 class Inbox:
@@ -46,13 +56,24 @@ class TaskInbox(Inbox):
         self._given = set(given)
 
     async def take(self) -> list[QueuedMessage]:
+        try:
+            return await self._take()
+        except TRANSIENT_REDIS_ERRORS as exc:
+            # A message is durable: it is given before a later turn, or before the end.
+            logger.warning("task %s: could not read its messages: %r", self._task_id, exc)
+            return []
+
+    async def close(self) -> list[QueuedMessage]:
+        try:
+            if await self._store.close_inbox(self._task_id, self._attempt, len(self._given)):
+                return []
+            return await self._take()
+        except TRANSIENT_REDIS_ERRORS as exc:
+            raise InboxUnavailable(f"task {self._task_id!r}: could not close its inbox: {exc!r}") from exc
+
+    async def _take(self) -> list[QueuedMessage]:
         if await self._store.queued_count(self._task_id) <= len(self._given):
             return []
         messages = await self._store.queued_messages(self._task_id, self._given)
         self._given.update(message.seq for message in messages)
         return messages
-
-    async def close(self) -> list[QueuedMessage]:
-        if await self._store.close_inbox(self._task_id, self._attempt, len(self._given)):
-            return []
-        return await self.take()
