@@ -41,6 +41,7 @@ __all__ = [
     "Gap",
     "Input",
     "InputApproval",
+    "InputDelivered",
     "InputRequired",
     "IterationStart",
     "LoopScope",
@@ -260,11 +261,13 @@ class ApprovalRequired(_Envelope):
 
 
 class InputRequired(_Envelope):
-    """The agent asked the user (``ask_user``); the task waits for the answer."""
+    """The agent asked the user (``ask_user``), or a tool did (``ctx.ask``: ``tool_name``
+    is the tool's); the task waits for the answer."""
 
     type: Literal["input_required"] = "input_required"
     tool_call_id: str
     prompt: str
+    tool_name: str | None = None
 
 
 class InputApproval(BaseModel):
@@ -284,6 +287,16 @@ class Input(_Envelope):
     approvals: list[InputApproval] | None = None
     message: str | None = None
     tool_call_id: str | None = None
+
+
+class InputDelivered(_Envelope):
+    """Messages sent while the task ran (the ``input`` events ``input_seqs``) were handed
+    to the model as user messages, before its next turn; ``answer`` is the model's answer
+    they follow when they came as it finished (it then answers them too)."""
+
+    type: Literal["input_delivered"] = "input_delivered"
+    input_seqs: list[int]
+    answer: str | None = None
 
 
 class Completed(_Envelope):
@@ -332,7 +345,7 @@ _KNOWN: tuple[type[_Envelope], ...] = (
     ToolCallsReady, Thought, Action, ToolCall, ToolResult, ToolError, Observation,
     DawpRunStarted, DawpStepStarted, DawpStepCompleted, DawpRunCompleted, UsageEvent,
     ResultEvent, ErrorEvent, Cancelled, Completed, Custom, Gap, Reset, ApprovalRequired,
-    InputRequired, Input,
+    InputRequired, Input, InputDelivered,
 )  # fmt: skip
 _KNOWN_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in _KNOWN)
 
@@ -371,6 +384,7 @@ Event = Annotated[
         Annotated[ApprovalRequired, Tag("approval_required")],
         Annotated[InputRequired, Tag("input_required")],
         Annotated[Input, Tag("input")],
+        Annotated[InputDelivered, Tag("input_delivered")],
         Annotated[Completed, Tag("completed")],
         Annotated[Custom, Tag("custom")],
         Annotated[Gap, Tag("gap")],

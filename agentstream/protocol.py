@@ -27,7 +27,7 @@ __all__ = [
 CATEGORIES: Mapping[str, str] = {
     "queued": "task", "status": "task", "started": "task", "retry": "task",
     "error": "task", "cancelled": "task", "completed": "task", "gap": "task", "reset": "task",
-    "approval_required": "task", "input_required": "task", "input": "task",
+    "approval_required": "task", "input_required": "task", "input": "task", "input_delivered": "task",
     "iteration_start": "agent", "thought": "agent", "observation": "agent",
     "token": "chunk", "thinking_token": "chunk", "refusal": "chunk", "tool_call_delta": "chunk",
     "tool_calls_ready": "tool", "action": "tool", "tool_call": "tool",

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .keys import Keys, validate_task_id
     from .reader import Reader, parse_cursor
     from .settings import StreamsSettings
-    from .tasks import Attempt, Created, TaskMeta, TaskStore
+    from .tasks import Attempt, Created, QueuedMessage, TaskMeta, TaskStore
     from .writer import Appended, StreamWriter
 
 _EXPORTS = {
@@ -108,6 +108,7 @@ _EXPORTS = {
     "StreamsSettings": "agentstream.streams.settings",
     "Attempt": "agentstream.streams.tasks",
     "Created": "agentstream.streams.tasks",
+    "QueuedMessage": "agentstream.streams.tasks",
     "TaskMeta": "agentstream.streams.tasks",
     "TaskStore": "agentstream.streams.tasks",
     "Appended": "agentstream.streams.writer",
@@ -134,6 +135,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidTaskId",
     "Keys",
+    "QueuedMessage",
     "Reader",
     "ReaderHub",
     "RedisClient",

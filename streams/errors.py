@@ -165,6 +165,10 @@ _INPUT_REFUSALS = {
     "NOTWAITING": "task {task_id!r} is not waiting for input (its status is {detail})",
     "NOTPENDING": "task {task_id!r} has no pending approval or question {detail!r}",
     "CANCELREQ": "task {task_id!r} was cancelled; it does not wait for input",
+    "ENDED": "task {task_id!r} has ended ({detail}): it is not waiting for input",
+    "FINISHING": "task {task_id!r} is finishing: its final answer is given, it takes no more messages",
+    "INBOXFULL": "task {task_id!r} already holds {detail} messages not yet answered; send more later",
+    "WAITINGNOW": "task {task_id!r} waits for input now; read it again",
 }
 
 

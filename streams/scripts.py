@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "APPEND",
+    "CLOSE_INBOX",
     "CREATE",
     "CREATE_GROUP",
     "DEAD_LETTER",
@@ -64,13 +65,16 @@ return {1, id}
 # ARGV: started_at, ttl_s
 # -> {attempt, last_seq}; errors NOTASK, COMPLETED, WAITING (a stray job of a task that
 #    waits for input: only the input requeues it)
+# ``wseq`` is the seq after the attempt's own last append (see APPEND); a new attempt
+# takes messages again (``finishing`` is the previous attempt's, see CLOSE_INBOX).
 OPEN_ATTEMPT = """
 local cur = redis.call('HMGET', KEYS[2], 'attempt', 'done', 'seq', 'status')
 if not cur[1] then return redis.error_reply('NOTASK') end
 if cur[2] == '1' then return redis.error_reply('COMPLETED') end
 if cur[4] == 'waiting' then return redis.error_reply('WAITING') end
 local attempt = redis.call('HINCRBY', KEYS[2], 'attempt', 1)
-redis.call('HSET', KEYS[2], 'status', 'running', 'attempt_started_at', ARGV[1])
+redis.call('HSET', KEYS[2], 'status', 'running', 'attempt_started_at', ARGV[1], 'wseq', cur[3])
+redis.call('HDEL', KEYS[2], 'finishing')
 redis.call('HSETNX', KEYS[2], 'started_at', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -83,22 +87,28 @@ return {attempt, tonumber(cur[3])}
 # -> {last_seq, id1, ..., idn}
 # A batch whose reply was lost is detected by its seq and answered again, not re-applied:
 # the writer may resend after a connection error without duplicating events.
+# Others may append while the attempt runs (a message sent to the running task, see
+# RECORD_INPUT): ``wseq``, the seq after this attempt's own last append, tells events
+# appended by others since (go on after them) from a resend of a batch already applied.
 APPEND = """
 local attempt = tonumber(ARGV[1])
 local expected = tonumber(ARGV[2])
 local n = tonumber(ARGV[7])
-local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done')
+local cur = redis.call('HMGET', KEYS[2], 'attempt', 'seq', 'done', 'wseq')
 if not cur[1] then return redis.error_reply('NOTASK') end
 if tonumber(cur[1]) ~= attempt then return redis.error_reply('FENCED ' .. cur[1]) end
 local seq = tonumber(cur[2])
 if seq ~= expected then
-  if seq == expected + n then
-    local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', n)
+  local wseq = tonumber(cur[4] or '-1')
+  if wseq == expected + n or (wseq < 0 and seq == expected + n) then
+    local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', seq - expected)
     local out = {seq}
-    for i = #recent, 1, -1 do out[#out + 1] = recent[i][1] end
+    for i = #recent, #recent - n + 1, -1 do out[#out + 1] = recent[i][1] end
     return out
   end
-  return redis.error_reply('SEQMISMATCH expected ' .. expected .. ' found ' .. seq)
+  if wseq ~= expected or seq < expected then
+    return redis.error_reply('SEQMISMATCH expected ' .. expected .. ' found ' .. seq)
+  end
 end
 if cur[3] == '1' then return redis.error_reply('COMPLETED') end
 for i = 1, n - 1 do
@@ -122,13 +132,13 @@ for i = 1, n do
 end
 out[1] = seq
 if done then
-  redis.call('HSET', KEYS[2], 'seq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[6],
+  redis.call('HSET', KEYS[2], 'seq', seq, 'wseq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[6],
     'last_id', out[n + 1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
 else
-  redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', out[n + 1])
+  redis.call('HSET', KEYS[2], 'seq', seq, 'wseq', seq, 'last_id', out[n + 1])
 end
 return out
 """
@@ -244,49 +254,84 @@ return 1
 
 # KEYS: events, meta
 # ARGV: idempotency key ('' for none), answered tool_call_ids (JSON list), maxlen,
-#       then the input event (t, m, g, d, x)
-# -> {seq, remaining, id}; errors NOTASK, NOTWAITING <status>, NOTPENDING <tool_call_id>
-# Records the input as the next event of the waiting attempt. Once nothing is pending the
-# task is queued again (the caller enqueues its job); an idempotency key already used on
+#       then the input event (t, m, g, d, x), then '1' when the input is a message the
+#       task may take while it runs, and the most such messages a task keeps
+# -> {seq, remaining, id}; errors NOTASK, ENDED <status>, NOTWAITING <status>,
+#    NOTPENDING <tool_call_id>, FINISHING, INBOXFULL <n>, WAITINGNOW (a message meant for
+#    a running task found it waiting: the caller reads the task again)
+# Records the input as the next event of the task. A waiting task: once nothing is pending
+# it is queued again (the caller enqueues its job). A queued or running task takes a
+# message: its seq and id join the meta's ``inbox`` (``inbox_n`` counts them), which the
+# attempt reads between model turns (see CLOSE_INBOX). An idempotency key already used on
 # this task returns the first reply and records nothing.
 RECORD_INPUT = (
     _ADD_EVENTS
     + """
-local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt', 'pending_input')
+local cur = redis.call('HMGET', KEYS[2], 'status', 'done', 'seq', 'attempt', 'pending_input', 'finishing',
+  'inbox')
 if not cur[4] then return redis.error_reply('NOTASK') end
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[2], 'input_key:' .. ARGV[1])
   if prev then return cjson.decode(prev) end
 end
-if cur[2] == '1' or cur[1] ~= 'waiting' then return redis.error_reply('NOTWAITING ' .. cur[1]) end
-local pending = cjson.decode(cur[5] or '[]')
-local answered = {}
-for _, call_id in ipairs(cjson.decode(ARGV[2])) do answered[call_id] = true end
-for call_id in pairs(answered) do
-  local found = false
-  for _, item in ipairs(pending) do
-    if item['tool_call_id'] == call_id then found = true end
-  end
-  if not found then return redis.error_reply('NOTPENDING ' .. call_id) end
-end
-local remaining = {}
-for _, item in ipairs(pending) do
-  if not answered[item['tool_call_id']] then remaining[#remaining + 1] = item end
-end
-local seq, id = add_events(KEYS[1], ARGV[3], cur[4], tonumber(cur[3]), 3, 1)
-redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id)
-if #remaining == 0 then
-  redis.call('HSET', KEYS[2], 'status', 'queued')
-  redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
-  redis.call('HINCRBY', KEYS[2], 'resumes', 1)
+if cur[2] == '1' then return redis.error_reply('ENDED ' .. cur[1]) end
+local reply
+if cur[1] ~= 'waiting' then
+  if ARGV[9] ~= '1' then return redis.error_reply('NOTWAITING ' .. cur[1]) end
+  if cur[6] then return redis.error_reply('FINISHING') end
+  local inbox = cjson.decode(cur[7] or '[]')
+  if #inbox >= tonumber(ARGV[10]) then return redis.error_reply('INBOXFULL ' .. #inbox) end
+  local attempt = math.max(tonumber(cur[4]), 1)
+  local seq, id = add_events(KEYS[1], ARGV[3], attempt, tonumber(cur[3]), 3, 1)
+  inbox[#inbox + 1] = {seq, id}
+  redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id, 'inbox', cjson.encode(inbox), 'inbox_n', #inbox)
+  reply = {seq, 0, id}
 else
-  redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(remaining))
+  if ARGV[9] == '1' then return redis.error_reply('WAITINGNOW') end
+  local pending = cjson.decode(cur[5] or '[]')
+  local answered = {}
+  for _, call_id in ipairs(cjson.decode(ARGV[2])) do answered[call_id] = true end
+  for call_id in pairs(answered) do
+    local found = false
+    for _, item in ipairs(pending) do
+      if item['tool_call_id'] == call_id then found = true end
+    end
+    if not found then return redis.error_reply('NOTPENDING ' .. call_id) end
+  end
+  local remaining = {}
+  for _, item in ipairs(pending) do
+    if not answered[item['tool_call_id']] then remaining[#remaining + 1] = item end
+  end
+  local seq, id = add_events(KEYS[1], ARGV[3], cur[4], tonumber(cur[3]), 3, 1)
+  redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id)
+  if #remaining == 0 then
+    redis.call('HSET', KEYS[2], 'status', 'queued')
+    redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
+    redis.call('HINCRBY', KEYS[2], 'resumes', 1)
+  else
+    redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(remaining))
+  end
+  reply = {seq, #remaining, id}
 end
-local reply = {seq, #remaining, id}
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'input_key:' .. ARGV[1], cjson.encode(reply)) end
 return reply
 """
 )
+
+# KEYS: meta
+# ARGV: attempt, how many messages of the inbox this attempt's agent has been given
+# -> 1 closed: from now on a message is refused (FINISHING) until another attempt opens;
+#    0 not closed: messages wait to be given to the agent; errors NOTASK, FENCED <attempt>
+# An agent about to give its final answer closes the inbox, so that no message is taken
+# once nothing will answer it: a message is refused, or answered.
+CLOSE_INBOX = """
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'inbox_n')
+if not cur[1] then return redis.error_reply('NOTASK') end
+if cur[1] ~= ARGV[1] then return redis.error_reply('FENCED ' .. cur[1]) end
+if tonumber(cur[2] or '0') > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'finishing', 1)
+return 1
+"""
 
 # KEYS: events, meta, dead
 # ARGV: attempt, maxlen, retention_s, ended_at, final status, n, then n groups of

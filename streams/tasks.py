@@ -4,7 +4,7 @@ read the meta hash, and the cross-task feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,18 +12,23 @@ from typing import Any
 import orjson
 from redis.exceptions import ResponseError
 
-from .codec import encode
+from .codec import decode_entry, encode
 from .connection import RedisClient
 from .errors import from_script_reply
 from .events import utc_now_iso
 from .keys import validate_task_id
-from .scripts import CREATE, END_WAIT, OPEN_ATTEMPT, RECORD_INPUT, REQUEST_CANCEL, SET_WAITING
+from .scripts import CLOSE_INBOX, CREATE, END_WAIT, OPEN_ATTEMPT, RECORD_INPUT, REQUEST_CANCEL, SET_WAITING
 from .settings import StreamsSettings
 from .writer import StreamWriter
 
-__all__ = ["Attempt", "Created", "InputRecorded", "TaskMeta", "TaskStore"]
+__all__ = ["Attempt", "Created", "InputRecorded", "QueuedMessage", "TaskMeta", "TaskStore"]
 
 INPUT_PREVIEW_CHARS = 200
+#: messages a running task holds before it answered them; more are refused (409)
+MAX_QUEUED_MESSAGES = 100
+#: what the agent is given for a message trimmed from the stream before it was delivered
+#: (only a stream past its ``maxlen`` trims; the message must still be accounted for)
+TRIMMED_MESSAGE = "(a message sent during the task was trimmed from its stream before it was read)"
 
 #: how often a cancel re-reads a task whose attempt moved under it before leaving the
 #: request to the worker that moved it
@@ -60,6 +65,14 @@ class InputRecorded:
     seq: int
     remaining: int
     cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A message sent to a queued or running task: the seq of its ``input`` event."""
+
+    seq: int
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +136,7 @@ class TaskStore:
         self._set_waiting = redis.register_script(SET_WAITING)
         self._record_input = redis.register_script(RECORD_INPUT)
         self._end_wait = redis.register_script(END_WAIT)
+        self._close_inbox = redis.register_script(CLOSE_INBOX)
 
     async def create_task(
         self,
@@ -251,10 +265,57 @@ class TaskStore:
         in ``answered`` is pending; queue the task again once nothing is. The same
         ``idempotency_key`` returns the first outcome and records nothing. Raises
         ``InputRejected`` (not waiting, nothing pending matches) or ``TaskNotFound``."""
-        args = [idempotency_key or "", orjson.dumps(answered), self.settings.maxlen, *encode(dict(event))]
+        return await self._record(task_id, event, answered, idempotency_key, queue=False)
+
+    async def record_message(
+        self, task_id: str, message: str, idempotency_key: str | None = None
+    ) -> InputRecorded:
+        """Append the ``input`` event of a message to a queued or running task, which its
+        agent takes before its next model turn (:meth:`queued_messages`); idempotent per
+        ``idempotency_key`` like :meth:`record_input`. Raises ``InputRejected``: the task
+        ended (``ended``), gave its final answer (``finishing``), holds too many messages
+        (``inboxfull``) or waits for input (``waitingnow``: answer its question instead)."""
+        event = {"type": "input", "message": message}
+        return await self._record(task_id, event, [], idempotency_key, queue=True)
+
+    async def _record(
+        self, task_id: str, event: Mapping[str, Any], answered: list[str], key: str | None, *, queue: bool
+    ) -> InputRecorded:
+        args = [key or "", orjson.dumps(answered), self.settings.maxlen, *encode(dict(event)),
+                "1" if queue else "0", MAX_QUEUED_MESSAGES]  # fmt: skip
         keys = [self.keys.events(task_id), self.keys.meta(task_id)]
         reply = await self._script(self._record_input, task_id, keys, args)
         return InputRecorded(int(reply[0]), int(reply[1]), str(reply[2]))
+
+    async def queued_count(self, task_id: str) -> int:
+        """How many messages were sent to the task while it was queued or running: the
+        cheap check (one HGET) an agent makes before each model turn."""
+        return int(await self.redis.hget(self.keys.meta(task_id), "inbox_n") or 0)
+
+    async def queued_messages(self, task_id: str, skip: Collection[int] = ()) -> list[QueuedMessage]:
+        """The messages sent to the task while it ran, in order, but those whose seq is
+        in ``skip`` (those its agent was given)."""
+        raw = await self.redis.hget(self.keys.meta(task_id), "inbox")
+        recorded = orjson.loads(raw or "[]")
+        wanted = [(int(seq), str(cursor)) for seq, cursor in recorded if int(seq) not in skip]
+        if not wanted:
+            return []
+        events_key = self.keys.events(task_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, cursor in wanted:
+                pipe.xrange(events_key, cursor, cursor)
+            found = await pipe.execute()
+        messages = []
+        for (seq, cursor), entries in zip(wanted, found, strict=True):
+            event = decode_entry(cursor, entries[0][1], task_id) if entries else {}
+            messages.append(QueuedMessage(seq, str(event.get("message") or TRIMMED_MESSAGE)))
+        return messages
+
+    async def close_inbox(self, task_id: str, attempt: int, given: int) -> bool:
+        """Refuse further messages (``finishing``) unless more than ``given`` were sent:
+        then False, and the agent takes them before it finishes. Raises ``FencedError``."""
+        reply = await self._script(self._close_inbox, task_id, [self.keys.meta(task_id)], [attempt, given])
+        return int(reply) == 1
 
     async def end_wait(self, task_id: str, attempt: int, events: list[dict[str, Any]], status: str) -> bool:
         """End a task still waiting under ``attempt`` with ``events`` (the last one

@@ -19,11 +19,15 @@ arq abort (CancelledError)        ``cancelled`` + ``completed`` cancelled      r
 worker shutting down              nothing more: buffered events are flushed    re-raised
 fenced off / lease lost           nothing                                      SUPERSEDED
 Redis unreachable                 what can still be flushed                    RETRY
+(also as the agent closes its
+inbox before its final answer)
 attempt number > budget           ``retry`` + ``error`` RetriesExhausted +     DONE
                                   ``completed`` failed
 a call waits for input            the wait events; status ``waiting``          WAITING
 ================================  ==========================================  ==========
 Input (``TaskStore.record_input``) queues a waiting task again; that attempt spends no budget.
+A message sent while the task runs (``TaskStore.record_message``) is taken by the agent
+before its next model turn (:mod:`worker.app.inbox`).
 
 An attempt after the first appends ``retry`` first, then continues the conversation rebuilt
 from every stored event (:func:`worker.agents.rebuild_resume_state`): tools whose result
@@ -54,6 +58,7 @@ from agentstream.streams import (
 )
 from agentstream.streams.keys import conversation_id, public_task_id
 from agentstream.worker.agents import ResumeState, rebuild_resume_state
+from agentstream.worker.app.inbox import InboxUnavailable, TaskInbox
 from agentstream.worker.app.waits import WaitingForInput
 from agentstream.worker.deps import AgentFactory, TaskAgent, WorkerDeps, build_task_agent
 from agentstream.worker.errors import ModelError
@@ -213,6 +218,10 @@ class AttemptRunner:
             return DONE
         except WaitingForInput as exc:
             return await self._waiting(request, attempt, writer, exc)
+        except InboxUnavailable as exc:
+            logger.warning("task %s attempt %d: %s", self.task_id, attempt.number, exc)
+            await self._checkpoint(writer)
+            return AttemptOutcome(Outcome.RETRY, self._backoff(attempt.number))
         except ModelError as exc:
             return await self._model_failed(exc, attempt, writer)
         except asyncio.CancelledError:
@@ -247,6 +256,10 @@ class AttemptRunner:
             "attempt": writer.attempt,
             "tenant": self._tenant,
             "approve_tools": request.approve_tools,
+            # messages sent while the task runs; those earlier attempts gave are not given again
+            "inbox": TaskInbox(
+                self._store, self.task_id, writer.attempt, resume.inputs.given if resume is not None else ()
+            ),
         }
         events = agent.stream_task(task, context)
         try:

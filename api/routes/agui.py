@@ -229,12 +229,14 @@ async def _record(answers: Answers, meta: TaskMeta, svc: Services, request: Requ
     if answers.approvals:
         body = TaskInput(approvals=answers.approvals)
         decisions = [a.model_dump(exclude_none=True) for a in answers.approvals]
-        reply = await task_input(body, meta, svc, request, _key(answers.task_id, decisions))
+        key = _key(answers.task_id, decisions)
+        reply = await task_input(body, meta, svc, request, Response(), idempotency_key=key)
         cursors.append(reply.cursor)
     for call_id, text in answers.messages:
         current = await svc.store.meta(meta.task_id) or meta
         body = TaskInput(message=text, tool_call_id=call_id)
-        reply = await task_input(body, current, svc, request, _key(answers.task_id, [call_id, text]))
+        key = _key(answers.task_id, [call_id, text])
+        reply = await task_input(body, current, svc, request, Response(), idempotency_key=key)
         cursors.append(reply.cursor)
     return max(cursors, key=cursor_key) if cursors else None
 

@@ -1,21 +1,27 @@
-"""Input for a task that waits for a person: ``POST /v1/tasks/{task_id}/input``.
+"""Input for a task: ``POST /v1/tasks/{task_id}/input``.
 
-A task waits when a tool call needs approval (``approval_required``) or the agent asked
-the user (``input_required``); the answer is recorded as an ``input`` event atomically
+A task waits when a tool call needs approval (``approval_required``) or a question was
+asked (``input_required``: the agent's ``ask_user``, or a tool's ``ctx.ask``); the answer
+is recorded as an ``input`` event atomically
 (:meth:`~agentstream.streams.TaskStore.record_input`) and, once nothing else is pending,
 the task is queued again: a worker resumes it from its recorded events.
+
+A ``message`` (without ``tool_call_id``) to a task that is queued or running is recorded
+the same way (:meth:`~agentstream.streams.TaskStore.record_message`, 202): its agent
+takes it before its next model turn and answers it. Once the agent gave its final answer
+a message is refused (409, the task is finishing), as it is once the task ended.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from agentstream.api.errors import ApiError, bad_request
 from agentstream.api.schemas import error_responses
-from agentstream.api.state import Owned, ServicesDep, require_key
+from agentstream.api.state import Owned, Services, ServicesDep, require_key
 from agentstream.streams import InputRejected, TaskMeta
 from agentstream.streams.keys import TASK_ID_PATTERN, public_task_id
 from agentstream.worker.payload import MAX_INPUT_CHARS
@@ -55,7 +61,10 @@ class TaskInput(BaseModel):
 
 class InputAccepted(BaseModel):
     task_id: str
-    status: str = Field(description="`queued` once nothing else is pending, else `waiting`")
+    status: str = Field(
+        description="`queued` once nothing else is pending, else `waiting`; a message to a "
+        "queued or running task leaves its status as it was"
+    )
     pending: int = Field(description="approvals and questions still waiting")
     seq: int = Field(description="the `input` event's seq")
     cursor: str = Field(description="the `input` event's stream id")
@@ -88,28 +97,52 @@ def _conflict(meta: TaskMeta, what: str) -> ApiError:
     return ApiError(409, f"task {public_task_id(meta.task_id)!r}: {what}", code="conflict")
 
 
+def _for_the_run(body: TaskInput, meta: TaskMeta, idempotency_key: str | None) -> bool:
+    """Whether ``body`` may be a message for the running agent, not an answer to a wait:
+    the script tells (a waiting task refuses it), and answers a repeated key first."""
+    return (
+        body.message is not None
+        and body.tool_call_id is None
+        and (meta.status != "waiting" or idempotency_key is not None)
+    )
+
+
 @router.post(
     "/{task_id}/input",
     response_model=InputAccepted,
-    summary="Answer a waiting task",
-    responses=error_responses(400, 401, 403, 404, 409, 503),
+    summary="Answer a waiting task, or send a message to a running one",
+    responses={
+        202: {"model": InputAccepted, "description": "a message the running task takes"},
+        **error_responses(400, 401, 403, 404, 409, 503),
+    },
 )
 async def task_input(
     body: TaskInput,
     meta: Owned,
     svc: ServicesDep,
     request: Request,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> InputAccepted:
-    """Approve or deny waiting tool calls, or answer the agent's question. Recorded as an
-    ``input`` event; once nothing else waits the task is queued again. 409 (with the
-    reason) when the task does not wait for this input. The same ``Idempotency-Key``
-    counts once: a repeat returns the first answer."""
+    """Approve or deny waiting tool calls, or answer a question (200). Recorded as an
+    ``input`` event; once nothing else waits the task is queued again. A ``message``
+    without ``tool_call_id`` to a queued or running task is recorded the same way (202,
+    status unchanged): the agent is given it before its next model turn. 409 (with the
+    reason) when the task does not take this input: it ended, gave its final answer, or
+    waits for something else. The same ``Idempotency-Key`` counts once: a repeat returns
+    the first outcome."""
     require_key(request, "answering a task")
     if idempotency_key is not None and TASK_ID_PATTERN.fullmatch(idempotency_key) is None:
         raise bad_request("Idempotency-Key must match ^[A-Za-z0-9_-]{1,64}$")
-    answered, event = _answered(body, meta)
     try:
+        if _for_the_run(body, meta, idempotency_key):
+            try:
+                return await _send_message(body, meta, svc, response, idempotency_key)
+            except InputRejected as exc:
+                if exc.reason != "waitingnow":
+                    raise
+                meta = await svc.store.meta(meta.task_id) or meta  # it waits now: answer it
+        answered, event = _answered(body, meta)
         recorded = await svc.store.record_input(meta.task_id, event, answered, idempotency_key)
     except InputRejected as exc:
         raise ApiError(409, str(exc), code="conflict") from None
@@ -123,4 +156,18 @@ async def task_input(
     return InputAccepted(
         task_id=public_task_id(meta.task_id), status=status, pending=recorded.remaining,
         seq=recorded.seq, cursor=recorded.cursor,
+    )  # fmt: skip
+
+
+async def _send_message(
+    body: TaskInput, meta: TaskMeta, svc: Services, response: Response, idempotency_key: str | None
+) -> InputAccepted:
+    """Record a message for the running agent (202); raises ``InputRejected``."""
+    assert body.message is not None  # _for_the_run checked it
+    recorded = await svc.store.record_message(meta.task_id, body.message, idempotency_key)
+    current = await svc.store.meta(meta.task_id)
+    response.status_code = 202
+    return InputAccepted(
+        task_id=public_task_id(meta.task_id), status=current.status if current is not None else meta.status,
+        pending=0, seq=recorded.seq, cursor=recorded.cursor,
     )  # fmt: skip

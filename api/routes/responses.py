@@ -217,12 +217,15 @@ async def _continue(
     if approvals:
         decisions = [a.model_dump(exclude_none=True) for a in approvals]
         key = _key(idempotency_key, task, decisions)
-        seqs.append((await task_input(TaskInput(approvals=approvals), meta, svc, request, key)).seq)
+        reply = await task_input(
+            TaskInput(approvals=approvals), meta, svc, request, Response(), idempotency_key=key
+        )
+        seqs.append(reply.seq)
     for output in outputs:
         current = await svc.store.meta(meta.task_id) or meta
         answer = TaskInput(message=output.output, tool_call_id=output.call_id)
         key = _key(idempotency_key, task, [output.call_id, output.output])
-        seqs.append((await task_input(answer, current, svc, request, key)).seq)
+        seqs.append((await task_input(answer, current, svc, request, Response(), idempotency_key=key)).seq)
     window = Window(meta, max(seqs))
     if body.stream:
         with streaming_slot(svc, owner) as slot:

@@ -125,6 +125,7 @@ async def answer_from_viewer(
     task_id: str,
     body: TaskInput,
     request: Request,
+    response: Response,
     svc: ServicesDep,
     csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -150,7 +151,7 @@ async def answer_from_viewer(
         owner = session.tenant
     svc.sessions.check_csrf(cookie, csrf_token)
     meta = await owned_task(task_id, owner, svc)
-    return await task_input(body, meta, svc, request, idempotency_key)
+    return await task_input(body, meta, svc, request, response, idempotency_key=idempotency_key)
 
 
 @router.delete("/ui/session", status_code=204, summary="Log the viewer out")

@@ -232,8 +232,10 @@ const HANDLERS = {
       parts.push(text);
     }
     if (event.message !== undefined && event.message !== null) {
-      this.answered(event.tool_call_id, `answered: ${event.message}`);
-      parts.push(`answered: ${event.message}`);
+      // with a tool call id it answers a question; without, it is a message to the task
+      const text = event.tool_call_id ? `answered: ${event.message}` : `message: ${event.message}`;
+      if (event.tool_call_id) this.answered(event.tool_call_id, text);
+      parts.push(text);
     }
     this.entry("lifecycle", at).append(el("span", "dim", `input · ${parts.join(", ")}`));
   },

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentstream.streams import InputRejected, TaskStore, TaskWaiting
+from agentstream.streams.codec import encode
 from agentstream.streams.errors import FencedError
 
 PENDING = [{"tool_call_id": "c1", "kind": "approval"}, {"tool_call_id": "c2", "kind": "question"}]
@@ -75,3 +76,64 @@ async def test_a_stale_attempt_cannot_park_the_task_and_a_cancel_wins(store: Tas
     await waiting_task(store, "t3")
     meta = await store.request_cancel("t3")
     assert meta.status == "cancelled" and meta.done and meta.pending_input == []
+
+
+async def test_a_message_to_a_running_task_joins_its_stream_between_the_writers_batches(
+    store: TaskStore,
+) -> None:
+    await store.create_task("m1", owner="alice", agent="hybrid", input="hi")
+    early = await store.record_message("m1", "before any attempt", "k0")  # queued: taken later
+    attempt = await store.open_attempt("m1")
+    async with store.writer(attempt) as writer:
+        await writer.append({"type": "started", "agent": "a"})
+        await writer.flush()
+        first = await store.record_message("m1", "while it runs", "k1")
+        assert await store.record_message("m1", "while it runs", "k1") == first  # counted once
+        await writer.append({"type": "status", "status": "going on"})  # goes on after the message
+        await writer.flush()
+        assert writer.last_seq == 5
+    assert (early.seq, first.seq, first.remaining) == (2, 4, 0)
+    assert await store.queued_count("m1") == 2
+    given = await store.queued_messages("m1", skip={2})
+    assert [(m.seq, m.message) for m in given] == [(4, "while it runs")]
+    meta = await store.meta("m1")
+    assert meta is not None and meta.status == "running" and meta.seq == 5
+
+    assert not await store.close_inbox("m1", attempt.number, 1)  # one not given yet: stays open
+    assert await store.close_inbox("m1", attempt.number, 2)
+    with pytest.raises(InputRejected) as finishing:
+        await store.record_message("m1", "too late")
+    assert finishing.value.reason == "finishing" and "final answer" in str(finishing.value)
+    with pytest.raises(FencedError):
+        await store.close_inbox("m1", attempt.number - 1, 2)
+    await store.open_attempt("m1")  # a new attempt takes messages again
+    assert (await store.record_message("m1", "again")).seq == 6
+
+
+async def test_a_resent_batch_is_answered_again_after_a_message_and_an_ended_task_refuses(
+    store: TaskStore,
+) -> None:
+    await store.create_task("m2", owner="alice", agent="hybrid", input="hi")
+    attempt = await store.open_attempt("m2")
+    async with store.writer(attempt) as writer:
+        await writer.append({"type": "started", "agent": "a"})
+        await writer.flush()
+        sent = [{"type": "status", "status": "one"}, {"type": "status", "status": "two"}]
+        args: list[object] = [attempt.number, 2, 1000, 60, "running", "2030-01-01T00:00:00+00:00", 2]
+        for event in sent:
+            args.extend(encode(event))
+        keys = list(store.keys.task_keys("m2"))
+        applied = await writer._script(keys=keys, args=args)  # as if its reply were lost
+        await store.record_message("m2", "meanwhile")
+        again = await writer._script(keys=keys, args=args)  # the resend: answered, not re-applied
+        assert again[0] == 5 and again[1:] == applied[1:]
+        meta = await store.meta("m2")
+        assert meta is not None and meta.seq == 5
+    await waiting_task(store, "m4")
+    with pytest.raises(InputRejected) as now_waiting:
+        await store.record_message("m4", "hello")
+    assert now_waiting.value.reason == "waitingnow"
+    await store.request_cancel("m4")
+    with pytest.raises(InputRejected) as ended:
+        await store.record_message("m4", "hello")
+    assert ended.value.reason == "ended" and "has ended (cancelled)" in str(ended.value)

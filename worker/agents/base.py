@@ -27,6 +27,7 @@ from agentstream.worker.agents.workflow import StepTools, WorkflowOutcome, Workf
 from agentstream.worker.app.batch import run_tool_batch
 from agentstream.worker.app.config import AgentConfiguration, resolve_configuration
 from agentstream.worker.app.context import CallerInfo
+from agentstream.worker.app.inbox import Inbox, InboxUnavailable
 from agentstream.worker.app.steps import step_tool_functions
 from agentstream.worker.app.waits import WaitingForInput, plan_batch
 from agentstream.worker.errors import ConfigurationError, ModelError, ModelStopped
@@ -124,7 +125,9 @@ class BaseAgent(ABC):
         ``asyncio.CancelledError`` at its next safe point), ``raise_retryable``, and
         ``attempt``/``tenant`` (what tools' contexts tell; ``task["task_id"]`` too),
         ``approve_tools`` (tools whose calls wait for approval: the run raises
-        :class:`~agentstream.worker.app.waits.WaitingForInput` after announcing them).
+        :class:`~agentstream.worker.app.waits.WaitingForInput` after announcing them),
+        ``inbox`` (an :class:`~agentstream.worker.app.inbox.Inbox`: messages sent while
+        the task runs, given to the model before its next turn).
         """
         async with aclosing(self.stream_task(task, context)) as stream:
             async for event in stream:
@@ -148,8 +151,8 @@ class BaseAgent(ABC):
                     if event["type"] == "result":
                         success = bool(event.get("success"))
                     yield event
-        except WaitingForInput:
-            raise  # the attempt ends waiting; the task goes on once input comes
+        except (WaitingForInput, InboxUnavailable):
+            raise  # the attempt ends waiting, or to be retried
         except ModelError as exc:
             yield self._error_event(exc, exc.error_type, exc.retryable)
             if exc.retryable and run.raise_retryable:
@@ -274,13 +277,37 @@ class BaseAgent(ABC):
             )  # fmt: skip
         for fields in plan.events:  # wait announcements, and what answers decided
             yield self.event(fields.pop("type"), scope=scope, **fields)
-        caller = CallerInfo(run.task_id, run.attempt, run.tenant, self.agent_id)
-        batch = run_tool_batch(self.registry, self.tool_names, plan.run, caller, scope)
+        caller = CallerInfo(
+            run.task_id, run.attempt, run.tenant, self.agent_id,
+            replies=book.replies if book is not None else {},
+            questions=book.questions if book is not None else {},
+        )  # fmt: skip
+        asked: list[dict[str, str]] = []  # calls whose tool asked a person (ctx.ask)
+        batch = run_tool_batch(self.registry, self.tool_names, plan.run, caller, scope, asked)
         async with aclosing(batch) as stream:
             async for fields in stream:
                 yield self.event(fields.pop("type"), scope=scope, **fields)
-        if plan.waiting:
-            raise WaitingForInput(plan.waiting)
+        if plan.waiting or asked:
+            raise WaitingForInput([*plan.waiting, *asked])
+
+    async def take_input(
+        self, run: RunContext, *, finishing: bool = False, answer: str | None = None
+    ) -> Event | None:
+        """Before a model turn: give the model the messages sent to the task since its last
+        turn, as user messages, and return the ``input_delivered`` event recording it
+        (None when no message came). ``finishing``: the agent would give its final
+        answer now; the inbox is closed unless messages came, which it must then answer
+        (``answer``: the text of its last turn, which the messages follow)."""
+        messages = await (run.inbox.close() if finishing else run.inbox.take())
+        if not messages:
+            return None
+        for message in messages:
+            run.state.conversation.append({"role": "user", "content": message.message})
+        run.state.unanswered = True
+        fields: dict[str, Any] = {"input_seqs": [message.seq for message in messages]}
+        if answer is not None:
+            fields["answer"] = answer
+        return self.event("input_delivered", **fields)
 
     async def start(self, run: RunContext) -> EventStream:
         """``started``, then the workflow's events (of the Tool and Hybrid agents)."""
@@ -348,7 +375,12 @@ class BaseAgent(ABC):
             tenant=context.get("tenant"),
             approve_tools=frozenset(context.get("approve_tools") or ()),
         )
-        if run.resume is not None and self.resumes_conversation:
+        inbox = context.get("inbox")
+        if isinstance(inbox, Inbox):
+            run.inbox = inbox
+        # Messages given to the model are part of the conversation: a run that gave some
+        # keeps it, even of an agent that otherwise starts over.
+        if run.resume is not None and (self.resumes_conversation or run.resume.inputs.given):
             run.state = LoopState.from_resume(run.resume)
         return run
 

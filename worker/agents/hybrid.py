@@ -3,9 +3,11 @@
 Events: ``started``; per iteration ``iteration_start``, the turn's chunks,
 ``tool_calls_ready`` (if calls), ``thought``, per call ``action`` and ``tool_call``, each
 ``tool_result``|``tool_error`` as it finishes, ``observation``; ``usage`` per model call;
-then ``result`` and ``completed``. This agent ends its own stream: ``completed`` comes
-last and exactly once, whatever happens, except when a retryable model failure is to be
-raised for the worker to retry (``raise_retryable``).
+then ``result`` and ``completed``. Messages sent while the task runs are given to the
+model before its next iteration (``input_delivered``); one that came as it gave its final
+answer gets one more iteration, past the budget if need be. This agent ends its own
+stream: ``completed`` comes last and exactly once, whatever happens, except when a
+retryable model failure is to be raised for the worker to retry (``raise_retryable``).
 """
 
 from __future__ import annotations
@@ -48,20 +50,30 @@ class HybridAgent(BaseAgent):
             async with aclosing(self._act(run, resume.open_batch, resume.recorded_results)) as stream:
                 async for event in stream:
                     yield event
-        while run.state.iteration < self.max_iterations:
-            run.check_cancel()
-            run.state.iteration += 1
-            calls: list[ReadyToolCall] = []
-            async with aclosing(self._reason(run, calls)) as stream:
-                async for event in stream:
-                    yield event
-            if not calls:
-                await self.remember(run)
-                yield self._result(run, run.state.last_text, success=True, reason="completed")
-                return
-            async with aclosing(self._act(run, calls, {})) as stream:
-                async for event in stream:
-                    yield event
+        while True:
+            while run.state.iteration < self.max_iterations or run.state.unanswered:
+                run.check_cancel()
+                if delivered := await self.take_input(run):
+                    yield delivered
+                run.state.iteration += 1
+                calls: list[ReadyToolCall] = []
+                async with aclosing(self._reason(run, calls)) as stream:
+                    async for event in stream:
+                        yield event
+                if not calls:
+                    # Messages that came meanwhile are answered before the task ends.
+                    if delivered := await self.take_input(run, finishing=True, answer=run.state.last_text):
+                        yield delivered
+                        continue
+                    await self.remember(run)
+                    yield self._result(run, run.state.last_text, success=True, reason="completed")
+                    return
+                async with aclosing(self._act(run, calls, {})) as stream:
+                    async for event in stream:
+                        yield event
+            if not (delivered := await self.take_input(run, finishing=True)):
+                break
+            yield delivered  # the budget is spent, but a message is always answered
         output = run.state.last_text or f"no final answer within {self.max_iterations} iterations"
         yield self._result(run, output, success=False, reason="max_iterations")
 

@@ -2,7 +2,8 @@
 
 Events: ``status`` {"status": "started"}, ``token``* (``thinking_token``* for reasoning
 models), ``usage``, ``result``. The worker writes ``completed``. On resume it simply runs
-its single turn again: a cut-off turn leaves nothing worth keeping.
+its single turn again: a cut-off turn leaves nothing worth keeping. A message sent while
+it answers gets one more turn (``input_delivered``); a resumed run keeps those turns.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ class LLMAgent(BaseAgent):
         async with aclosing(self.run_workflow(run)) as stream:
             async for event in stream:
                 yield event
-        turn = self._turn(run, "llm")
-        answer = self.model_turn(turn, run.messages, None, cancel_event=run.cancel_event)
-        async with aclosing(answer) as stream:
-            async for event in stream:
-                yield event
-        run.state.record_turn(turn)
+        while True:
+            if delivered := await self.take_input(run):
+                yield delivered
+            turn = self._turn(run, "llm")
+            answer = self.model_turn(turn, run.messages, None, cancel_event=run.cancel_event)
+            async with aclosing(answer) as stream:
+                async for event in stream:
+                    yield event
+            run.state.record_turn(turn)
+            if not (delivered := await self.take_input(run, finishing=True, answer=turn.text)):
+                break
+            yield delivered
         await self.remember(run)
         yield self.result_event(run, turn.text)

@@ -13,7 +13,10 @@ rebuilds what the agent needs to continue:
   ``pending_tool_calls``, which the resumed agent runs before its next model turn;
 - a workflow (dawp) run that finished keeps its output, so it is not run twice;
 - ``approval_required``/``input_required`` and ``input`` events fill ``inputs``: a call
-  still pending because it waited is run, denied or answered as its input says.
+  still pending because it waited is run, denied or answered as its input says;
+- ``input_delivered`` puts the messages sent while the task ran where the model was given
+  them (after the last turn's tool messages, or after its ``answer``, a turn that counts
+  as completed): a message is in the conversation once, and never given again.
 
 The same helpers (:func:`tool_message`, :func:`assistant_message`) build the messages of a
 live run, so a resumed conversation is the one the model would have seen anyway.
@@ -28,6 +31,7 @@ from typing import Any
 import orjson
 
 from agentstream.streams.events import effective_loop_scope
+from agentstream.streams.tasks import TRIMMED_MESSAGE
 from agentstream.worker.app.batch import dawp_call_key
 from agentstream.worker.app.waits import InputBook
 from agentstream.worker.llm import ReadyToolCall
@@ -81,6 +85,8 @@ class ResumeState:
     dawp_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the waits announced (``approval_required``, ``input_required``) and their answers
     inputs: InputBook = field(default_factory=InputBook)
+    #: messages were given to the model after its last completed turn
+    unanswered: bool = False
 
 
 def tool_message(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +143,8 @@ class _Rebuild:
                 self._turn_completed(event)
             case "tool_result" | "tool_error":
                 self._result(event)
+            case "input_delivered":
+                self._delivered(event)
         if kind not in _CHUNK_TYPES:
             # Any other event ends a turn (or a retry cuts it): its text belongs to no later turn.
             self.text = []
@@ -146,10 +154,27 @@ class _Rebuild:
         calls = sorted((_ready_call(item) for item in event.get("tool_calls") or ()), key=_by_index)
         state = self.state
         state.messages.append(assistant_message("".join(self.text), calls))
+        state.unanswered = False
         state.completed_turns += 1
         state.iteration = self.current_iteration or state.completed_turns
         state.open_batch = calls
         self.batch_results = {}
+
+    def _delivered(self, event: Mapping[str, Any]) -> None:
+        """Messages given to the model before its next turn: after the batch of the last
+        turn, or after its text ``answer`` (a completed turn without tool calls)."""
+        self._close_batch()
+        state = self.state
+        state.open_batch, self.batch_results = [], {}
+        answer = event.get("answer")
+        if isinstance(answer, str):
+            state.messages.append({"role": "assistant", "content": answer})
+            state.completed_turns += 1
+            state.iteration = self.current_iteration or state.completed_turns
+        for seq in event.get("input_seqs") or ():
+            message = state.inputs.messages.get(int(seq), TRIMMED_MESSAGE)
+            state.messages.append({"role": "user", "content": message})
+        state.unanswered = True
 
     def _result(self, event: Mapping[str, Any]) -> None:
         call_id = event.get("tool_call_id")
@@ -183,7 +208,9 @@ class _Rebuild:
         if not state.pending_tool_calls:
             self._close_batch()
             state.open_batch = []
-        if state.completed_turns == 0 and workflow_output is None and not state.dawp_results:
+        # (a message given to the model before its first turn is worth keeping)
+        kept = state.completed_turns or state.dawp_results or state.inputs.given
+        if not kept and workflow_output is None:
             return None
         return state
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentstream.worker.agents.resume import ResumeState, assistant_message, tool_message, zero_usage
+from agentstream.worker.app.inbox import Inbox
 from agentstream.worker.errors import ConfigurationError
 from agentstream.worker.llm import ReadyToolCall, TurnAccumulator
 
@@ -30,6 +31,9 @@ class LoopState:
     usage: dict[str, int] = field(default_factory=zero_usage)
     last_text: str = ""
     stop_reason: str | None = None
+    #: messages sent while the task ran were given to the model since its last turn:
+    #: it makes one more turn to answer them, even past its iteration budget
+    unanswered: bool = False
 
     @classmethod
     def from_resume(cls, resume: ResumeState) -> LoopState:
@@ -40,6 +44,7 @@ class LoopState:
             completed_turns=resume.completed_turns,
             tool_calls_count=resume.tool_calls_count,
             usage=dict(resume.usage),
+            unanswered=resume.unanswered,
         )
 
     def add_usage(self, usage: Mapping[str, int]) -> None:
@@ -56,6 +61,7 @@ class LoopState:
         turn.raise_if_incomplete()
         calls = turn.ready_tool_calls()
         self.completed_turns += 1
+        self.unanswered = False
         self.last_text = turn.text
         self.stop_reason = turn.stop_reason
         if calls:
@@ -88,6 +94,8 @@ class RunContext:
     raise_retryable: bool = False
     #: tools whose calls wait for a person's approval in this run (the request's)
     approve_tools: frozenset[str] = frozenset()
+    #: messages sent to the task while it runs (a worker's; none in-process)
+    inbox: Inbox = field(default_factory=Inbox)
     trigger: str = "task"
     started_at: float = field(default_factory=time.monotonic)
     prompt: list[dict[str, Any]] = field(default_factory=list)

@@ -3,6 +3,8 @@
 Events: ``started``, ``token``*/``tool_call_delta``*, ``tool_calls_ready``, per call
 ``tool_call`` then ``tool_result``|``tool_error`` (in completion order), one more model
 turn for the answer, ``usage`` per model call, ``result``. The worker writes ``completed``.
+Messages sent while the task runs are given to the model before its next turn
+(``input_delivered``); one that came as it answered gets one more answering turn.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class ToolAgent(BaseAgent):
                 async for event in stream:
                     yield event
         else:
+            if delivered := await self.take_input(run):
+                yield delivered
             turn = self._turn(run, "tools")
             async with aclosing(
                 self.model_turn(turn, run.messages, self.tool_schemas, cancel_event=run.cancel_event)
@@ -39,21 +43,31 @@ class ToolAgent(BaseAgent):
                 async for event in stream:
                     yield event
             calls = run.state.record_turn(turn)
-            if not calls:
+            if calls:
+                yield self.event("tool_calls_ready", tool_calls=[call.as_event_item() for call in calls])
+                async with aclosing(self._tools(run, calls, {})) as stream:
+                    async for event in stream:
+                        yield event
+            elif not (delivered := await self.take_input(run, finishing=True, answer=turn.text)):
                 await self.remember(run)
                 yield self._result(run, turn.text)
                 return
-            yield self.event("tool_calls_ready", tool_calls=[call.as_event_item() for call in calls])
-            async with aclosing(self._tools(run, calls, {})) as stream:
+            else:
+                yield delivered
+        # Tools are not offered again: this agent makes one round of calls, then answers
+        # (once more for each message that came as it answered).
+        while True:
+            if delivered := await self.take_input(run):
+                yield delivered
+            final = self._turn(run, "answer")
+            answer = self.model_turn(final, run.messages, None, cancel_event=run.cancel_event)
+            async with aclosing(answer) as stream:
                 async for event in stream:
                     yield event
-        # Tools are not offered again: this agent makes one round of calls, then answers.
-        final = self._turn(run, "answer")
-        answer = self.model_turn(final, run.messages, None, cancel_event=run.cancel_event)
-        async with aclosing(answer) as stream:
-            async for event in stream:
-                yield event
-        run.state.record_turn(final)
+            run.state.record_turn(final)
+            if not (delivered := await self.take_input(run, finishing=True, answer=final.text)):
+                break
+            yield delivered
         await self.remember(run)
         yield self._result(run, final.text)
 

@@ -5,7 +5,9 @@ the ``custom`` events a tool emits through its :class:`~.context.ToolContext`, a
 call's outcome as it finishes. A failed call yields ``tool_result`` with ``success:
 false`` and the ``error`` (what the seeds' consumers branch on), then ``tool_error``
 (what this protocol's consumers read); a successful one yields ``tool_result`` alone.
-Nothing here raises for a failing tool: the model is told, the task goes on.
+Nothing here raises for a failing tool: the model is told, the task goes on. A call
+that asked a person (``ctx.ask``) has no outcome: it yields its ``input_required`` (the
+first time) and joins the batch's ``waiting`` list; the agent then waits for the answer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from agentstream.worker.app.context import CallerInfo
+from agentstream.worker.app.context import AskInterrupt, CallerInfo
 from agentstream.worker.llm import ReadyToolCall
 from agentstream.worker.observability import observed_tool
 from agentstream.worker.tools import ToolRegistry
@@ -65,9 +67,10 @@ def split_recorded(
 
 async def _call_tool(
     registry: ToolRegistry, allowed: Sequence[str], call: ReadyToolCall, caller: CallerInfo, sink: Any,
-    scope: Mapping[str, Any] | None,
+    scope: Mapping[str, Any] | None, waiting: list[dict[str, str]],
 ) -> list[Fields]:  # fmt: skip
-    """The outcome events of one call; never raises but cancellation."""
+    """The outcome events of one call, or the announcement of the question it asked (the
+    call then joins ``waiting``); never raises but cancellation."""
     if call.error is not None or call.parameters is None:
         return outcome_events(call, error=call.error or "the tool call has no arguments")
     if call.tool_name not in allowed:
@@ -80,11 +83,21 @@ async def _call_tool(
         outcome = await observed_tool(
             call.tool_name, call.tool_call_id, registry.call(call.tool_name, call.parameters, context)
         )
+    except AskInterrupt:
+        outcome = None
     except Exception as exc:  # the registry promises not to raise; a tool must never kill the agent
         logger.exception("tool %r raised through the registry", call.tool_name)
         return outcome_events(call, error=f"tool {call.tool_name!r} failed: {exc!r}")
     finally:
         context.close()
+    if context.asked is not None:  # even if the tool swallowed the interrupt: it waits
+        waiting.append({"tool_call_id": call.tool_call_id, "kind": "question"})
+        if not context.asked.announce:
+            return []
+        return [{"type": "input_required", "tool_call_id": call.tool_call_id, "prompt": context.asked.prompt,
+                 "tool_name": call.tool_name}]  # fmt: skip
+    if outcome is None:  # unreachable: only an ask interrupts a call
+        return outcome_events(call, error="the tool stopped without an outcome")
     if outcome.success:
         return outcome_events(call, result=outcome.result)
     return outcome_events(call, error=outcome.error or "the tool failed")
@@ -96,8 +109,10 @@ async def run_tool_batch(
     calls: Sequence[ReadyToolCall],
     caller: CallerInfo,
     scope: Mapping[str, Any] | None = None,
+    waiting: list[dict[str, str]] | None = None,
 ) -> AsyncGenerator[Fields, None]:
     """Run ``calls`` in a TaskGroup; yield custom events and outcomes as they happen.
+    Calls that asked a person join ``waiting`` (``{"tool_call_id", "kind"}`` items).
 
     The TaskGroup lives in its own task: a generator must not yield from inside a
     TaskGroup, whose exit would wrap the ``GeneratorExit`` of a consumer that stops early.
@@ -106,9 +121,10 @@ async def run_tool_batch(
     if not calls:
         return
     done: asyncio.Queue[Fields | None] = asyncio.Queue()
+    asked = waiting if waiting is not None else []
 
     async def one(call: ReadyToolCall) -> None:
-        for fields in await _call_tool(registry, allowed, call, caller, done.put_nowait, scope):
+        for fields in await _call_tool(registry, allowed, call, caller, done.put_nowait, scope, asked):
             done.put_nowait(fields)
         done.put_nowait(None)  # this call is over
 

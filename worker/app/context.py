@@ -11,13 +11,22 @@ that parameter is left out of the tool's JSON schema and filled in at call time:
 ``ctx.emit`` does not write anywhere itself: it hands a ``custom`` event to the agent
 running the call, which yields it like any other event, so in a worker it is appended by
 the attempt's fenced writer, in order, before the call's ``tool_result``.
+
+``await ctx.ask(prompt)`` asks a person and returns the answer. The first time, it stops
+the tool (it raises :class:`AskInterrupt`, which the tool must let through): the task
+records ``input_required`` (``prompt``, the call's ``tool_call_id``), waits (status
+``waiting``, no worker held) and, once answered (``POST /v1/tasks/{id}/input`` with that
+``tool_call_id``), runs the tool again *from its start*. There ``ask`` returns the
+recorded answers in order, by position: the first ``ask`` of the run gets the first
+answer, and so on; the first unanswered one waits again. So what a tool does before an
+``ask`` runs once more per answer: it must be idempotent (or be done after the asks).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +36,12 @@ from agentstream.worker.errors import ToolError
 
 __all__ = [
     "CUSTOM_EVENT",
+    "MAX_ASKS",
     "MAX_CUSTOM_EVENTS",
     "MAX_CUSTOM_EVENT_BYTES",
+    "MAX_PROMPT_CHARS",
+    "Ask",
+    "AskInterrupt",
     "CallerInfo",
     "ToolContext",
     "context_parameter",
@@ -41,6 +54,11 @@ MAX_CUSTOM_EVENTS = 1_000
 #: the largest ``data`` of one custom event, as JSON
 MAX_CUSTOM_EVENT_BYTES = 64 * 1024
 
+#: questions one tool call may ask a person
+MAX_ASKS = 50
+#: the longest question
+MAX_PROMPT_CHARS = 4_000
+
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 #: where a context's events go: the agent's tool batch, or nowhere (a direct call)
@@ -49,6 +67,22 @@ Sink = Callable[[dict[str, Any]], None]
 
 def _drop(event: dict[str, Any]) -> None:
     """The sink of a context outside an agent run: the event was checked, then dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A question a tool call asked and that has no answer yet; ``announce`` is False when
+    an earlier attempt already recorded its ``input_required``."""
+
+    prompt: str
+    announce: bool
+
+
+class AskInterrupt(BaseException):
+    """Stops a tool at an unanswered :meth:`ToolContext.ask`; the call waits for input.
+
+    A ``BaseException``, so that a tool's ``except Exception`` does not swallow it; a tool
+    that swallows it anyway still waits (its context knows it asked)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +104,45 @@ class ToolContext:
     _sink: Sink = field(default=_drop, repr=False)
     _emitted: int = field(default=0, repr=False)
     _closed: bool = field(default=False, repr=False)
+    #: answers recorded for this call's asks, in order, and how many it announced
+    _replies: tuple[str, ...] = field(default=(), repr=False)
+    _announced: int = field(default=0, repr=False)
+    _asks: int = field(default=0, repr=False)
+    #: the unanswered question that stopped the call, if any
+    asked: Ask | None = field(default=None, repr=False)
+
+    async def ask(self, prompt: str) -> str:
+        """Ask a person ``prompt`` and return the answer (see the module docstring: the
+        first time, the tool stops and runs again from its start once answered).
+
+        Raises ``ToolError`` for an empty or too long prompt, for more than 50 asks in one
+        call, in a workflow step (nothing can wait there) and once the call returned.
+        """
+        if self._closed:
+            raise ToolError(
+                f"tool {self.tool_name!r} asked after its call returned", tool_name=self.tool_name
+            )
+        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
+            raise ToolError(
+                f"ask needs a non-empty prompt of at most {MAX_PROMPT_CHARS} characters",
+                tool_name=self.tool_name,
+            )
+        if self.loop_scope is not None:
+            raise ToolError(
+                f"tool {self.tool_name!r} asks the user: not possible in a workflow step",
+                tool_name=self.tool_name,
+            )
+        if self._asks >= MAX_ASKS:
+            raise ToolError(
+                f"tool {self.tool_name!r} asked more than {MAX_ASKS} questions in one call",
+                tool_name=self.tool_name,
+            )
+        position = self._asks
+        self._asks += 1
+        if position < len(self._replies):
+            return self._replies[position]
+        self.asked = Ask(prompt, announce=position >= self._announced)
+        raise AskInterrupt(prompt)
 
     async def emit(self, type: str, data: Any = None) -> None:
         """Stream a ``custom`` event (``name=type``, ``data``) into the task's events.
@@ -130,12 +203,18 @@ class CallerInfo:
     attempt: int = 1
     tenant: str | None = None
     agent_id: str | None = None
+    #: recorded answers to ``ctx.ask`` by tool call id, in order
+    replies: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: how many questions each call announced (``input_required``)
+    questions: Mapping[str, int] = field(default_factory=dict)
 
     def context(
         self, tool_name: str, tool_call_id: str, sink: Sink, loop_scope: Mapping[str, Any] | None = None
     ) -> ToolContext:
         """The context of one call, whose events go to ``sink``."""
         return ToolContext(
+            _replies=tuple(self.replies.get(tool_call_id, ())),
+            _announced=self.questions.get(tool_call_id, 0),
             tool_name=tool_name,
             tool_call_id=tool_call_id,
             task_id=self.task_id,

@@ -49,22 +49,38 @@ class WaitingForInput(Exception):
 
 @dataclass(slots=True)
 class InputBook:
-    """What the recorded events say about waits: the calls announced as waiting, and
-    the answers given so far by tool call id (``{"approved", "reason"}`` or ``{"message"}``)."""
+    """What the recorded events say about input: the calls announced as waiting, the
+    answers given so far by tool call id (``{"approved", "reason"}`` or ``{"message"}``;
+    ``replies`` keeps every message answering a call, in order, for ``ctx.ask``, and
+    ``questions`` counts the questions a call announced), and the messages sent while
+    the task ran (by the seq of their ``input`` event) with those given to the model."""
 
     announced: set[str] = field(default_factory=set)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replies: dict[str, list[str]] = field(default_factory=dict)
+    questions: dict[str, int] = field(default_factory=dict)
+    messages: dict[int, str] = field(default_factory=dict)
+    given: set[int] = field(default_factory=set)
 
     def feed(self, event: Mapping[str, Any]) -> None:
         """Take one event of the task's stream into account (others are ignored)."""
         kind = event.get("type")
         if kind in ("approval_required", "input_required"):
-            self.announced.add(str(event.get("tool_call_id")))
+            call_id = str(event.get("tool_call_id"))
+            self.announced.add(call_id)
+            if kind == "input_required":
+                self.questions[call_id] = self.questions.get(call_id, 0) + 1
         elif kind == "input":
             for item in event.get("approvals") or ():
                 self.answers.setdefault(str(item.get("tool_call_id")), dict(item))
             if event.get("tool_call_id") and "message" in event:
-                self.answers.setdefault(str(event["tool_call_id"]), {"message": event["message"]})
+                call_id = str(event["tool_call_id"])
+                self.answers.setdefault(call_id, {"message": event["message"]})
+                self.replies.setdefault(call_id, []).append(str(event["message"]))
+            elif "message" in event and isinstance(event.get("seq"), int):
+                self.messages[event["seq"]] = str(event["message"])
+        elif kind == "input_delivered":
+            self.given.update(int(seq) for seq in event.get("input_seqs") or ())
 
 
 @dataclass(slots=True)
