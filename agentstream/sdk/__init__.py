@@ -6,6 +6,8 @@ little. pydantic is loaded only when typed events or messages are asked for. One
 per module:
 
 - :mod:`~agentstream.sdk.client`: :class:`AgentStreamClient`, the requests and streams
+- :mod:`~agentstream.sdk.agent`: :class:`RemoteAgent`, an API's agent with the in-process
+  agents' ``execute_task_streaming`` and ``process_message_streaming``
 - :mod:`~agentstream.sdk.endpoints`: one JSON request with its retries, the URL paths
 - :mod:`~agentstream.sdk.errors`: the exceptions, and how an HTTP answer becomes one
 - :mod:`~agentstream.sdk.backoff`: exponential backoff with jitter
@@ -17,9 +19,10 @@ per module:
 - :mod:`~agentstream.sdk.translate`: events to those messages
 """
 
+from agentstream.sdk.agent import RemoteAgent
 from agentstream.sdk.backoff import Backoff
 from agentstream.sdk.client import DEFAULT_SSE_TIMEOUT, DEFAULT_TIMEOUT, AgentStreamClient
-from agentstream.sdk.errors import AgentStreamConnectionError, AgentStreamError
+from agentstream.sdk.errors import AgentStreamConnectionError, AgentStreamError, TaskFailed, TaskWaiting
 from agentstream.sdk.messages import (
     ActionModel,
     ActionResult,
@@ -28,9 +31,12 @@ from agentstream.sdk.messages import (
     ChunkMessage,
     Constants,
     GroupMessage,
+    HumanMessage,
     Message,
     Observation,
     OutputMessage,
+    PendingApproval,
+    PendingQuestion,
     TaskMessage,
     TaskResponse,
     ToolMessage,
@@ -52,12 +58,18 @@ __all__ = [
     "ChunkMessage",
     "Constants",
     "GroupMessage",
+    "HumanMessage",
     "Message",
     "Observation",
     "OutputMessage",
+    "PendingApproval",
+    "PendingQuestion",
+    "RemoteAgent",
     "SSEFrame",
+    "TaskFailed",
     "TaskMessage",
     "TaskResponse",
+    "TaskWaiting",
     "ToolMessage",
     "TopicType",
 ]

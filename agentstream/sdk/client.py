@@ -33,6 +33,7 @@ from agentstream.sdk.stream import StreamOptions, follow
 
 if TYPE_CHECKING:
     from agentstream.events import Event
+    from agentstream.sdk.agent import RemoteAgent
     from agentstream.sdk.messages import Message
 
 __all__ = [
@@ -197,13 +198,23 @@ class AgentStreamClient:
         *,
         approvals: Iterable[Mapping[str, Any]] | None = None,
         message: str | None = None,
+        tool_call_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> JsonObject:
         """Answer a waiting task: ``approvals`` (``{"tool_call_id", "approved", "reason"?}``
-        items) or the ``message`` answering its question. Returns ``{task_id, status,
-        pending, seq, cursor}``; ``AgentStreamError`` 409 when the task does not wait for it.
-        Retried safely: one idempotency key (a new one unless given) covers every try."""
+        items) or the ``message`` answering its question ``tool_call_id`` (default: the
+        oldest one pending). Returns ``{task_id, status, pending, seq, cursor}``;
+        ``AgentStreamError`` 409 when the task does not wait for it. Retried safely: one
+        idempotency key (a new one unless given) covers every try.
+
+        The server takes input once the task's status is ``waiting``, which comes a moment
+        after the wait event: a reader answering the instant it sees the event may get a
+        409 (``... its status is running``). The messages :meth:`streaming_run` yields for
+        a waiting call answer themselves and send again through that moment
+        (``HumanMessage.approve()``, ``.deny()``, ``.answer()``)."""
         body: JsonObject = {"message": message} if message is not None else {}
+        if tool_call_id is not None:
+            body["tool_call_id"] = tool_call_id
         if approvals is not None:
             body["approvals"] = [dict(item) for item in approvals]
         key = idempotency_key or uuid.uuid4().hex
@@ -267,6 +278,15 @@ class AgentStreamClient:
             if page.get("done") or not events or not next_after or next_after == after:
                 return
             after = str(next_after)
+
+    def agent(self, name: str = "hybrid", **submit_options: Any) -> RemoteAgent:
+        """The agent ``name`` of this API with the in-process agents' streaming calls,
+        ``execute_task_streaming`` and ``process_message_streaming``
+        (:class:`~agentstream.sdk.agent.RemoteAgent`); ``submit_options`` apply to every
+        run (``approve_tools``, ``tools``, ``model``, ...)."""
+        from agentstream.sdk.agent import RemoteAgent
+
+        return RemoteAgent(self, name, **submit_options)
 
     # ------------------------------------------------------------------------ streams
 
@@ -385,7 +405,7 @@ class AgentStreamClient:
                 return
             from agentstream.sdk.translate import MessageTranslator  # pydantic: loaded only here
 
-            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"))
+            translator = MessageTranslator(mode, task_id, submit_kwargs.get("session_id"), responder=self)
             async for event in stream:
                 message = translator.feed(event)
                 if message is not None:

@@ -5,9 +5,14 @@ Every error the server causes is an :class:`AgentStreamError` (``status``, ``cod
 
     AgentStreamError            the server answered 4xx (429 only once retries ran out),
     │                           or sent what the protocol does not allow
-    └── AgentStreamConnectionError   the server could not be reached, or kept failing
-                                     (5xx, dropped streams) more than ``max_reconnects``
-                                     times in a row; ``status`` is the last HTTP status or 0
+    ├── AgentStreamConnectionError   the server could not be reached, or kept failing
+    │                                (5xx, dropped streams) more than ``max_reconnects``
+    │                                times in a row; ``status`` is the last HTTP status or 0
+    └── TaskFailed              ``RemoteAgent.process_message_streaming``: the task ended
+                                failed or cancelled (``status`` 0, ``code`` the task's status)
+
+:class:`TaskWaiting` is no error of the server: ``process_message_streaming`` without an
+``on_wait`` met a call that waits for a person; the task waits, answer it and follow on.
 
 Misuse (a closed client, a bad argument) raises ``RuntimeError``/``ValueError``.
 """
@@ -19,7 +24,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["AgentStreamConnectionError", "AgentStreamError"]
+__all__ = ["AgentStreamConnectionError", "AgentStreamError", "TaskFailed", "TaskWaiting"]
 
 
 class AgentStreamError(Exception):
@@ -35,6 +40,28 @@ class AgentStreamError(Exception):
 
 class AgentStreamConnectionError(AgentStreamError):
     """The server stayed unreachable or failing after every allowed retry."""
+
+
+class TaskFailed(AgentStreamError):
+    """The task ended without success: ``code`` is its status (``failed``, ``cancelled``),
+    ``message`` why, ``task_id`` which."""
+
+    def __init__(self, task_id: str, status: str, message: str) -> None:
+        super().__init__(0, status, message)
+        self.task_id = task_id
+
+
+class TaskWaiting(Exception):
+    """A task waits for a person and the iterator has no way to ask one: ``waiting`` is
+    the :class:`~agentstream.sdk.messages.HumanMessage` (answer it: ``approve()``,
+    ``deny()``, ``answer()``), ``cursor`` where to follow the task on
+    (``client.events(task_id, after=cursor)``)."""
+
+    def __init__(self, task_id: str, waiting: Any, cursor: str | None) -> None:
+        super().__init__(f"task {task_id!r} waits for a person ({waiting.tool_call_id})")
+        self.task_id = task_id
+        self.waiting = waiting
+        self.cursor = cursor
 
 
 class Retryable(Exception):

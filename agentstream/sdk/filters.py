@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from agentstream.protocol import StreamingMode, types_in
 
-__all__ = ["filter_params", "run_params"]
+__all__ = ["RUN_EXTRAS", "filter_params", "run_params"]
 
 
 def filter_params(
@@ -21,16 +21,24 @@ def filter_params(
     return params
 
 
-def run_params(mode: StreamingMode) -> dict[str, str]:
-    """What ``streaming_run`` asks for in ``mode``: the mode's events plus the task's
-    ``result``, which AWorld readers get in every mode as the task response.
+#: what ``streaming_run`` delivers in every mode besides the mode's own events: the task's
+#: ``result`` (the task response is made of it) and the waits for a person, without which
+#: a ``chunk`` reader would sit on a task that waits and never learn why
+RUN_EXTRAS = frozenset({"result", "approval_required", "input_required"})
 
-    The server's modes stay as they are: a mode without the ``output`` category is asked
-    for as ``mode=all`` narrowed by ``types=`` to the mode's own types and ``result``
+
+def run_params(mode: StreamingMode) -> dict[str, str]:
+    """What ``streaming_run`` asks for in ``mode``: the mode's events plus
+    :data:`RUN_EXTRAS`, which AWorld readers get in every mode.
+
+    The server's modes stay as they are: a mode that lacks any of them is asked for as
+    ``mode=all`` narrowed by ``types=`` to the mode's own types and the extras
     (``error``, ``completed``, ``gap`` and ``reset`` pass every filter anyway).
     """
     categories = mode.categories
-    if categories is None or "output" in categories:
+    if categories is None:
         return {"mode": mode.value}
-    wanted = types_in(categories) | {"result"}
+    wanted = types_in(categories) | RUN_EXTRAS
+    if wanted == types_in(categories):
+        return {"mode": mode.value}
     return {"mode": StreamingMode.ALL.value, "types": ",".join(sorted(wanted))}

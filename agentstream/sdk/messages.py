@@ -36,20 +36,44 @@ completed                      TaskMessage        ``TASK_RESPONSE``  :class:`Tas
 gap, reset                     TaskMessage                           the typed event
 dawp_*                         GroupMessage                          the typed event
 result (modes with output)     OutputMessage      ``OUTPUT``         the typed event
+approval_required              HumanMessage       ``HUMAN_CONFIRM``  :class:`PendingApproval`
+input_required                 HumanMessage       ``HUMAN_CONFIRM``  :class:`PendingQuestion`
+input                          TaskMessage        ``HUMAN_RESPONSE`` the typed event
 usage (``all``)                Message (debug)                       the typed event
 unknown types (``all``)        Message                               ``UnknownEvent``
 =============================  =================  =================  =========================
 
 The task response comes last, in every mode, and says how the task ended: ``success``,
 ``answer`` (the ``result`` event's output) and ``msg`` (why it failed, else ``None``).
+
+**Waiting for a person.** A tool call that needs approval, or a question the agent asks
+(``ask_user``), reaches every mode as a :class:`HumanMessage` (category ``human``, topic
+``TopicType.HUMAN_CONFIRM``), one per waiting call. The task then waits (status
+``waiting``, no worker held) and the stream stays open, quiet but for the server's
+pings, until someone answers; answer right on the message and keep iterating the same
+stream, which goes on with the ``input``, a ``retry`` and the rest of the run::
+
+    async for msg in client.streaming_run("Clean up /tmp/x", approve_tools=["delete_file"]):
+        if isinstance(msg, HumanMessage):
+            if isinstance(msg.payload, PendingApproval):
+                await msg.approve()            # or await msg.deny("too risky")
+            else:
+                await msg.answer("blue")       # msg.payload.prompt is the question
+
+Several calls of one model turn wait together, one message each; the task goes on once
+all of them are answered (each answer is its own ``POST /v1/tasks/{id}/input``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from agentstream.events import Event
 
 __all__ = [
@@ -60,16 +84,25 @@ __all__ = [
     "ChunkMessage",
     "Constants",
     "GroupMessage",
+    "HumanMessage",
     "Message",
     "Observation",
     "OutputMessage",
+    "PendingApproval",
+    "PendingQuestion",
+    "Responder",
     "TaskMessage",
     "TaskResponse",
     "ToolMessage",
     "TopicType",
+    "human_message",
 ]
 
 P = TypeVar("P")
+
+#: how long an answer is sent again while the attempt that announced the call has not
+#: parked the task yet (the worker sets ``waiting`` right after its wait events)
+PARK_WAIT_S = 30.0
 
 
 class Constants:
@@ -82,6 +115,8 @@ class Constants:
     GROUP = "group"
     CHUNK = "chunk"
     DEBUG = "debug"
+    #: a call that waits for a person (approval or answer)
+    HUMAN = "human"
 
 
 class TopicType:
@@ -94,6 +129,10 @@ class TopicType:
     CANCEL = "__cancel"
     TOOL_RESULT = "__tool_result"
     TASK_RESPONSE = "__task_response"
+    #: the task waits for a person: approve, deny or answer (AWorld's name)
+    HUMAN_CONFIRM = "__human_confirm"
+    #: a person's answer was recorded (the ``input`` event)
+    HUMAN_RESPONSE = "__human_response"
 
 
 # --------------------------------------------------------------------------- payloads
@@ -161,6 +200,40 @@ class TaskResponse:
     usage: dict[str, Any] | None = None
     #: why the model stopped (``stop``, ``length``, ...), when the server says
     stop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """A tool call that waits for a person's approval before it runs."""
+
+    tool_call_id: str
+    tool_name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingQuestion:
+    """A question the agent asked the user (the ``ask_user`` tool); the answer is the
+    call's result."""
+
+    tool_call_id: str
+    prompt: str
+
+
+class Responder(Protocol):
+    """What answers a waiting task: :class:`AgentStreamClient` has this shape."""
+
+    async def get(self, task_id: str) -> dict[str, Any]: ...
+
+    async def respond(
+        self,
+        task_id: str,
+        *,
+        approvals: Iterable[Mapping[str, Any]] | None = None,
+        message: str | None = None,
+        tool_call_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]: ...
 
 
 # --------------------------------------------------------------------------- messages
@@ -248,3 +321,107 @@ class OutputMessage(Message[Any]):
     """The task's ``result`` (modes ``output``, ``chunk_output`` and ``all``)."""
 
     category: str = Constants.OUTPUT
+
+
+@dataclass(kw_only=True, slots=True)
+class HumanMessage(Message[PendingApproval | PendingQuestion]):
+    """One tool call that waits for a person: a :class:`PendingApproval` or a
+    :class:`PendingQuestion` as ``payload``. Answer it with :meth:`approve`, :meth:`deny`
+    or :meth:`answer` (each one ``POST /v1/tasks/{id}/input``, idempotent across the
+    client's retries) and keep iterating: the stream goes on once every waiting call of
+    the turn is answered. Each returns the server's reply ``{task_id, status, pending,
+    seq, cursor}``; ``AgentStreamError`` 409 if the call no longer waits (answered
+    elsewhere, cancelled, or past its deadline)."""
+
+    category: str = Constants.HUMAN
+    topic: str | None = TopicType.HUMAN_CONFIRM
+    responder: Responder | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tool_call_id(self) -> str:
+        return self.payload.tool_call_id
+
+    @property
+    def is_approval(self) -> bool:
+        return isinstance(self.payload, PendingApproval)
+
+    async def approve(self, reason: str | None = None) -> dict[str, Any]:
+        """Let the waiting tool call run."""
+        return await self._decide(True, reason)
+
+    async def deny(self, reason: str | None = None) -> dict[str, Any]:
+        """Refuse the tool call: the model is told it was denied (with ``reason``)."""
+        return await self._decide(False, reason)
+
+    async def answer(self, message: str) -> dict[str, Any]:
+        """Answer the agent's question: ``message`` becomes the ``ask_user`` call's result."""
+        if not isinstance(self.payload, PendingQuestion):
+            raise TypeError("this call waits for an approval: use approve() or deny(), not answer()")
+        return await self._send(message=message, tool_call_id=self.tool_call_id)
+
+    async def _decide(self, approved: bool, reason: str | None) -> dict[str, Any]:
+        if not isinstance(self.payload, PendingApproval):
+            raise TypeError("this call is a question: use answer(), not approve() or deny()")
+        decision: dict[str, Any] = {"tool_call_id": self.tool_call_id, "approved": approved}
+        if reason is not None:
+            decision["reason"] = reason
+        return await self._send(approvals=[decision])
+
+    async def _send(self, **answer: Any) -> dict[str, Any]:
+        """One answer, sent again while the announcing attempt has not parked the task."""
+        from agentstream.sdk.errors import AgentStreamError
+
+        responder, task_id, key = self._responder(), self._task(), uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + PARK_WAIT_S, 0.02
+        while True:
+            try:
+                return await responder.respond(task_id, idempotency_key=key, **answer)
+            except AgentStreamError as exc:
+                early = exc.status == 409 and "not waiting" in exc.message and loop.time() < deadline
+                if not early or not await self._parking(responder, task_id):
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def _parking(self, responder: Responder, task_id: str) -> bool:
+        """Whether the task is still under the attempt that announced this call (running,
+        or parked since): then an answer refused as "not waiting" was only early."""
+        view = await responder.get(task_id)
+        parking = view.get("status") in ("running", "waiting")
+        return parking and view.get("attempt") == self.headers.get("attempt")
+
+    def _responder(self) -> Responder:
+        if self.responder is None:
+            raise RuntimeError("this message was made without a client; answer with client.respond(...)")
+        return self.responder
+
+    def _task(self) -> str:
+        task_id = self.task_id
+        if task_id is None:
+            raise RuntimeError("this message carries no task id; answer with client.respond(...)")
+        return task_id
+
+
+def human_message(raw: Mapping[str, Any], responder: Responder | None, **envelope: Any) -> HumanMessage:
+    """The :class:`HumanMessage` of a wait event (``approval_required`` or
+    ``input_required``, as a dict), answered through ``responder``. ``envelope`` fields
+    (``id``, ``headers``, ``event``, ...) default to what the dict says."""
+    call_id = str(raw.get("tool_call_id") or "")
+    payload: PendingApproval | PendingQuestion
+    if raw.get("type") == "approval_required":
+        params = raw.get("parameters")
+        payload = PendingApproval(
+            tool_call_id=call_id,
+            tool_name=str(raw.get("tool_name") or ""),
+            parameters=dict(params) if isinstance(params, dict) else {},
+        )
+    else:
+        payload = PendingQuestion(tool_call_id=call_id, prompt=str(raw.get("prompt") or ""))
+    event_id = raw.get("id")
+    envelope.setdefault("id", event_id if isinstance(event_id, str) else None)
+    envelope.setdefault(
+        "headers",
+        {key: raw[key] for key in ("task_id", "seq", "attempt", "type", "loop_scope") if key in raw},
+    )
+    return HumanMessage(payload=payload, responder=responder, **envelope)

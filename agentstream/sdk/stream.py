@@ -6,7 +6,9 @@ follower reconnects with backoff and jitter and resumes from the last cursor it 
 duplicate nor a gap (:class:`~agentstream.sdk.resume.ResumeState` checks cursor order
 again as a safety net). It ends after ``completed``, or, for a group consumer, on the
 server's ``drained`` frame; it gives up after ``max_reconnects`` failures in a row without
-progress.
+progress. A response that the server ended on its own after staying open a while
+(``AGENTSTREAM_SSE_MAX_DURATION_S``) is no failure even without an event: a task waiting
+for a person may be quiet for hours.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class StreamOptions:
     timeout: httpx.Timeout
     max_reconnects: int
     backoff: Backoff
+    #: a response that ends cleanly after at least this long is a server's rotation, not
+    #: a failure (a wait for a person sends no event for as long as it lasts)
+    healthy_after_s: float = 15.0
 
 
 async def follow(
@@ -58,7 +63,9 @@ async def follow(
     state = ResumeState(cursor, grouped=grouped)
     connection = _Connection(http, path, query, options, state, grouped=grouped)
     failures = 0
+    loop = asyncio.get_running_loop()
     while True:
+        opened = loop.time()
         try:
             # aclosing: a caller leaving its loop closes the HTTP response now, not at GC
             async with contextlib.aclosing(connection.events()) as events:
@@ -68,6 +75,8 @@ async def follow(
                     yield event
             if connection.done:
                 return
+            if loop.time() - opened >= options.healthy_after_s:
+                failures = 0  # a quiet stream the server rotated: reconnect, nothing failed
             raise Retryable(connection.status, "the stream ended before `completed`")
         except Retryable as exc:
             last = exc

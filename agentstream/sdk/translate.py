@@ -3,7 +3,9 @@
 One :class:`MessageTranslator` per stream: it remembers the ``result`` and the last
 ``error`` so that ``completed`` becomes the task response with the answer and the reason
 of a failure, and it keeps ``result`` out of modes that do not deliver outputs (``core``,
-``chunk``), where the server was asked for it only to build that response.
+``chunk``), where the server was asked for it only to build that response. The waits
+(``approval_required``, ``input_required``) become ``HumanMessage`` messages
+in every mode, bound to the client that answers them.
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ def _observation(raw: JsonObject, event: Event) -> m.Message[Any]:
     return m.AgentMessage(payload=payload, **_envelope(raw, event))
 
 
+def _input(raw: JsonObject, event: Event) -> m.Message[Any]:
+    return m.TaskMessage(payload=event, topic=m.TopicType.HUMAN_RESPONSE, **_envelope(raw, event))
+
+
 def _group(raw: JsonObject, event: Event) -> m.Message[Any]:
     return m.GroupMessage(payload=event, **_envelope(raw, event))
 
@@ -128,6 +134,7 @@ _BUILDERS: dict[str, Callable[[JsonObject, Event], m.Message[Any]]] = {
     "iteration_start": _agent_step,
     "thought": _agent_step,
     "observation": _observation,
+    "input": _input,
     "dawp_run_started": _group,
     "dawp_step_started": _group,
     "dawp_step_completed": _group,
@@ -138,8 +145,15 @@ _BUILDERS: dict[str, Callable[[JsonObject, Event], m.Message[Any]]] = {
 class MessageTranslator:
     """Turns the events of one ``streaming_run`` into messages, in order."""
 
-    def __init__(self, mode: StreamingMode, task_id: str, session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        mode: StreamingMode,
+        task_id: str,
+        session_id: str | None = None,
+        responder: m.Responder | None = None,
+    ) -> None:
         categories = mode.categories
+        self._responder = responder
         self._outputs = categories is None or "output" in categories
         self._task_id = task_id
         self._session_id = session_id
@@ -160,6 +174,8 @@ class MessageTranslator:
         kind = str(raw.get("type"))
         if is_failure_twin(raw):
             return None  # the ``tool_error`` that follows is the call's one TOOL_RESULT
+        if kind in ("approval_required", "input_required"):
+            return self._wait(raw, event)
         builder = _BUILDERS.get(kind)
         if builder is not None:
             return builder(raw, event)
@@ -176,6 +192,9 @@ class MessageTranslator:
             self._remember(kind, raw)
             return m.TaskMessage(payload=event, topic=_TASK_TOPICS.get(kind), **_envelope(raw, event))
         return _other(raw, event)
+
+    def _wait(self, raw: JsonObject, event: Event) -> m.Message[Any]:
+        return m.human_message(raw, self._responder, **_envelope(raw, event))
 
     def _remember(self, kind: str, raw: JsonObject) -> None:
         if kind in ("error", "cancelled"):

@@ -25,6 +25,14 @@ output) when it succeeded, ``RUN_FINISHED`` with the ``cancelled`` outcome when 
 type) when it failed. Every other event, unknown types included, passes as
 ``CUSTOM`` named ``agentstream.<type>`` with the event as its value; so does ``gap``.
 
+**Waiting for a person** is AG-UI's interrupt (spec 1.0, "Interrupts and Resume"): the
+translator keeps the waits the stream announced (``approval_required``,
+``input_required``) until an ``input`` answers them, and once the reader sees the task
+parked (status ``waiting``) :meth:`AgUiTranslator.interrupt` closes what is open and ends
+the run with ``RUN_FINISHED`` whose outcome is ``interrupt``: one :class:`Interrupt` per
+waiting call (:func:`interrupt_for`). The run that answers them (``RunAgentInput.resume``)
+continues the same task (:mod:`agentstream.api.routes.agui`).
+
 How frames carry ids and resume: :mod:`agentstream.api.dialects.agui_frames`.
 """
 
@@ -38,6 +46,7 @@ from ag_ui.core import (
     PROTOCOL_VERSION,
     BaseEvent,
     CustomEvent,
+    Interrupt,
     ReasoningEndEvent,
     ReasoningMessageContentEvent,
     ReasoningMessageEndEvent,
@@ -46,6 +55,7 @@ from ag_ui.core import (
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
+    RunFinishedInterruptOutcome,
     RunStartedEvent,
     StepFinishedEvent,
     StepStartedEvent,
@@ -62,7 +72,70 @@ from ag_ui.core import (
 from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 from agentstream.protocol import is_failure_twin
 
-__all__ = ["AgUiTranslator"]
+__all__ = [
+    "APPROVAL_SCHEMA",
+    "QUESTION_SCHEMA",
+    "AgUiTranslator",
+    "interrupt_for",
+    "interrupt_id",
+    "split_interrupt_id",
+]
+
+#: the ``resume`` payload an approval interrupt expects (a bare boolean is taken too)
+APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "approved": {"type": "boolean"},
+        "reason": {"type": "string", "description": "told to the model when denied"},
+    },
+    "required": ["approved"],
+}
+#: the ``resume`` payload a question expects (a bare string is taken too)
+QUESTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"message": {"type": "string", "description": "the answer"}},
+    "required": ["message"],
+}
+#: between the task id and the tool call id in an interrupt id (no task id holds it)
+_ID_SEP = ":"
+
+
+def interrupt_id(run_id: str, tool_call_id: str) -> str:
+    """The id of the interrupt for ``tool_call_id`` of the task ``run_id``: the task id,
+    so that a resume names its task, then the call."""
+    return f"{run_id}{_ID_SEP}{tool_call_id}"
+
+
+def split_interrupt_id(value: str) -> tuple[str, str] | None:
+    """``(task id, tool call id)`` of an interrupt id, ``None`` if it is not one of ours."""
+    task_id, sep, call_id = value.partition(_ID_SEP)
+    return (task_id, call_id) if sep and task_id and call_id else None
+
+
+def interrupt_for(run_id: str, wait: Mapping[str, Any], expires_at: str | None = None) -> Interrupt:
+    """The AG-UI interrupt of one wait event: ``tool_call`` (an approval: ``toolCallId``,
+    the call in ``metadata``) or ``input_required`` (a question: its prompt as
+    ``message``), each with the ``responseSchema`` its answer follows."""
+    call_id = str(wait.get("tool_call_id") or "")
+    if wait.get("type") == "approval_required":
+        name, parameters = str(wait.get("tool_name") or ""), wait.get("parameters") or {}
+        return Interrupt(
+            id=interrupt_id(run_id, call_id),
+            reason="tool_call",
+            message=f"Approve {name}({json_text(parameters)})?",
+            tool_call_id=call_id,
+            response_schema=APPROVAL_SCHEMA,
+            expires_at=expires_at,
+            metadata={"agentstream": {"tool_name": name, "parameters": parameters}},
+        )
+    return Interrupt(
+        id=interrupt_id(run_id, call_id),
+        reason="input_required",
+        message=str(wait.get("prompt") or ""),
+        tool_call_id=call_id,
+        response_schema=QUESTION_SCHEMA,
+        expires_at=expires_at,
+    )
 
 
 def _millis(timestamp: Any) -> int | None:
@@ -82,9 +155,15 @@ class AgUiTranslator:
     returns. It tracks the open text message, reasoning span, tool calls and step.
     """
 
-    def __init__(self, thread_id: str, run_id: str) -> None:
+    def __init__(self, thread_id: str, run_id: str, reported_run_id: str | None = None) -> None:
         self.thread_id = thread_id
+        #: the task id: ids of messages and interrupts derive from it
         self.run_id = run_id
+        #: the run id of ``RUN_STARTED``/``RUN_FINISHED``: the client's own run when it
+        #: continues the task with a resume, else the task id
+        self.reported_run_id = reported_run_id or run_id
+        #: waits announced and not answered yet, by tool call id (the wait events)
+        self.waits: dict[str, Mapping[str, Any]] = {}
         self.started = False
         self.finished = False
         self._message: str | None = None
@@ -113,7 +192,7 @@ class AgUiTranslator:
             out.append(
                 RunStartedEvent(
                     thread_id=self.thread_id,
-                    run_id=self.run_id,
+                    run_id=self.reported_run_id,
                     protocol_version=PROTOCOL_VERSION,
                     timestamp=ts,
                 )
@@ -146,6 +225,7 @@ class AgUiTranslator:
                 self._completed(event, ts, out)
             case _:
                 self._remember(event)
+                self._track_wait(event)
                 if kind in ("retry", "thought", "result"):
                     self._turn_message = None
                 if kind == "retry":
@@ -291,6 +371,38 @@ class AgUiTranslator:
             case "cancelled":
                 self._cancel_reason = str(event.get("reason") or "cancelled")
 
+    def _track_wait(self, event: Mapping[str, Any]) -> None:
+        match event.get("type"):
+            case "approval_required" | "input_required":
+                self.waits[str(event.get("tool_call_id") or "")] = event
+            case "input":
+                for approval in event.get("approvals") or []:
+                    if isinstance(approval, Mapping):
+                        self.waits.pop(str(approval.get("tool_call_id") or ""), None)
+                if event.get("message") is not None:
+                    self.waits.pop(str(event.get("tool_call_id") or ""), None)
+
+    def interrupt(self, pending: list[str], expires_at: str | None = None) -> list[BaseEvent]:
+        """End the run because the task waits for ``pending`` (tool call ids, the task's
+        own list): close what is open, then ``RUN_FINISHED`` with the interrupt outcome.
+        Nothing when none of them was announced in the stream."""
+        waits = [self.waits[call_id] for call_id in pending if call_id in self.waits]
+        if self.finished or not waits:
+            return []
+        out: list[BaseEvent] = []
+        self._close_all(out, None)
+        self.finished = True
+        interrupts = [interrupt_for(self.run_id, wait, expires_at) for wait in waits]
+        out.append(
+            RunFinishedEvent(
+                thread_id=self.thread_id,
+                run_id=self.reported_run_id,
+                outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
+                usage=self._token_usage(),
+            )
+        )
+        return out
+
     def _token_usage(self) -> list[TokenUsage] | None:
         usage = self._usage
         if not usage or not all(
@@ -313,7 +425,7 @@ class AgUiTranslator:
             out.append(
                 RunFinishedEvent(
                     thread_id=self.thread_id,
-                    run_id=self.run_id,
+                    run_id=self.reported_run_id,
                     result=self._output,
                     usage=self._token_usage(),
                     timestamp=ts,
@@ -323,7 +435,7 @@ class AgUiTranslator:
             out.append(
                 RunFinishedEvent(
                     thread_id=self.thread_id,
-                    run_id=self.run_id,
+                    run_id=self.reported_run_id,
                     outcome=RunFinishedCancelledOutcome(),
                     metadata={"agentstream": {"status": "cancelled", "reason": self._cancel_reason}},
                     usage=self._token_usage(),

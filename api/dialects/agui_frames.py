@@ -14,12 +14,19 @@ clients expect every response to open with it) and the start event of every mess
 call, step and reasoning span still open at that point, with their original ids, so the
 deltas that follow land where they belong. A reader resuming after the end of the run gets
 nothing.
+
+**Waiting.** While the stream has announced waits that no ``input`` answered, the reader
+tails with a short idle timeout and, when the stream goes quiet, reads the task's status:
+once it is ``waiting`` the run ends with the interrupt outcome (frames without ``id:``,
+derived again by any reader that reaches the same point), and the response ends. A
+continuation (``RunAgentInput.resume``) reads from the answer's cursor like a resumed
+reader, under the client's new run id.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +57,9 @@ from agentstream.streams.keys import public_task_id
 __all__ = ["AgUiFrames", "OpenBlocks", "ResumePoint", "agui_frames", "frame_ids", "resume_point"]
 
 _MAX_INDEX_DIGITS = 6
+#: how long a stream with unanswered waits may stay quiet before the reader asks whether
+#: the task is parked: a worker sets ``waiting`` right after its last wait event
+WAIT_POLL_S = 0.25
 _ALL = EventFilter.parse("all")
 
 
@@ -130,8 +140,14 @@ class AgUiFrames:
     task's events from the start of the stream (``resume``) or from wherever the reader
     starts (a fresh read), then call :meth:`resumed` once the stored history is read."""
 
-    def __init__(self, thread_id: str, run_id: str, resume: ResumePoint | None = None) -> None:
-        self.translator = AgUiTranslator(thread_id, run_id)
+    def __init__(
+        self,
+        thread_id: str,
+        run_id: str,
+        resume: ResumePoint | None = None,
+        reported_run_id: str | None = None,
+    ) -> None:
+        self.translator = AgUiTranslator(thread_id, run_id, reported_run_id)
         self._encoder = EventEncoder()
         self._resume = None if resume is None or resume.fresh else resume
         self._open = OpenBlocks()
@@ -188,6 +204,11 @@ class AgUiFrames:
         self._held, self._lost = [], []
         return frames
 
+    def interrupt(self, meta: TaskMeta) -> list[bytes]:
+        """The frames that end the run because the task waits (``meta``), without ids."""
+        pending = [str(item.get("tool_call_id")) for item in meta.pending_input]
+        return [self.encode(e, None) for e in self.translator.interrupt(pending, meta.input_deadline)]
+
 
 async def resume_point(
     reader: Reader, task_id: str, last_event_id: str | None, starting_after: int | None, after: str | None
@@ -210,14 +231,23 @@ def thread_id(meta: TaskMeta) -> str:
     return str(meta.request.get("session_id") or public_task_id(meta.task_id))
 
 
-async def agui_frames(reader: Reader, meta: TaskMeta, resume: ResumePoint) -> AsyncIterator[bytes]:
-    """The task's run as AG-UI SSE frames from ``resume`` to ``RUN_FINISHED``/``RUN_ERROR``.
+async def agui_frames(
+    reader: Reader,
+    meta: TaskMeta,
+    resume: ResumePoint,
+    status: Callable[[], Awaitable[TaskMeta | None]],
+    *,
+    run_id: str | None = None,
+) -> AsyncIterator[bytes]:
+    """The task's run as AG-UI SSE frames from ``resume`` to ``RUN_FINISHED``/``RUN_ERROR``,
+    or to the interrupt once the task waits for a person (``status`` reads its meta).
 
     A fresh read tails from the start. A resumed one first replays the stored history from
     the start to rebuild the translator (sending nothing up to the resume point), then
-    tails from where the replay stopped."""
+    tails from where the replay stopped. ``run_id`` is the client's run when it continues
+    the task (a resume), reported in ``RUN_STARTED``/``RUN_FINISHED``."""
     task_id = meta.task_id
-    frames = AgUiFrames(thread_id(meta), public_task_id(task_id), resume)
+    frames = AgUiFrames(thread_id(meta), public_task_id(task_id), resume, run_id)
     after = "0-0"
     if not resume.fresh:
         items = reader.replay(task_id, "0", _ALL)
@@ -233,8 +263,21 @@ async def agui_frames(reader: Reader, meta: TaskMeta, resume: ResumePoint) -> As
             yield frame
         if frames.finished:
             return
-    items = reader.tail(task_id, after, _ALL)
-    async with contextlib.aclosing(items):  # type: ignore[type-var]
-        async for cursor, event in items:
-            for frame in frames.frames(cursor, event):
-                yield frame
+    while not frames.finished:
+        waits = bool(frames.translator.waits)
+        items = reader.tail(task_id, after, _ALL, idle_timeout_s=WAIT_POLL_S if waits else None)
+        async with contextlib.aclosing(items):  # type: ignore[type-var]
+            async for cursor, event in items:
+                for frame in frames.frames(cursor, event):
+                    yield frame
+                if event["type"] not in ("gap", "reset"):
+                    after = cursor
+                if bool(frames.translator.waits) != waits:
+                    break  # tail again, with or without the idle timeout
+            else:
+                if not waits:
+                    return  # the stream ended
+                current = await status()
+                if current is not None and current.status == "waiting":
+                    for frame in frames.interrupt(current):
+                        yield frame

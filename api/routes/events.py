@@ -9,6 +9,7 @@ background mode, so its clients resume here as they do there.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Annotated, Any
 
@@ -291,4 +292,5 @@ async def _agui_events(
     """The run as AG-UI events (:mod:`~agentstream.api.dialects.agui_frames`)."""
     resume = await resume_point(svc.reader, meta.task_id, last_event_id, starting_after, after)
     slot = svc.slots.take(meta.owner)
-    return sse_response(svc, agui_frames(svc.reader, meta, resume), slot)
+    frames = agui_frames(svc.reader, meta, resume, functools.partial(svc.store.meta, meta.task_id))
+    return sse_response(svc, frames, slot)

@@ -85,7 +85,7 @@ async function logIn(event) {
     response = await request("ui/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ api_key: key }),
+      body: JSON.stringify({ api_key: key, can_answer: $("can-answer").checked }),
     });
   } catch (error) {
     $("login-error").textContent = error instanceof Unauthorized ? "Unknown API key." : error.message;
@@ -205,7 +205,7 @@ function openTask(taskId, mode) {
   $("reconnects").textContent = "0";
   $("raw").replaceChildren();
   $("transcript").replaceChildren();
-  state.transcript = new Transcript($("transcript"), mode);
+  state.transcript = new Transcript($("transcript"), mode, { canAnswer: Boolean(state.session?.can_answer) });
   renderStats();
   setConn("connecting");
   loadHeader(taskId);
@@ -331,9 +331,66 @@ function renderStats() {
   $("stat-usage").textContent = u.total ? `${u.total} (${u.prompt} in + ${u.completion} out)` : "–";
 }
 
+// ------------------------------------------------------------------- answering a wait
+
+// A waiting call's form (transcript.js) is sent here: the viewer's own route, a same-origin
+// JSON POST with the session's CSRF token (the cookie alone cannot answer) and an
+// idempotency key, so a retried click counts once. The `input` event that follows in the
+// stream closes the form.
+async function answer(event) {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.classList.contains("answer")) return;
+  event.preventDefault();
+  const action = event.submitter?.value;
+  const callId = form.dataset.call;
+  const text = form.querySelector(".answer-text")?.value.trim() ?? "";
+  let body;
+  if (action === "answer") body = { message: text, tool_call_id: callId };
+  else body = { approvals: [{ tool_call_id: callId, approved: action === "approve", ...(text ? { reason: text } : {}) }] };
+  const status = form.querySelector(".answer-status");
+  for (const control of form.querySelectorAll("button")) control.disabled = true;
+  status.textContent = "sending…";
+  const key = crypto.randomUUID();
+  try {
+    // The wait event comes a moment before its attempt parks the task: an answer in that
+    // moment is refused ("its status is running"); send it again (same key) a few seconds.
+    for (let tries = 0; ; tries += 1) {
+      const response = await request(`ui/tasks/${encodeURIComponent(state.taskId)}/input`, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json",
+          "X-CSRF-Token": state.session?.csrf_token ?? "",
+          "Idempotency-Key": key,
+        },
+        body: JSON.stringify(body),
+      });
+      if (response.ok) {
+        // the stream's `input` event may have closed the form already; it says more
+        if (!form.classList.contains("answered")) status.textContent = "sent";
+        return;
+      }
+      const error = await response.json().catch(() => ({}));
+      const message = error.error?.message ?? "";
+      if (response.status === 409 && message.includes("its status is running") && tries < 20) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
+      status.textContent = `refused (${response.status}): ${message}`;
+      break;
+    }
+  } catch (error) {
+    if (error instanceof Unauthorized) return showLogin("Your session ended: sign in again.");
+    status.textContent = `not sent: ${error.message}`;
+  }
+  if (!form.classList.contains("answered")) {
+    for (const control of form.querySelectorAll("button")) control.disabled = false;
+  }
+}
+
 // --------------------------------------------------------------------------- wiring
 
 $("login-form").addEventListener("submit", logIn);
+$("transcript").addEventListener("submit", answer);
 $("logout").addEventListener("click", logOut);
 $("replay").addEventListener("click", () => state.taskId && openTask(state.taskId, state.mode));
 $("mode").addEventListener("change", () => {

@@ -47,9 +47,11 @@ function millis(timestamp) {
 /** The rendering state of one stream read from one cursor. */
 export class Transcript {
   /** Draws into ``root`` the events that ``mode`` shows; counts every event. */
-  constructor(root, mode = "all") {
+  constructor(root, mode = "all", { canAnswer = false } = {}) {
     this.root = root;
     this.mode = mode;
+    this.canAnswer = canAnswer; // the session may approve, deny and answer
+    this.waits = new Map(); // tool_call_id -> the form of a call that waits for a person
     this.startedAt = null; // ms of the first event
     this.lastAt = null;
     this.events = 0;
@@ -161,6 +163,53 @@ export class Transcript {
     return card;
   }
 
+  /** A call that waits for a person: what it waits for, and the form that answers it
+   * (app.js sends it), or a note when this session is read-only. */
+  wait(event, at, title, kind) {
+    this.closeText();
+    const body = this.entry("wait", at);
+    body.append(el("div", "wait-title", title));
+    const form = el("form", "answer");
+    form.dataset.call = event.tool_call_id ?? "";
+    form.dataset.kind = kind;
+    const status = el("span", "answer-status", "");
+    if (!this.canAnswer) {
+      form.append(el("span", "dim", "read-only viewer: answer with the API key, or sign in with answering allowed"));
+    } else if (kind === "approval") {
+      const reason = el("input", "answer-text");
+      reason.name = "reason";
+      reason.placeholder = "reason (optional)";
+      const approve = el("button", "approve", "Approve");
+      approve.type = "submit";
+      approve.value = "approve";
+      const deny = el("button", "deny", "Deny");
+      deny.type = "submit";
+      deny.value = "deny";
+      form.append(reason, approve, deny);
+    } else {
+      const text = el("input", "answer-text");
+      text.name = "message";
+      text.required = true;
+      text.placeholder = "your answer";
+      const send = el("button", "approve", "Answer");
+      send.type = "submit";
+      send.value = "answer";
+      form.append(text, send);
+    }
+    form.append(status);
+    body.append(form);
+    this.waits.set(form.dataset.call, form);
+  }
+
+  /** A recorded answer closes its call's form. */
+  answered(callId, text) {
+    const form = this.waits.get(callId);
+    if (!form) return;
+    for (const control of form.querySelectorAll("input, button")) control.disabled = true;
+    form.classList.add("answered");
+    form.querySelector(".answer-status").textContent = text;
+  }
+
   banner(kind, at, text) {
     this.closeText();
     this.entry(kind, at).append(el("div", "banner", text));
@@ -168,6 +217,28 @@ export class Transcript {
 }
 
 const HANDLERS = {
+  approval_required(event, at) {
+    const args = JSON.stringify(event.parameters ?? {});
+    this.wait(event, at, `Waits for approval: ${event.tool_name}(${args})`, "approval");
+  },
+  input_required(event, at) {
+    this.wait(event, at, `The agent asks: ${event.prompt ?? ""}`, "question");
+  },
+  input(event, at) {
+    const parts = [];
+    for (const item of event.approvals ?? []) {
+      const text = item.approved ? "✓ approved" : `✗ denied${item.reason ? `: ${item.reason}` : ""}`;
+      this.answered(item.tool_call_id, text);
+      parts.push(text);
+    }
+    if (event.message !== undefined && event.message !== null) {
+      // with a tool call id it answers a question; without, it is a message to the task
+      const text = event.tool_call_id ? `answered: ${event.message}` : `message: ${event.message}`;
+      if (event.tool_call_id) this.answered(event.tool_call_id, text);
+      parts.push(text);
+    }
+    this.entry("lifecycle", at).append(el("span", "dim", `input · ${parts.join(", ")}`));
+  },
   queued(event, at) {
     const body = this.entry("queued", at);
     body.append(el("span", "dim", `queued · ${event.agent ?? "agent"}`));
@@ -369,6 +440,12 @@ const STATS = {
   },
   status: running,
   started: running,
+  approval_required() {
+    this.status = "waiting";
+  },
+  input_required() {
+    this.status = "waiting";
+  },
   retry() {
     // The interrupted turn's partial output goes, whatever the mode draws (PROTOCOL rule 4).
     this.status = "running";

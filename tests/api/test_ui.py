@@ -34,7 +34,9 @@ async def test_login_sets_a_signed_read_only_cookie_that_holds_no_key(api: Api) 
     async with api.client({}) as anonymous:
         response = await anonymous.post("/ui/session", json={"api_key": "key-alice"})
     assert response.status_code == 200
-    assert response.json() == {"tenant": "alice", "open_mode": False, "expires_in_s": 8 * 3600}
+    assert response.json() == {
+        "tenant": "alice", "open_mode": False, "expires_in_s": 8 * 3600, "can_answer": False, "csrf_token": None,
+    }  # fmt: skip
     cookie = response.headers["set-cookie"]
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "path", "max-age"} <= attributes and "secure" not in attributes  # http here
@@ -51,7 +53,7 @@ async def test_the_cookie_reads_tasks_of_its_tenant_only(
     bob_task = await submit(bob, "bob's task")
     async with logged_in(api, "key-alice") as viewer:
         assert (await viewer.get("/ui/session")).json() == {
-            "tenant": "alice", "open_mode": False, "expires_in_s": None,
+            "tenant": "alice", "open_mode": False, "expires_in_s": None, "can_answer": False, "csrf_token": None,
         }  # fmt: skip
         frames = await read_sse(viewer, f"/v1/tasks/{task_id}/events")
         assert [f.event for f in frames] == ["queued", "token", "token", "token", "completed"]
@@ -106,7 +108,11 @@ def test_session_tokens_expire_and_die_with_their_tenant_or_secret() -> None:
 async def test_open_mode_needs_no_login(settings: StreamsSettings, redis: Any) -> None:
     async with serve(api_settings(settings, api_keys=())) as api, api.client({}) as client:
         response = await client.post("/ui/session", json={"api_key": "anything"})
-        assert response.json() == {"tenant": "default", "open_mode": True, "expires_in_s": None}
+        session = response.json()
+        assert {k: session[k] for k in ("tenant", "open_mode", "expires_in_s", "can_answer")} == {
+            "tenant": "default", "open_mode": True, "expires_in_s": None, "can_answer": True,
+        }  # fmt: skip
+        assert session["csrf_token"]  # open mode answers too, from the page only (its token)
         assert "set-cookie" not in response.headers
         assert (await client.get("/ui/session")).json()["open_mode"] is True
 

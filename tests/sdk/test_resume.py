@@ -158,10 +158,13 @@ async def test_streaming_run_submits_and_streams_chunks(stub: tuple[Stub, str]) 
                 raw=True,
             )
         ]  # fmt: skip
-    # chunk mode plus the task's `result`, asked of the server as mode=all narrowed by types=
+    # chunk mode plus the task's `result` and the waits for a person, asked of the server
+    # as mode=all narrowed by types=
     assert [e["type"] for e in events] == ["token"] * 30 + ["result", "completed"]
     assert state.connections[0]["mode"] == "all"
-    assert state.connections[0]["types"] == "refusal,result,thinking_token,token,tool_call_delta"
+    assert state.connections[0]["types"] == (
+        "approval_required,input_required,refusal,result,thinking_token,token,tool_call_delta"
+    )
     assert state.bodies[0]["body"] == {"input": "hi", "agent": "llm", "task_id": "mine", "max_iterations": 3}
 
 

@@ -4,6 +4,10 @@
 messages make the task's input and the system/developer messages join ``instructions``
 (the agent's system prompt). Parameters this API cannot honour are refused (422), never
 ignored: a caller must not believe a setting applied that did not.
+
+An ``input`` may instead answer what the previous response waits for:
+``mcp_approval_response`` items (an approval request's decision) and
+``function_call_output`` items (the answer to a question, ``ask_user``'s call).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CreateResponse", "InputMessage"]
+__all__ = ["ApprovalAnswer", "CreateResponse", "InputMessage", "ToolOutput"]
 
 
 class TextPart(BaseModel):
@@ -42,6 +46,30 @@ class InputMessage(BaseModel):
         return "\n".join(part.text for part in self.content)
 
 
+class ApprovalAnswer(BaseModel):
+    """A decision on an ``mcp_approval_request`` of the previous response."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["mcp_approval_response"]
+    approval_request_id: str = Field(min_length=1, max_length=300)
+    approve: bool
+    reason: str | None = Field(default=None, max_length=2000)
+    id: str | None = None
+
+
+class ToolOutput(BaseModel):
+    """The output of a call the previous response left unanswered (a question)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=200)
+    output: str = Field(min_length=1)
+    id: str | None = None
+    status: str | None = None
+
+
 class CreateResponse(BaseModel):
     """A response to create: a task of the agent ``model``."""
 
@@ -50,7 +78,9 @@ class CreateResponse(BaseModel):
     model: str = Field(
         description="the agent's name (`llm`, `tool`, `hybrid`, or one of the worker's catalog)"
     )
-    input: str | list[InputMessage] = Field(description="the user's text, or messages")
+    input: str | list[InputMessage | ApprovalAnswer | ToolOutput] = Field(
+        description="the user's text, or messages; or the answers to what the previous response waits for"
+    )
     instructions: str | None = Field(default=None, description="the agent's system prompt for this task")
     previous_response_id: str | None = Field(
         default=None, description="continue that response's conversation (the worker's memory of it)"
@@ -64,17 +94,25 @@ class CreateResponse(BaseModel):
     store: Literal[True] | None = Field(default=None, description="responses are always stored (as tasks)")
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
 
+    def messages(self) -> list[InputMessage]:
+        return [] if isinstance(self.input, str) else [m for m in self.input if isinstance(m, InputMessage)]
+
+    def answers(self) -> list[ApprovalAnswer | ToolOutput]:
+        """The items that answer the previous response (none for a plain request)."""
+        if isinstance(self.input, str):
+            return []
+        return [m for m in self.input if isinstance(m, ApprovalAnswer | ToolOutput)]
+
     def user_text(self) -> str:
         """The task's input: the string, or the user messages' text joined by blank lines."""
         if isinstance(self.input, str):
             return self.input
-        return "\n\n".join(m.text for m in self.input if m.role == "user" and m.text)
+        return "\n\n".join(m.text for m in self.messages() if m.role == "user" and m.text)
 
     def system_text(self) -> str | None:
         """``instructions``, then the system/developer messages' text, joined."""
         parts = [self.instructions] if self.instructions else []
-        if not isinstance(self.input, str):
-            parts += [m.text for m in self.input if m.role != "user" and m.text]
+        parts += [m.text for m in self.messages() if m.role != "user" and m.text]
         return "\n\n".join(parts) or None
 
     def task_fields(self) -> dict[str, Any]:

@@ -27,6 +27,17 @@ serves it, and the numbers of what retention kept do not depend on what it dropp
 
 Other events (ReAct thoughts, steps, usage, custom events) have no Responses event; usage
 is summed into the object's ``usage``.
+
+**Waiting for a person** splits a task into responses, as OpenAI's approval round trip
+does. A response ends when its task parks: ``approval_required`` adds an
+``mcp_approval_request`` item (id ``mcpr_<tool call id>``, the tool's name and arguments,
+``server_label`` ``agentstream``); a question (``ask_user``) is its ``function_call`` item
+left without output; and :meth:`ResponsesTranslator.park` ends the response
+``completed`` with them, numbered after the last event's group. The client answers with a
+new response (``previous_response_id``, ``mcp_approval_response`` /
+``function_call_output`` items): the continuation ``<task id>.<seq of the answer>`` is the
+same task's events after that seq (``after_seq``), translated by a translator that has
+seen, silently, what came before it (so a call's output does not announce the call again).
 """
 
 from __future__ import annotations
@@ -38,7 +49,12 @@ from typing import Any
 from agentstream.api.dialects.responses.objects import ResponseState, epoch_s
 from agentstream.api.dialects.tool_calls import TurnCalls, json_text, ready_calls
 
-__all__ = ["SEQ_SPAN", "ResponsesTranslator"]
+__all__ = ["APPROVAL_PREFIX", "SEQ_SPAN", "ResponsesTranslator"]
+
+#: an approval request's item id is this prefix and the tool call id
+APPROVAL_PREFIX = "mcpr_"
+#: the ``server_label`` of approval requests (the tools run on the worker, not an MCP server)
+SERVER_LABEL = "agentstream"
 
 #: Responses events per stored event at most: ``sequence_number = seq * SEQ_SPAN + k``
 SEQ_SPAN = 1000
@@ -69,10 +85,18 @@ _STOPPED = {"length": "max_output_tokens", "content_filter": "content_filter"}
 class ResponsesTranslator:
     """Turns one task's stored events into Responses events (see the module doc)."""
 
-    def __init__(self, state: ResponseState) -> None:
+    def __init__(self, state: ResponseState, after_seq: int = 0) -> None:
         self.state = state
+        #: the response covers the task's events after this seq (a continuation); those
+        #: before it are only looked at for the calls they announced
+        self.after_seq = after_seq
         self.created = False
         self.finished = False
+        #: calls that wait for a person in this response and were not answered yet
+        self.waits: set[str] = set()
+        self._earlier: set[str] = set()
+        #: the seq of the last event fed and how many Responses events it became
+        self._last: tuple[int, int] = (after_seq, 0)
         self._out: list[Event] = []
         #: the chunk kind (``token``, ``refusal``, ``thinking_token``) and output index of
         #: the open text item: any event of another type closes it
@@ -90,17 +114,52 @@ class ResponsesTranslator:
         seq = event.get("seq")
         if self.finished or not isinstance(seq, int):
             return []
+        if seq <= self.after_seq:
+            self._remember_calls(event)
+            return []
+        if event.get("type") == "input" and self.waits:
+            return self.park()  # the answer came: this response ended when the task parked
         out: list[Event] = []
         self._out = out
         if not self.created:
             self.created = True
+            if self.after_seq:
+                self.state.created_at = epoch_s(event.get("timestamp")) or self.state.created_at
             self._lifecycle("response.created")
         self._translate(event)
         if len(out) > SEQ_SPAN:
             raise ValueError(f"event {seq} maps to {len(out)} Responses events; at most {SEQ_SPAN} fit")
         for k, item in enumerate(out):
             item["sequence_number"] = seq * SEQ_SPAN + k
+        self._last = (seq, len(out))
         return out
+
+    def park(self) -> list[Event]:
+        """End the response because its task waits for the calls in :attr:`waits`:
+        ``response.completed`` with the approval requests and unanswered calls in its
+        output. Numbered after the last event's group, so every reader numbers it alike.
+        Nothing when nothing waits or the response already ended."""
+        if self.finished or not self.waits:
+            return []
+        out: list[Event] = []
+        self._out = out
+        self._close_all("completed")
+        self.state.status = "completed"
+        self.finished = True
+        self._lifecycle("response.completed")
+        seq, used = self._last
+        for k, item in enumerate(out):
+            item["sequence_number"] = seq * SEQ_SPAN + used + k
+        return out
+
+    def _remember_calls(self, event: Mapping[str, Any]) -> None:
+        """An event before the response's start: note the calls it announced."""
+        call_id = event.get("tool_call_id")
+        if isinstance(call_id, str) and call_id:
+            self._earlier.add(call_id)
+        for call in event.get("tool_calls") or []:
+            if isinstance(call, Mapping) and isinstance(call.get("tool_call_id"), str):
+                self._earlier.add(call["tool_call_id"])
 
     def _translate(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -126,6 +185,10 @@ class ResponsesTranslator:
                 self._tool_output(event, seq=int(event["seq"]))
             case "usage":
                 self.state.add_usage(event)
+            case "approval_required":
+                self._approval_request(event)
+            case "input_required":
+                self.waits.add(str(event.get("tool_call_id") or ""))
             case "result":
                 self._result = event
             case "error":
@@ -268,16 +331,34 @@ class ResponsesTranslator:
     def _announce(self, event: Mapping[str, Any], seq: int) -> None:
         """``tool_call``/``action``: only news for a call that was never streamed."""
         call_id = event.get("tool_call_id")
-        if isinstance(call_id, str) and call_id and call_id not in self._call_items:
+        if (
+            isinstance(call_id, str)
+            and call_id
+            and call_id not in self._call_items
+            and call_id not in self._earlier
+        ):
             self._whole_call(call_id, str(event.get("tool_name") or ""), None, event.get("parameters"), seq)
+
+    def _approval_request(self, event: Mapping[str, Any]) -> None:
+        """A call that waits for approval: an ``mcp_approval_request`` item (the SDK's
+        class has no ``status``: added and done as it is)."""
+        call_id = str(event.get("tool_call_id") or "")
+        self.waits.add(call_id)
+        arguments = json_text(event.get("parameters") or {})
+        item = {"id": f"{APPROVAL_PREFIX}{call_id}", "type": "mcp_approval_request",
+                "name": str(event.get("tool_name") or ""), "arguments": arguments,
+                "server_label": SERVER_LABEL}  # fmt: skip
+        index = self._add(item)
+        self._emit("response.output_item.done", output_index=index, item=item)
 
     def _tool_output(self, event: Mapping[str, Any], seq: int) -> None:
         call_id = str(event.get("tool_call_id") or "")
         if call_id in self._answered:
             return  # a failed call's ``tool_result`` and its ``tool_error``: one output
         self._answered.add(call_id)
+        self.waits.discard(call_id)
         name = str(event.get("tool_name") or "")
-        if call_id not in self._call_items:
+        if call_id not in self._call_items and call_id not in self._earlier:
             self._whole_call(call_id, name, None, None, seq)
         failed = event.get("type") == "tool_error" or event.get("success") is False
         value = event.get("error") if failed and event.get("error") is not None else event.get("result")
