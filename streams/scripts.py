@@ -90,6 +90,9 @@ return {attempt, tonumber(cur[3])}
 # Others may append while the attempt runs (a message sent to the running task, see
 # RECORD_INPUT): ``wseq``, the seq after this attempt's own last append, tells events
 # appended by others since (go on after them) from a resend of a batch already applied.
+# A wait event (``approval_required``, ``input_required``) enters the meta's
+# ``pending_input`` in the same call, so an answer sent the moment a reader sees the event
+# is taken even though the attempt has not parked the task yet (see SET_WAITING).
 APPEND = """
 local attempt = tonumber(ARGV[1])
 local expected = tonumber(ARGV[2])
@@ -116,6 +119,8 @@ for i = 1, n - 1 do
 end
 local out = {0}
 local done = false
+local WAIT_KINDS = {approval_required = 'approval', input_required = 'question'}
+local waits
 for i = 1, n do
   local b = 7 + (i - 1) * 5
   seq = seq + 1
@@ -128,8 +133,14 @@ for i = 1, n do
       'a', attempt, 'm', ARGV[b + 2], 'g', ARGV[b + 3], 'd', ARGV[b + 4], 'x', ARGV[b + 5])
   end
   out[i + 1] = id
+  local kind = WAIT_KINDS[ARGV[b + 1]]
+  if kind then
+    waits = waits or cjson.decode(redis.call('HGET', KEYS[2], 'pending_input') or '[]')
+    waits[#waits + 1] = {tool_call_id = cjson.decode(ARGV[b + 4])['tool_call_id'], kind = kind}
+  end
   if ARGV[b + 1] == 'completed' then done = true end
 end
+if waits then redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(waits)) end
 out[1] = seq
 if done then
   redis.call('HSET', KEYS[2], 'seq', seq, 'wseq', seq, 'done', 1, 'status', ARGV[5], 'ended_at', ARGV[6],
@@ -239,16 +250,33 @@ return entry
 
 # KEYS: meta
 # ARGV: attempt, pending (JSON list of {"tool_call_id", "kind"}), deadline (ISO)
-# -> 1 waiting; errors NOTASK, COMPLETED, FENCED <attempt>, CANCELREQ (a cancel came in
-#    while the attempt ran: it must end the stream itself, not wait)
+# -> 1 waiting; 0 every pending call was answered while the attempt ran (the task is
+#    queued again: the caller retries the job at once); errors NOTASK, COMPLETED,
+#    FENCED <attempt>, CANCELREQ (a cancel came in while the attempt ran: it must end the
+#    stream itself, not wait)
 # The attempt that asked for input parks the task; it is not held by any worker from here.
+# ``pending`` is what the attempt knew of; answers that came in since it started were
+# taken off the meta's ``pending_input`` (RECORD_INPUT), so only calls still there wait.
 SET_WAITING = """
-local cur = redis.call('HMGET', KEYS[1], 'attempt', 'done', 'cancel_requested')
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'done', 'cancel_requested', 'pending_input')
 if not cur[1] then return redis.error_reply('NOTASK') end
 if cur[2] == '1' then return redis.error_reply('COMPLETED') end
 if cur[1] ~= ARGV[1] then return redis.error_reply('FENCED ' .. cur[1]) end
 if cur[3] then return redis.error_reply('CANCELREQ') end
-redis.call('HSET', KEYS[1], 'status', 'waiting', 'pending_input', ARGV[2], 'input_deadline', ARGV[3])
+local open = {}
+for _, item in ipairs(cjson.decode(cur[4] or '[]')) do open[item['tool_call_id']] = true end
+local remaining = {}
+for _, item in ipairs(cjson.decode(ARGV[2])) do
+  if open[item['tool_call_id']] then remaining[#remaining + 1] = item end
+end
+if #remaining == 0 then
+  redis.call('HSET', KEYS[1], 'status', 'queued')
+  redis.call('HDEL', KEYS[1], 'pending_input', 'input_deadline')
+  redis.call('HINCRBY', KEYS[1], 'resumes', 1)
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'pending_input', cjson.encode(remaining),
+  'input_deadline', ARGV[3])
 return 1
 """
 
@@ -256,11 +284,14 @@ return 1
 # ARGV: idempotency key ('' for none), answered tool_call_ids (JSON list), maxlen,
 #       then the input event (t, m, g, d, x), then '1' when the input is a message the
 #       task may take while it runs, and the most such messages a task keeps
-# -> {seq, remaining, id}; errors NOTASK, ENDED <status>, NOTWAITING <status>,
+# -> {seq, remaining, id, queued}; errors NOTASK, ENDED <status>, NOTWAITING <status>,
 #    NOTPENDING <tool_call_id>, FINISHING, INBOXFULL <n>, WAITINGNOW (a message meant for
 #    a running task found it waiting: the caller reads the task again)
 # Records the input as the next event of the task. A waiting task: once nothing is pending
-# it is queued again (the caller enqueues its job). A queued or running task takes a
+# it is queued again (``queued`` 1: the caller enqueues its job). Calls announced by an
+# attempt still running (APPEND put them in ``pending_input``) may be answered before it
+# parks the task: the input is recorded and SET_WAITING then waits for the rest only, or
+# for nothing. A queued or running task takes a
 # message: its seq and id join the meta's ``inbox`` (``inbox_n`` counts them), which the
 # attempt reads between model turns (see CLOSE_INBOX). An idempotency key already used on
 # this task returns the first reply and records nothing.
@@ -275,9 +306,10 @@ if ARGV[1] ~= '' then
   if prev then return cjson.decode(prev) end
 end
 if cur[2] == '1' then return redis.error_reply('ENDED ' .. cur[1]) end
+local waiting = cur[1] == 'waiting'
 local reply
-if cur[1] ~= 'waiting' then
-  if ARGV[9] ~= '1' then return redis.error_reply('NOTWAITING ' .. cur[1]) end
+if ARGV[9] == '1' then
+  if waiting then return redis.error_reply('WAITINGNOW') end
   if cur[6] then return redis.error_reply('FINISHING') end
   local inbox = cjson.decode(cur[7] or '[]')
   if #inbox >= tonumber(ARGV[10]) then return redis.error_reply('INBOXFULL ' .. #inbox) end
@@ -285,10 +317,10 @@ if cur[1] ~= 'waiting' then
   local seq, id = add_events(KEYS[1], ARGV[3], attempt, tonumber(cur[3]), 3, 1)
   inbox[#inbox + 1] = {seq, id}
   redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id, 'inbox', cjson.encode(inbox), 'inbox_n', #inbox)
-  reply = {seq, 0, id}
+  reply = {seq, 0, id, 0}
 else
-  if ARGV[9] == '1' then return redis.error_reply('WAITINGNOW') end
   local pending = cjson.decode(cur[5] or '[]')
+  if not waiting and #pending == 0 then return redis.error_reply('NOTWAITING ' .. cur[1]) end
   local answered = {}
   for _, call_id in ipairs(cjson.decode(ARGV[2])) do answered[call_id] = true end
   for call_id in pairs(answered) do
@@ -296,22 +328,30 @@ else
     for _, item in ipairs(pending) do
       if item['tool_call_id'] == call_id then found = true end
     end
-    if not found then return redis.error_reply('NOTPENDING ' .. call_id) end
+    if not found then
+      if waiting then return redis.error_reply('NOTPENDING ' .. call_id) end
+      return redis.error_reply('NOTWAITING ' .. cur[1])
+    end
   end
   local remaining = {}
   for _, item in ipairs(pending) do
     if not answered[item['tool_call_id']] then remaining[#remaining + 1] = item end
   end
-  local seq, id = add_events(KEYS[1], ARGV[3], cur[4], tonumber(cur[3]), 3, 1)
+  local seq, id = add_events(KEYS[1], ARGV[3], math.max(tonumber(cur[4]), 1), tonumber(cur[3]), 3, 1)
   redis.call('HSET', KEYS[2], 'seq', seq, 'last_id', id)
-  if #remaining == 0 then
+  local queued = 0
+  if #remaining > 0 then
+    redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(remaining))
+  elseif waiting then
     redis.call('HSET', KEYS[2], 'status', 'queued')
     redis.call('HDEL', KEYS[2], 'pending_input', 'input_deadline')
     redis.call('HINCRBY', KEYS[2], 'resumes', 1)
+    queued = 1
   else
-    redis.call('HSET', KEYS[2], 'pending_input', cjson.encode(remaining))
+    -- answered before its attempt parked the task: SET_WAITING finds nothing to wait for
+    redis.call('HDEL', KEYS[2], 'pending_input')
   end
-  reply = {seq, #remaining, id}
+  reply = {seq, #remaining, id, queued}
 end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'input_key:' .. ARGV[1], cjson.encode(reply)) end
 return reply

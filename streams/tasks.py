@@ -59,12 +59,14 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class InputRecorded:
-    """Outcome of :meth:`TaskStore.record_input`: the ``input`` event's seq and id, and how
-    many approvals or questions still wait (0: the task is queued again)."""
+    """Outcome of :meth:`TaskStore.record_input`: the ``input`` event's seq and id, how
+    many approvals or questions still wait, and whether the input queued the task again
+    (it waited for nothing else; the caller enqueues its job)."""
 
     seq: int
     remaining: int
     cursor: str
+    queued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,14 +251,17 @@ class TaskStore:
             await self._feed(meta.task_id, "ended", meta.owner, "cancelled", now)
         return outcome
 
-    async def set_waiting(self, attempt: Attempt, pending: list[dict[str, Any]], deadline: str) -> None:
+    async def set_waiting(self, attempt: Attempt, pending: list[dict[str, Any]], deadline: str) -> bool:
         """Park the task of ``attempt`` (status ``waiting``) until input answers ``pending``
-        (``{"tool_call_id", "kind"}`` items). Raises ``FencedError``/``TaskCompleted`` if the
-        attempt lost the task, ``InputRejected`` (reason ``cancelreq``) if a cancel came in."""
-        await self._script(
+        (``{"tool_call_id", "kind"}`` items) and return True; False when every one of them
+        was answered while the attempt ran (the task is queued again: run it at once).
+        Raises ``FencedError``/``TaskCompleted`` if the attempt lost the task,
+        ``InputRejected`` (reason ``cancelreq``) if a cancel came in."""
+        reply = await self._script(
             self._set_waiting, attempt.task_id, [self.keys.meta(attempt.task_id)],
             [attempt.number, orjson.dumps(pending), deadline],
         )  # fmt: skip
+        return int(reply) == 1
 
     async def record_input(
         self, task_id: str, event: Mapping[str, Any], answered: list[str], idempotency_key: str | None = None
@@ -285,7 +290,9 @@ class TaskStore:
                 "1" if queue else "0", MAX_QUEUED_MESSAGES]  # fmt: skip
         keys = [self.keys.events(task_id), self.keys.meta(task_id)]
         reply = await self._script(self._record_input, task_id, keys, args)
-        return InputRecorded(int(reply[0]), int(reply[1]), str(reply[2]))
+        # a reply kept for an idempotency key before ``queued`` was returned has 3 items
+        queued = bool(int(reply[3])) if len(reply) > 3 else int(reply[1]) == 0 and not queue
+        return InputRecorded(int(reply[0]), int(reply[1]), str(reply[2]), queued)
 
     async def queued_count(self, task_id: str) -> int:
         """How many messages were sent to the task while it was queued or running: the

@@ -304,10 +304,15 @@ class AttemptRunner:
             await self._schedule_deadline(attempt.number, timeout_s)
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
         try:
-            await self._store.set_waiting(attempt, exc.pending, deadline.isoformat())
+            parked = await self._store.set_waiting(attempt, exc.pending, deadline.isoformat())
         except InputRejected:  # a cancel came in while this attempt ran: end it here
             meta = await self._store.meta(self.task_id)
             return await self._cancelled(writer, meta.cancel_reason if meta is not None else None)
+        if not parked:  # answered while this attempt ran: the next one takes the answers
+            logger.info(
+                "task %s attempt %d: answered before it parked; resumed", self.task_id, attempt.number
+            )
+            return AttemptOutcome(Outcome.RETRY, 0.0)
         return WAITING
 
     async def _model_failed(self, exc: ModelError, attempt: Attempt, writer: StreamWriter) -> AttemptOutcome:

@@ -66,7 +66,6 @@ all of them are answered (each answer is its own ``POST /v1/tasks/{id}/input``).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -99,10 +98,6 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-
-#: how long an answer is sent again while the attempt that announced the call has not
-#: parked the task yet (the worker sets ``waiting`` right after its wait events)
-PARK_WAIT_S = 30.0
 
 
 class Constants:
@@ -368,28 +363,8 @@ class HumanMessage(Message[PendingApproval | PendingQuestion]):
         return await self._send(approvals=[decision])
 
     async def _send(self, **answer: Any) -> dict[str, Any]:
-        """One answer, sent again while the announcing attempt has not parked the task."""
-        from agentstream.sdk.errors import AgentStreamError
-
-        responder, task_id, key = self._responder(), self._task(), uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + PARK_WAIT_S, 0.02
-        while True:
-            try:
-                return await responder.respond(task_id, idempotency_key=key, **answer)
-            except AgentStreamError as exc:
-                early = exc.status == 409 and "not waiting" in exc.message and loop.time() < deadline
-                if not early or not await self._parking(responder, task_id):
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
-
-    async def _parking(self, responder: Responder, task_id: str) -> bool:
-        """Whether the task is still under the attempt that announced this call (running,
-        or parked since): then an answer refused as "not waiting" was only early."""
-        view = await responder.get(task_id)
-        parking = view.get("status") in ("running", "waiting")
-        return parking and view.get("attempt") == self.headers.get("attempt")
+        # one idempotency key for the client's own retries of this answer
+        return await self._responder().respond(self._task(), idempotency_key=uuid.uuid4().hex, **answer)
 
     def _responder(self) -> Responder:
         if self.responder is None:

@@ -149,8 +149,10 @@ async def task_input(
     status = "waiting" if recorded.remaining else "queued"
     if not recorded.remaining:
         current = await svc.store.meta(meta.task_id)
-        # A repeat enqueues again only while that requeue may not have reached arq yet.
-        if current is not None and current.status == "queued":
+        # A repeat enqueues again only while that requeue may not have reached arq yet; an
+        # answer taken before the attempt parked the task queues nothing (that attempt
+        # hands the task on itself).
+        if recorded.queued and current is not None and current.status == "queued":
             await svc.queue.enqueue(meta.task_id, job_id=f"{meta.task_id}:input:{recorded.seq}")
         status = current.status if current is not None else status
     return InputAccepted(

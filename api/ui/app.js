@@ -352,32 +352,22 @@ async function answer(event) {
   status.textContent = "sending…";
   const key = crypto.randomUUID();
   try {
-    // The wait event comes a moment before its attempt parks the task: an answer in that
-    // moment is refused ("its status is running"); send it again (same key) a few seconds.
-    for (let tries = 0; ; tries += 1) {
-      const response = await request(`ui/tasks/${encodeURIComponent(state.taskId)}/input`, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/json",
-          "X-CSRF-Token": state.session?.csrf_token ?? "",
-          "Idempotency-Key": key,
-        },
-        body: JSON.stringify(body),
-      });
-      if (response.ok) {
-        // the stream's `input` event may have closed the form already; it says more
-        if (!form.classList.contains("answered")) status.textContent = "sent";
-        return;
-      }
-      const error = await response.json().catch(() => ({}));
-      const message = error.error?.message ?? "";
-      if (response.status === 409 && message.includes("its status is running") && tries < 20) {
-        await new Promise((resolve) => setTimeout(resolve, 250));
-        continue;
-      }
-      status.textContent = `refused (${response.status}): ${message}`;
-      break;
+    const response = await request(`ui/tasks/${encodeURIComponent(state.taskId)}/input`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRF-Token": state.session?.csrf_token ?? "",
+        "Idempotency-Key": key,
+      },
+      body: JSON.stringify(body),
+    });
+    if (response.ok) {
+      // the stream's `input` event may have closed the form already; it says more
+      if (!form.classList.contains("answered")) status.textContent = "sent";
+      return;
     }
+    const error = await response.json().catch(() => ({}));
+    status.textContent = `refused (${response.status}): ${error.error?.message ?? ""}`;
   } catch (error) {
     if (error instanceof Unauthorized) return showLogin("Your session ended: sign in again.");
     status.textContent = `not sent: ${error.message}`;

@@ -14,7 +14,13 @@ async def park(api: Api, task_id: str) -> None:
     """Make the queued task wait on ``PENDING``, as an attempt that asked would."""
     store = api.services.store
     attempt = await store.open_attempt(f"alice/{task_id}")
-    await store.set_waiting(attempt, PENDING, "2030-01-01T00:00:00+00:00")
+    async with store.writer(attempt) as writer:
+        await writer.append(
+            {"type": "approval_required", "tool_call_id": "c1", "tool_name": "rm", "parameters": {}}
+        )
+        await writer.append({"type": "input_required", "tool_call_id": "c2", "prompt": "which?"})
+        await writer.flush()
+    assert await store.set_waiting(attempt, PENDING, "2030-01-01T00:00:00+00:00")
 
 
 async def test_bodies_and_refusals(alice: httpx.AsyncClient, api: Api) -> None:

@@ -19,6 +19,7 @@ async def waiting_task(store: TaskStore, task_id: str = "t1") -> int:
         await writer.append(
             {"type": "approval_required", "tool_call_id": "c1", "tool_name": "rm", "parameters": {}}
         )
+        await writer.append({"type": "input_required", "tool_call_id": "c2", "prompt": "which?"})
         await writer.flush()
     await store.set_waiting(attempt, PENDING, "2030-01-01T00:00:00+00:00")
     return attempt.number
@@ -38,19 +39,60 @@ async def test_input_is_checked_recorded_once_and_requeues_when_nothing_waits(st
     approve = {"type": "input", "approvals": [{"tool_call_id": "c1", "approved": True}]}
     first = await store.record_input("t1", approve, ["c1"], "k1")
     repeat = await store.record_input("t1", approve, ["c1"], "k1")
-    assert (first.seq, first.remaining) == (3, 1) and repeat == first
+    assert (first.seq, first.remaining, first.queued) == (4, 1, False) and repeat == first
     meta = await store.meta("t1")
-    assert meta is not None and meta.status == "waiting" and meta.seq == 3
+    assert meta is not None and meta.status == "waiting" and meta.seq == 4
 
     answer = {"type": "input", "message": "blue", "tool_call_id": "c2"}
     last = await store.record_input("t1", answer, ["c2"])
-    assert (last.seq, last.remaining) == (4, 0)
+    assert (last.seq, last.remaining, last.queued) == (5, 0, True)
     meta = await store.meta("t1")
     assert meta is not None and (meta.status, meta.resumes, meta.pending_input) == ("queued", 1, [])
     with pytest.raises(InputRejected) as late:
         await store.record_input("t1", answer, ["c2"])
     assert late.value.reason == "notwaiting" and "its status is queued" in str(late.value)
     assert (await store.open_attempt("t1")).number == 2
+
+
+async def test_calls_answered_before_their_attempt_parks_the_task_wait_no_more(store: TaskStore) -> None:
+    """A reader sees a wait event as soon as it is appended, before the attempt parks the
+    task: an answer sent at once is taken, and the attempt then waits only for the rest."""
+    await store.create_task("e1", owner="alice", agent="hybrid", input="hi")
+    attempt = await store.open_attempt("e1")
+    approve = {"type": "input", "approvals": [{"tool_call_id": "c1", "approved": True}]}
+    with pytest.raises(InputRejected) as unannounced:
+        await store.record_input("e1", approve, ["c1"])
+    assert unannounced.value.reason == "notwaiting"
+    async with store.writer(attempt) as writer:
+        await writer.append(
+            {"type": "approval_required", "tool_call_id": "c1", "tool_name": "rm", "parameters": {}}
+        )
+        await writer.append({"type": "input_required", "tool_call_id": "c2", "prompt": "which?"})
+        await writer.flush()
+        early = await store.record_input("e1", approve, ["c1"], "k1")
+        assert (early.seq, early.remaining, early.queued) == (4, 1, False)
+        await writer.append({"type": "tool_result", "tool_call_id": "c0", "result": 1})  # after it
+        await writer.flush()
+        assert writer.last_seq == 5
+    meta = await store.meta("e1")
+    assert meta is not None and meta.status == "running" and meta.pending_input == [PENDING[1]]
+    assert await store.set_waiting(attempt, PENDING, "2030-01-01T00:00:00+00:00")
+    meta = await store.meta("e1")
+    assert meta is not None and meta.status == "waiting" and meta.pending_input == [PENDING[1]]
+
+    await store.create_task("e2", owner="alice", agent="hybrid", input="hi")
+    attempt = await store.open_attempt("e2")
+    async with store.writer(attempt) as writer:
+        await writer.append(
+            {"type": "approval_required", "tool_call_id": "c1", "tool_name": "rm", "parameters": {}}
+        )
+        await writer.flush()
+        answered = await store.record_input("e2", approve, ["c1"])
+        assert (answered.remaining, answered.queued) == (0, False)  # its attempt hands it on
+    assert not await store.set_waiting(attempt, PENDING[:1], "2030-01-01T00:00:00+00:00")
+    meta = await store.meta("e2")
+    assert meta is not None and (meta.status, meta.resumes, meta.pending_input) == ("queued", 1, [])
+    assert (await store.open_attempt("e2")).number == 2
 
 
 async def test_a_wait_ends_only_under_its_own_attempt(store: TaskStore) -> None:
@@ -62,7 +104,7 @@ async def test_a_wait_ends_only_under_its_own_attempt(store: TaskStore) -> None:
     assert not await store.end_wait("t1", attempt + 1, ending, "failed")
     assert await store.end_wait("t1", attempt, ending, "failed")
     meta = await store.meta("t1")
-    assert meta is not None and meta.done and meta.status == "failed" and meta.seq == 4
+    assert meta is not None and meta.done and meta.status == "failed" and meta.seq == 5
     assert not await store.end_wait("t1", attempt, ending, "failed")  # once
 
 
