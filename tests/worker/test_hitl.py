@@ -15,7 +15,7 @@ import pytest
 from agentstream import AgentStreamClient
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.api.helpers import read_sse
+from tests.api.helpers import read_sse, sse_frames
 from tests.api.server import Api, api_settings, serve
 from tests.reliability.procs import child_env
 from tests.worker.test_app_example import ExampleWorker
@@ -30,6 +30,18 @@ app = App(ask_user=True, name="hitl")
 def delete_file(path: str) -> str:
     """Delete a file."""
     return f"deleted {path}"
+
+
+@app.tool()
+async def wait_for_file(path: str) -> str:
+    """Wait until a file exists (at most a minute)."""
+    import asyncio, os
+
+    for _ in range(1200):
+        if os.path.exists(path):
+            return "there"
+        await asyncio.sleep(0.05)
+    return "never came"
 '''
 DELETE = "Clean up [call:delete_file:path=/tmp/x]"
 
@@ -263,3 +275,34 @@ async def _answering(api: Api, task_id: str) -> bool:
     """Whether a token was stored after the task's ``tool_result`` (polled: a worker's)."""
     kinds = [event["type"] async for _, event in api.services.reader.replay(f"alice/{task_id}")]
     return "tool_result" in kinds and "token" in kinds[kinds.index("tool_result") :]
+
+
+async def test_an_answer_sent_the_moment_the_wait_is_seen_is_taken_while_the_turn_runs(
+    api: Api, worker: ExampleWorker, tmp_path: Path
+) -> None:
+    """The approval is announced, then the turn's other call runs (here until a file
+    appears): an answer sent meanwhile is taken (the task is not parked yet), and the
+    attempt hands the task on instead of parking it."""
+    gate = tmp_path / "gate"
+    async with api.client() as client:
+        task_id = await submit(client, f"Both [call:delete_file:path=/tmp/y][call:wait_for_file:path={gate}]")
+        seen: list[dict[str, Any]] = []
+        url = f"/v1/tasks/{task_id}/events"
+        async with asyncio.timeout(90), client.stream("GET", url, params={"mode": "all"}) as response:
+            async for frame in sse_frames(response):
+                if frame.data is None:
+                    continue  # a ping
+                seen.append(frame.json)
+                if frame.json["type"] == "approval_required":
+                    body = {"approvals": [{"tool_call_id": frame.json["tool_call_id"], "approved": True}]}
+                    taken = await client.post(f"/v1/tasks/{task_id}/input", json=body)
+                    assert taken.status_code == 200, taken.text
+                    assert taken.json()["pending"] == 0 and taken.json()["status"] == "running"
+                    gate.touch()  # only now may the turn's other call end
+    kinds = [e["type"] for e in seen]
+    assert kinds[-1] == "completed" and seen[-1]["status"] == "succeeded", worker.log()
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+    assert kinds.count("approval_required") == kinds.count("input") == 1
+    results = {e["tool_name"]: e["result"] for e in seen if e["type"] == "tool_result"}
+    assert results == {"delete_file": "deleted /tmp/y", "wait_for_file": "there"}  # each run once
+    assert kinds.index("approval_required") < kinds.index("input") < kinds.index("retry")
