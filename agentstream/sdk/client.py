@@ -205,13 +205,10 @@ class AgentStreamClient:
         items) or the ``message`` answering its question ``tool_call_id`` (default: the
         oldest one pending). Returns ``{task_id, status, pending, seq, cursor}``;
         ``AgentStreamError`` 409 when the task does not wait for it. Retried safely: one
-        idempotency key (a new one unless given) covers every try.
-
-        The server takes input once the task's status is ``waiting``, which comes a moment
-        after the wait event: a reader answering the instant it sees the event may get a
-        409 (``... its status is running``). The messages :meth:`streaming_run` yields for
-        a waiting call answer themselves and send again through that moment
-        (``HumanMessage.approve()``, ``.deny()``, ``.answer()``)."""
+        idempotency key (a new one unless given) covers every try. A wait may be answered
+        as soon as its event is seen, before the task shows ``waiting``. A ``message``
+        without ``tool_call_id`` to a queued or running task is handed to its agent before
+        its next model turn (202)."""
         body: JsonObject = {"message": message} if message is not None else {}
         if tool_call_id is not None:
             body["tool_call_id"] = tool_call_id

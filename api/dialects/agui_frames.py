@@ -26,7 +26,7 @@ reader, under the client's new run id.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 
 from agentstream.api.dialects.agui import AgUiTranslator
+from agentstream.api.dialects.parking import Status, tail_until_parked
 from agentstream.protocol import cursor_key
 from agentstream.streams import EventFilter, InvalidCursor, Reader, TaskMeta, parse_cursor
 from agentstream.streams.keys import public_task_id
@@ -57,9 +58,6 @@ from agentstream.streams.keys import public_task_id
 __all__ = ["AgUiFrames", "OpenBlocks", "ResumePoint", "agui_frames", "frame_ids", "resume_point"]
 
 _MAX_INDEX_DIGITS = 6
-#: how long a stream with unanswered waits may stay quiet before the reader asks whether
-#: the task is parked: a worker sets ``waiting`` right after its last wait event
-WAIT_POLL_S = 0.25
 _ALL = EventFilter.parse("all")
 
 
@@ -235,7 +233,7 @@ async def agui_frames(
     reader: Reader,
     meta: TaskMeta,
     resume: ResumePoint,
-    status: Callable[[], Awaitable[TaskMeta | None]],
+    status: Status,
     *,
     run_id: str | None = None,
 ) -> AsyncIterator[bytes]:
@@ -263,21 +261,15 @@ async def agui_frames(
             yield frame
         if frames.finished:
             return
-    while not frames.finished:
-        waits = bool(frames.translator.waits)
-        items = reader.tail(task_id, after, _ALL, idle_timeout_s=WAIT_POLL_S if waits else None)
-        async with contextlib.aclosing(items):  # type: ignore[type-var]
-            async for cursor, event in items:
-                for frame in frames.frames(cursor, event):
+    items = tail_until_parked(
+        reader, task_id, after, status,
+        waits=lambda: bool(frames.translator.waits), finished=lambda: frames.finished,
+    )  # fmt: skip
+    async with contextlib.aclosing(items):  # type: ignore[type-var]
+        async for item in items:
+            if isinstance(item, TaskMeta):
+                for frame in frames.interrupt(item):
                     yield frame
-                if event["type"] not in ("gap", "reset"):
-                    after = cursor
-                if bool(frames.translator.waits) != waits:
-                    break  # tail again, with or without the idle timeout
             else:
-                if not waits:
-                    return  # the stream ended
-                current = await status()
-                if current is not None and current.status == "waiting":
-                    for frame in frames.interrupt(current):
-                        yield frame
+                for frame in frames.frames(*item):
+                    yield frame

@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from agentstream.api.dialects.parking import Status, tail_until_parked
 from agentstream.api.dialects.responses.objects import ResponseState
 from agentstream.api.dialects.responses.translator import ResponsesTranslator
 from agentstream.streams import EventFilter, Reader, TaskMeta
 from agentstream.streams.keys import public_task_id
 
-__all__ = ["WAIT_POLL_S", "Window", "response_frames", "response_object", "wait_for_end"]
+__all__ = ["Window", "response_frames", "response_object", "wait_for_end"]
 
 _ALL = EventFilter.parse("all")
-#: how long a stream with unanswered waits may stay quiet before the reader asks whether
-#: the task is parked (a worker sets ``waiting`` right after its last wait event)
-WAIT_POLL_S = 0.25
-
-Status = Callable[[], Awaitable[TaskMeta | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +63,14 @@ async def _translated(reader: Reader, window: Window, status: Status) -> AsyncIt
     """The window's Responses events, live, until the response ends (the task's end, or
     its park while calls of the response wait)."""
     translator = window.translator()
-    after = "0"
-    while not translator.finished:
-        waits = bool(translator.waits)
-        items = reader.tail(window.meta.task_id, after, _ALL, idle_timeout_s=WAIT_POLL_S if waits else None)
-        async with contextlib.aclosing(items):  # type: ignore[type-var]
-            async for cursor, event in items:
-                for translated in translator.feed(event):
-                    yield translated
-                after = cursor if event.get("type") not in ("gap", "reset") else after
-                if bool(translator.waits) != waits:
-                    break  # tail again, with or without the idle timeout
-            else:
-                if not waits:
-                    return  # the stream ended
-                current = await status()
-                if current is not None and current.status == "waiting":
-                    for translated in translator.park():
-                        yield translated
+    items = tail_until_parked(
+        reader, window.meta.task_id, "0", status,
+        waits=lambda: bool(translator.waits), finished=lambda: translator.finished,
+    )  # fmt: skip
+    async with contextlib.aclosing(items):  # type: ignore[type-var]
+        async for item in items:
+            for translated in translator.park() if isinstance(item, TaskMeta) else translator.feed(item[1]):
+                yield translated
 
 
 async def response_frames(
