@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 SERVER_SEND = "agentstream.server_send"
 #: at most this many bytes of catch-up frames go in one write
 MAX_WRITE_BYTES = 64 * 1024
+#: entries a channel keeps of its latest: a member this close behind joins at once
+RECENT = 256
 
 Entry = tuple[str, dict[str, Any]]
 
@@ -315,6 +317,9 @@ class _Channel:
         self.tracker = Tracker(task_id, cursor)
         self.groups: dict[EventFilter, _Group] = {}
         self.sub: Subscription | None = None
+        #: the latest entries passed, so a member a little behind joins without reading
+        #: again (under load its XRANGE came back after the channel had moved on)
+        self.recent: collections.deque[Entry] = collections.deque(maxlen=RECENT)
         self.ready = asyncio.Event()
         self.closed = False
         #: members waiting for ``ready`` (the channel stays open for them)
@@ -340,8 +345,13 @@ class _Channel:
     def entries(self, entries: list[Entry]) -> None:
         if self.closed:
             return
-        tracker = self.tracker
-        items = [item for cursor, event in entries for item in tracker.accept(cursor, event)]
+        tracker, recent = self.tracker, self.recent
+        items: list[Entry] = []
+        for cursor, event in entries:
+            accepted = tracker.accept(cursor, event)
+            if accepted:
+                items.extend(accepted)
+                recent.append((cursor, event))
         if not items:
             return
         ended = any(event["type"] == "completed" for _, event in items)
@@ -366,11 +376,19 @@ class _Channel:
         member.leave(reason)
 
     def join(self, member: Member) -> bool:
-        """Add ``member`` if it stands at this channel's cursor or ahead of it (``False``:
-        it is behind; read on). Never awaits: the check and the join are one step."""
-        cursor = member.follow.tracker.cursor
+        """Add ``member`` if it stands at this channel's cursor, ahead of it, or behind it
+        by no more than ``recent`` holds (written to it first); ``False``: it is further
+        behind, read on. Never awaits: the check and the join are one step."""
+        follow = member.follow
         if self.closed:
             return False
+        tracker = follow.tracker
+        if tracker.cursor != self.tracker.cursor and not tracker.at_or_after(self.tracker.cursor):
+            if not self.recent or not tracker.at_or_after(self.recent[0][0]):
+                return False
+            missed = [item for c, e in self.recent for item in follow.tracker.accept(c, e)]
+            self.broadcast.write(member, [item for item in missed if follow.filter.matches(item[1])])
+        cursor = follow.tracker.cursor
         if cursor == self.tracker.cursor:
             member.own = None
         elif member.follow.tracker.at_or_after(self.tracker.cursor):
@@ -457,12 +475,12 @@ class Broadcast:
         """Serve ``member`` until its stream completed or it hung up: catch up by XRANGE,
         join the broadcast, and catch up again whenever it fell behind."""
         follow = member.follow
-        self._write(member, follow.head)
+        self.write(member, follow.head)
         follow.head = []
         while not follow.ended and not member.gone:
             await self._drained(member)
             if not follow.caught_up:
-                self._write(member, await follow.page())
+                self.write(member, await follow.page())
                 continue
             if not await self._join(member):
                 follow.caught_up = False  # the channel is ahead: read on
@@ -482,7 +500,8 @@ class Broadcast:
         except TimeoutError:
             raise SlowClient(f"client took nothing for {self.slow_client_s}s with its buffer full") from None
 
-    def _write(self, member: Member, items: list[Entry]) -> None:
+    def write(self, member: Member, items: list[Entry]) -> None:
+        """Write ``items`` (what the member's own reading found) to ``member``."""
         frames, floor, task_id = [], member.floor, member.follow.task_id
         for cursor, event in items:
             if not before_floor(event, floor):

@@ -75,7 +75,8 @@ class Subscription:
         self._listener = listener
         self.overflowed = False
         self.closed = False
-        #: every entry after this cursor reaches the subscription (set by ``subscribe``)
+        #: every entry after this cursor reaches the subscription (from its start on, then
+        #: the last entry handed to it)
         self.since = "0-0"
 
     def _push(self, entries: list[Entry], limit: int) -> bool:
@@ -250,7 +251,9 @@ class _Shard:
                     # sent before it joined): it would miss entries; it reads by XRANGE.
                     sub._abandon()
                     self.remove(sub)
-                elif not sub._push(entries, limit):
+                elif sub._push(entries, limit):
+                    sub.since = self.positions[key]
+                else:
                     self.remove(sub)
 
     def _refresh_node(self) -> None:
