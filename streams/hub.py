@@ -243,7 +243,7 @@ class _Shard:
                 continue
             task_id = public_task_id(keys.task_id_of(key))
             entries = [(cursor, decode_entry(cursor, fields, task_id)) for cursor, fields in raw_entries]
-            self.positions[key] = entries[-1][0]
+            last = self.positions[key] = entries[-1][0]
             start = cursor_key(issued[key]) if key in issued else None
             for sub in list(self.subs.get(key, ())):
                 if sub._listener is not None and (start is None or cursor_key(sub.since) < start):
@@ -252,7 +252,7 @@ class _Shard:
                     sub._abandon()
                     self.remove(sub)
                 elif sub._push(entries, limit):
-                    sub.since = self.positions[key]
+                    sub.since = last
                 else:
                     self.remove(sub)
 
