@@ -56,6 +56,8 @@ SERVER_SEND = "agentstream.server_send"
 MAX_WRITE_BYTES = 64 * 1024
 #: entries a channel keeps of its latest: a member this close behind joins at once
 RECENT = 256
+#: distinct filters the broadcast keeps one instance of
+MAX_FILTERS = 1024
 
 Entry = tuple[str, dict[str, Any]]
 
@@ -198,6 +200,15 @@ class Member:
     def frame(self, body: bytes) -> bytes:
         return chunk(body) if self.chunked else body
 
+    def send(self, payload: bytes) -> bool:
+        """Write ``payload``; ``False`` if the transport closed (the client went)."""
+        try:
+            self.write(payload)
+        except RuntimeError:  # uvloop: closed before the watcher saw the client go
+            self.gone = True
+            return False
+        return True
+
     def leave(self, reason: str) -> None:
         """Out of the broadcast (idempotent); the member's runner learns ``reason``."""
         group, self.group = self.group, None
@@ -211,6 +222,20 @@ class Member:
         if not watcher.cancelled():
             self.gone = True
             self.leave(GONE)
+
+
+def _write_all(members: dict[Member, None], payload: bytes, behind: list[Member]) -> None:
+    """The broadcast's inner loop: ``payload`` to every member; ``behind``: those whose
+    transport paused (or closed) with it."""
+    for member in members:
+        try:
+            member.write(payload)
+        except RuntimeError:  # uvloop: closed before the watcher saw the client go
+            member.gone = True
+            behind.append(member)
+            continue
+        if member.flow.write_paused:
+            behind.append(member)
 
 
 class _Group:
@@ -251,15 +276,9 @@ class _Group:
         if frames:
             body = frames[0] if len(frames) == 1 else b"".join(frames)
             if self.chunked:
-                payload = chunk(body)
-                for member in self.chunked:
-                    member.write(payload)
-                    if member.flow.write_paused:
-                        slow.append(member)
-            for member in self.raw:
-                member.write(body)
-                if member.flow.write_paused:
-                    slow.append(member)
+                _write_all(self.chunked, chunk(body), slow)
+            if self.raw:
+                _write_all(self.raw, body, slow)
             self.channel.broadcast.metrics.broadcast(frames, len(self.chunked) + len(self.raw))
             self.last_write = now
         for member in list(self.apart):
@@ -283,7 +302,8 @@ class _Group:
                 member.floor = None
         if mine:
             frames = [channel.broadcast.frames.frame(channel.task_id, c, e) for c, e in mine]
-            member.write(member.frame(b"".join(frames)))
+            if not member.send(member.frame(b"".join(frames))):
+                return True
             channel.broadcast.metrics.delivered(frames, member.watch)
         if member.own is None and member.floor is None and member.watch.first_seen:
             del self.apart[member]
@@ -291,17 +311,15 @@ class _Group:
         return member.flow.write_paused
 
     def ping(self, now: float) -> None:
-        slow = []
-        for members, payload in ((self.chunked, PING_CHUNK), (self.raw, PING)):
-            for member in members:
-                member.write(payload)
-                if member.flow.write_paused:
-                    slow.append(member)
+        slow: list[Member] = []
+        _write_all(self.chunked, PING_CHUNK, slow)
+        _write_all(self.raw, PING, slow)
         for member in self.apart:
-            member.write(member.frame(PING))
+            if not member.send(member.frame(PING)):
+                slow.append(member)
         self.last_write = now
         for member in slow:
-            self.channel.part(member, SLOW)
+            self.channel.part(member, GONE if member.gone else SLOW)
 
     def members(self) -> list[Member]:
         return [*self.chunked, *self.raw, *self.apart]
@@ -360,7 +378,7 @@ class _Channel:
             slow = group.deliver(entries, items, now)
             if not ended:
                 for member in slow:
-                    self.part(member, SLOW)
+                    self.part(member, GONE if member.gone else SLOW)
         if ended:
             self.close(COMPLETED)
 
@@ -442,7 +460,18 @@ class Broadcast:
         self.ping_interval_s = ping_interval_s
         self.slow_client_s = slow_client_s
         self.channels: dict[str, _Channel] = {}
+        self._filters: dict[EventFilter, EventFilter] = {}
         self._ticker: asyncio.Task[None] | None = None
+
+    def intern(self, flt: EventFilter) -> EventFilter:
+        """One instance per distinct filter (each holds a set of its own: 1.2 KB a client
+        when every request kept its own); at most ``MAX_FILTERS`` are kept."""
+        found = self._filters.get(flt)
+        if found is not None:
+            return found
+        if len(self._filters) < MAX_FILTERS:
+            self._filters[flt] = flt
+        return flt
 
     async def __aenter__(self) -> Broadcast:
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="sse-ping-ticker")
@@ -512,7 +541,8 @@ class Broadcast:
         for end, frame in enumerate(frames, 1):
             size += len(frame)
             if size >= MAX_WRITE_BYTES or end == len(frames):
-                member.write(member.frame(b"".join(frames[start:end])))
+                if not member.send(member.frame(b"".join(frames[start:end]))):
+                    return
                 start, size = end, 0
         self.metrics.delivered(frames, member.watch)
 
@@ -549,7 +579,7 @@ class LiveEventsResponse(Response):
         self.broadcast = broadcast
         self.task_id = task_id
         self.cursor = cursor
-        self.filter = flt
+        self.filter = broadcast.intern(flt)
         self.floor = floor
         self.slot = slot
         weakref.finalize(self, slot.release)  # a response never run still gives its place back
