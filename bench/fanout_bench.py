@@ -147,6 +147,8 @@ async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_pro
 
         go = at_go if with_profile else None
         result = await api_bench.fan_out("sse", url, redis, base, api_pid, tasks, PER_TASK, RATE, seconds, go)
+        after = await api_bench.metrics(base)
+        result["api_metrics_after"] = {k: v for k, v in after.items() if k.startswith("agentstream_sse")}
         connected_kb = result["api_rss_kb"]["before_run_clients_connected"]
         result["api_rss_kb"]["idle"] = idle_kb
         result["rss_kb_per_client"] = (connected_kb - idle_kb) / clients

