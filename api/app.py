@@ -52,7 +52,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             page_size=min(settings.streams.page_size, TAIL_PAGE),
             reader_queue=min(settings.streams.reader_queue, TAIL_QUEUE),
         )
-        hub = await stack.enter_async_context(ReaderHub(redis, reading))
+        linger_s = settings.hub_linger_ms / 1000
+        hub = await stack.enter_async_context(ReaderHub(redis, reading, linger_s=linger_s))
         queue = await stack.enter_async_context(JobQueue(settings))
         keys = ApiKeys(settings.api_keys)
         secret = settings.ui_secret.encode() if settings.ui_secret else secrets.token_bytes(32)

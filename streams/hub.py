@@ -246,6 +246,10 @@ class _Shard:
                     continue
                 if reply:
                     self._deliver(reply, issued)
+                    if self.hub.linger_s:
+                        # Let more entries gather before the next read: fewer round trips
+                        # (and writes) per entry when many streams trickle.
+                        await asyncio.sleep(self.hub.linger_s)
         finally:
             self.task = None
             await self._close_connections()
@@ -298,9 +302,11 @@ class ReaderHub:
     ``async with ReaderHub(redis, settings) as hub: sub = await hub.subscribe(key, after)``
     """
 
-    def __init__(self, redis: RedisClient, settings: StreamsSettings) -> None:
+    def __init__(self, redis: RedisClient, settings: StreamsSettings, *, linger_s: float = 0.0) -> None:
         self.redis = redis
         self.settings = settings
+        #: pause of a shard after each batch it delivered, before it reads again
+        self.linger_s = linger_s
         self._shards: dict[object, _Shard] = {}
         self._closed = False
         self._next_shard = 0
