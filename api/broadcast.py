@@ -217,9 +217,12 @@ class Member:
         if self.parted is not None and not self.parted.done():
             self.parted.set_result(reason)
 
-    def hang_up(self, watcher: asyncio.Task[None]) -> None:
-        """The watcher saw the client go (not cancelled by the response's own end)."""
-        if not watcher.cancelled():
+    def hang_up(self, task: asyncio.Task[None]) -> None:
+        """The watcher saw the client go, or the fallback's writer failed (not cancelled
+        by the response's own end)."""
+        if not task.cancelled():
+            if task.exception() is not None:
+                logger.info("SSE client's writer failed: %r", task.exception())
             self.gone = True
             self.leave(GONE)
 
@@ -616,7 +619,8 @@ class LiveEventsResponse(Response):
                 async with asyncio.timeout(options.max_duration_s or None) as deadline:
                     follow = await broadcast.reader.follow(self.task_id, self.cursor, self.filter)
                     member = Member(sink.write, sink.flow, sink.chunked, follow, self.floor)
-                    watcher.add_done_callback(member.hang_up)
+                    for task in tasks:  # the client went, or the fallback's send failed
+                        task.add_done_callback(member.hang_up)
                     await broadcast.follow(member)
             except TimeoutError:
                 if not deadline.expired():

@@ -99,6 +99,30 @@ async def test_clients_of_different_filters_share_the_broadcast_and_get_only_the
         await eventually(lambda: _true(svc.hub.subscriptions == 0 and svc.metrics.sse_clients == 0))
 
 
+async def test_a_starting_after_beyond_the_head_hides_live_events_up_to_it(
+    settings: StreamsSettings, redis: Any
+) -> None:
+    """``starting_after`` past what is stored: the client joins the broadcast at the head
+    and is served apart until the stream passes its floor."""
+    async with serve(api_settings(settings), "httptools") as api, api.client() as client:
+        svc = api.services
+        task_id = await submit(client)  # seq 1: queued
+        await run_worker(svc.store, task_id, tokens(3))  # seqs 2-4 (the attempt's own events aside)
+        head = max([e["seq"] async for _, e in svc.reader.replay(key_id(task_id))])
+        floor = head + 3
+        url = f"/v1/tasks/{task_id}/events"
+        reader = asyncio.create_task(
+            read_sse(client, url, params={"mode": "all", "starting_after": str(floor)})
+        )
+        everything = asyncio.create_task(read_sse(client, url, params={"mode": "all"}))
+        await eventually(lambda: _true(direct_members(svc) == 2))
+        await run_worker(svc.store, task_id, [*tokens(6, start=3), completed()])
+        frames, whole = await reader, await everything
+        stored = [e async for _, e in svc.reader.replay(key_id(task_id))]
+        assert [f.json["seq"] for f in frames] == [e["seq"] for e in stored if e["seq"] > floor]
+        assert [f.json["seq"] for f in whole] == [e["seq"] for e in stored]
+
+
 async def test_a_slow_client_leaves_the_broadcast_and_catches_up_without_loss(
     settings: StreamsSettings, redis: Any
 ) -> None:
