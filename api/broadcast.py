@@ -24,7 +24,9 @@ settled. ``: ping`` comments come from one ticker for the whole process: a group
 
 The transport is uvicorn's: its ASGI ``send`` is a method of the request cycle, which holds
 the transport, its flow control and whether the body is chunked. The app stores that
-``send`` in the scope (:data:`SERVER_SEND`) before any middleware wraps it. Where no
+``send`` in the scope (:data:`SERVER_SEND`) before any middleware wraps it (so a
+middleware that rewrites response bodies, such as compression, must not be added to the
+app: these bodies would pass it by). Where no
 transport can be reached (another server, an in-process ASGI client), a member's frames go
 through the ASGI ``send`` from one writer task per member, with the same rules.
 """
