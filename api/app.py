@@ -16,8 +16,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from agentstream.api.auth import ApiKeys, UiSessions
+from agentstream.api.broadcast import SERVER_SEND, Broadcast
 from agentstream.api.errors import install_error_handlers
 from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
 from agentstream.api.metrics import Metrics
@@ -25,7 +27,7 @@ from agentstream.api.queue import JobQueue
 from agentstream.api.routes import agents, agui, events, groups, health, inputs, responses, tasks, ui
 from agentstream.api.settings import ApiSettings
 from agentstream.api.slots import StreamSlots
-from agentstream.api.sse import OPTIONS_STATE_KEY, SseOptions
+from agentstream.api.sse import OPTIONS_STATE_KEY, FrameCache, SseOptions
 from agentstream.api.state import STATE_KEY, Services
 from agentstream.streams import Reader, ReaderHub, TaskStore, create_redis
 
@@ -50,7 +52,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             page_size=min(settings.streams.page_size, TAIL_PAGE),
             reader_queue=min(settings.streams.reader_queue, TAIL_QUEUE),
         )
-        hub = await stack.enter_async_context(ReaderHub(redis, reading))
+        linger_s = settings.hub_linger_ms / 1000
+        hub = await stack.enter_async_context(ReaderHub(redis, reading, linger_s=linger_s))
         queue = await stack.enter_async_context(JobQueue(settings))
         keys = ApiKeys(settings.api_keys)
         secret = settings.ui_secret.encode() if settings.ui_secret else secrets.token_bytes(32)
@@ -61,11 +64,15 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             max_per_tenant=settings.max_sse_clients_per_tenant,
             max_group=settings.max_group_streams,
         )
+        reader = Reader(redis, reading, hub)
+        frames = FrameCache()
+        pace = {"ping_interval_s": settings.ping_interval_s, "slow_client_s": settings.sse_slow_client_s}
+        broadcast = await stack.enter_async_context(Broadcast(hub, reader, frames, metrics, **pace))
         yield Services(
             settings=settings,
             redis=redis,
             hub=hub,
-            reader=Reader(redis, reading, hub),
+            reader=reader,
             store=TaskStore(redis, settings.streams),
             queue=queue,
             keys=keys,
@@ -73,7 +80,17 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
             limiter=RateLimiter(settings.rate_limit_per_min),
             metrics=metrics,
             slots=slots,
+            broadcast=broadcast,
+            frames=frames,
         )
+
+
+class _App(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The server's own send, before any middleware wraps it: live event streams reach
+        # the connection's transport through it (api.broadcast).
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -91,7 +108,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             gc.freeze()
             yield {STATE_KEY: svc, OPTIONS_STATE_KEY: sse}
 
-    app = FastAPI(
+    app = _App(
         title="agentstream",
         version="1",
         summary="Durable, resumable streams of LLM agent events",

@@ -18,12 +18,14 @@ behind a balancer, scrape each one (Prometheus sums them with ``sum()``).
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from agentstream.streams import ReaderHub
 
@@ -49,6 +51,29 @@ def _appended_ms(frame: bytes) -> int | None:
         return int(frame[4:end])
     except ValueError:
         return None
+
+
+class WeightedHistogram:
+    """A histogram whose one observation may count for many: a broadcast writes one frame
+    to N clients at one moment, and timing it is one bucket lookup, not N."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = [*buckets, math.inf]
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float, weight: int = 1) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += weight
+        self.sum += value * weight
+
+    def collect(self) -> Iterator[Metric]:
+        running, buckets = 0, []
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            running += count
+            buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), running))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
 
 
 @dataclass(slots=True)
@@ -77,15 +102,17 @@ class Metrics:
         self.sse_clients = 0
         self.group_streams = 0
         self.slow_client_disconnects = 0
+        #: times a client left the broadcast to catch up by XRANGE (its socket was full)
+        self.broadcast_leaves = 0
         self.rate_limited = 0
         self.registry = CollectorRegistry()
-        self.delivery = Histogram(
+        self.delivery = WeightedHistogram(
             "agentstream_sse_delivery_seconds",
             "From Redis's append of an event to the write of its SSE frame (events appended "
             "while the client was connected).",
-            buckets=DELIVERY_BUCKETS_S,
-            registry=self.registry,
+            DELIVERY_BUCKETS_S,
         )
+        self.registry.register(self.delivery)
         self.first_event = Histogram(
             "agentstream_sse_first_event_seconds",
             "From a task's submit to the write of its first event after queued, to a client "
@@ -117,6 +144,18 @@ class Metrics:
                 if appended >= watch.since_ms - 1:
                     self.first_event.observe(max(0.0, now_ms - watch.submitted_ms) / 1000)
 
+    def broadcast(self, frames: Sequence[bytes], clients: int) -> None:
+        """``frames`` were just written to each of ``clients`` SSE clients of the broadcast
+        (live events only: a client joins it at the head of the stream)."""
+        self.events_delivered += len(frames) * clients
+        if not clients:
+            return
+        now_ms = time.time() * 1000
+        for frame in frames:
+            appended = _appended_ms(frame)
+            if appended is not None:
+                self.delivery.observe(max(0.0, now_ms - appended) / 1000, clients)
+
     def collect(self, hub: ReaderHub | None = None) -> Iterator[Metric]:
         """The counters and gauges as they are now (hub gauges when ``hub`` is given)."""
         counters = (
@@ -124,6 +163,9 @@ class Metrics:
             ("agentstream_events_delivered", "Events sent to SSE clients.", self.events_delivered),
             ("agentstream_sse_slow_client_disconnects",
              "SSE clients cut off because they fell too far behind.", self.slow_client_disconnects),
+            ("agentstream_sse_broadcast_leaves",
+             "Times an SSE client left the broadcast to catch up by XRANGE (its socket was full).",
+             self.broadcast_leaves),
             ("agentstream_rate_limited", "Submits refused with 429.", self.rate_limited),
         )  # fmt: skip
         for name, help_text, value in counters:

@@ -58,6 +58,11 @@ class ApiSettings:
     #: the ``retry:`` reconnection delay sent at the start of each SSE response; 0: none
     #: is sent and browsers wait their default (about 3 s)
     sse_retry_ms: int = 0
+    #: the reader hub pauses this long after each batch it delivered, so the entries of
+    #: many trickling streams gather into fewer reads and writes (API CPU per delivery
+    #: 16 -> 12 us at 500 clients, one run on a busy 2-core box); a delivery waits at most
+    #: this much longer; 0: no pause
+    hub_linger_ms: int = 10
     #: live SSE responses at most (503 beyond)
     max_sse_clients: int = 10_000
     #: live SSE responses of one tenant at most (429 beyond), so that one tenant cannot
@@ -100,8 +105,10 @@ class ApiSettings:
             raise UsageError("header_timeout_s and body_timeout_s must be > 0")
         if self.ping_interval_s <= 0 or self.sse_slow_client_s <= 0:
             raise UsageError("ping_interval_s and sse_slow_client_s must be > 0")
-        if self.sse_max_duration_s < 0 or self.sse_retry_ms < 0:
-            raise UsageError("sse_max_duration_s and sse_retry_ms must be >= 0 (0 turns them off)")
+        if self.sse_max_duration_s < 0 or self.sse_retry_ms < 0 or self.hub_linger_ms < 0:
+            raise UsageError(
+                "sse_max_duration_s, sse_retry_ms and hub_linger_ms must be >= 0 (0 turns them off)"
+            )
         if self.ui_secret is not None and len(self.ui_secret) < 16:
             raise UsageError("AGENTSTREAM_UI_SECRET must have at least 16 characters")
         if self.ui_session_s <= 0 or self.task_list_scan < 1:
@@ -131,7 +138,7 @@ class ApiSettings:
         """Read the streams settings plus ``AGENTSTREAM_API_KEYS``, ``AGENTSTREAM_RATE_LIMIT``
         (submits/min), ``AGENTSTREAM_QUEUE_URL``, ``AGENTSTREAM_QUEUE`` (as the worker reads it),
         ``AGENTSTREAM_SSE_PING_S``, ``AGENTSTREAM_SSE_BUFFER``, ``AGENTSTREAM_SSE_SLOW_CLIENT_S``,
-        ``AGENTSTREAM_SSE_MAX_DURATION_S``, ``AGENTSTREAM_SSE_RETRY_MS``,
+        ``AGENTSTREAM_SSE_MAX_DURATION_S``, ``AGENTSTREAM_SSE_RETRY_MS``, ``AGENTSTREAM_HUB_LINGER_MS``,
         ``AGENTSTREAM_MAX_SSE_CLIENTS``, ``AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT``,
         ``AGENTSTREAM_MAX_GROUP_STREAMS``, ``AGENTSTREAM_MAX_GROUPS_PER_TASK``,
         ``AGENTSTREAM_HEADER_TIMEOUT_S``,
@@ -153,6 +160,7 @@ class ApiSettings:
             ),
             "sse_max_duration_s": env_number(env, "AGENTSTREAM_SSE_MAX_DURATION_S", cls.sse_max_duration_s),
             "sse_retry_ms": int(env_number(env, "AGENTSTREAM_SSE_RETRY_MS", cls.sse_retry_ms)),
+            "hub_linger_ms": int(env_number(env, "AGENTSTREAM_HUB_LINGER_MS", cls.hub_linger_ms)),
             "max_sse_clients": int(
                 env_number(env, "AGENTSTREAM_MAX_SSE_CLIENTS", cls.max_sse_clients, minimum=1)
             ),

@@ -44,6 +44,7 @@ __all__ = [
     "FrameCache",
     "SlowClient",
     "SseOptions",
+    "cancel_all",
     "event_frame",
     "gap_frame",
     "pump",
@@ -217,7 +218,7 @@ async def _write(
             return
 
 
-async def _cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+async def cancel_all(tasks: set[asyncio.Task[None]]) -> None:
     """Cancel ``tasks`` and wait until each has ended, cancelling again as needed: a
     cancellation can be lost inside a library call, and then a pump went on to block on
     its full queue, holding the dropped client's slot until the slow-client timeout (all
@@ -318,7 +319,7 @@ class EventStreamResponse(Response):
                 if producer in done and (producer.cancelled() or producer.exception() is not None):
                     break
         finally:
-            await _cancel_all(tasks)
+            await cancel_all(tasks)
         self._report(producer)
 
     def _report(self, producer: asyncio.Task[None]) -> None:

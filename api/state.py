@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agentstream.api.auth import SESSION_COOKIE, ApiKeys, UiSessions
+from agentstream.api.broadcast import Broadcast
 from agentstream.api.errors import ApiError, not_found
 from agentstream.api.limits import RateLimiter
 from agentstream.api.metrics import Metrics
@@ -52,6 +53,8 @@ class Services:
     metrics: Metrics
     #: live event streams (the caps); its counts are the metrics' gauges
     slots: StreamSlots
+    #: the live task streams, written once per filter to every client that keeps up
+    broadcast: Broadcast
     frames: FrameCache = field(default_factory=FrameCache)
     catalog: CatalogCache = field(default_factory=CatalogCache)
 

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 
 from agentstream.sdk.client import AgentStreamClient
 from agentstream.streams import StreamsSettings, TaskStore
+from agentstream.streams.keys import scoped_task_id
 from bench import machine, provenance
 from bench.procs import (
     api_redis_sockets,
@@ -135,7 +136,7 @@ async def watch_peaks(done: asyncio.Task[str], redis: Any, api_pid: int, url: st
 async def create_tasks(redis: Any, url: str, ids: list[str]) -> None:
     store = TaskStore(redis, StreamsSettings(redis_url=url, prefix=PREFIX))
     for task_id in ids:
-        await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
+        await store.create_task(scoped_task_id(OWNER, task_id), owner=OWNER, agent="llm", input="bench")
 
 
 async def snapshot(redis: Any, url: str, base: str, api_pid: int, with_metrics: bool) -> dict[str, Any]:

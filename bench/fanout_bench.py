@@ -1,6 +1,6 @@
 """API fan-out CPU per delivered event against the lean floor, side by side (issue 14, item 1).
 
-Run: ``python -m bench.fanout_bench [--clients 500,1000] [--seconds 15] [--quick]``. Starts
+Run: ``python -m bench.fanout_bench [--clients 500,1000] [--seconds 15] [--rounds 3] [--quick]``. Starts
 its own redis-server. For each client count N (``tasks = N / 25``, 25 clients per task, 25
 token events/s per task, the shape of ``bench/api_bench.py``):
 
@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -147,6 +148,8 @@ async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_pro
 
         go = at_go if with_profile else None
         result = await api_bench.fan_out("sse", url, redis, base, api_pid, tasks, PER_TASK, RATE, seconds, go)
+        after = await api_bench.metrics(base)
+        result["api_metrics_after"] = {k: v for k, v in after.items() if k.startswith("agentstream_sse")}
         connected_kb = result["api_rss_kb"]["before_run_clients_connected"]
         result["api_rss_kb"]["idle"] = idle_kb
         result["rss_kb_per_client"] = (connected_kb - idle_kb) / clients
@@ -162,28 +165,60 @@ async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_pro
     }  # fmt: skip
 
 
-async def run(client_counts: list[int], seconds: float, with_profile: bool) -> dict[str, Any]:
+async def one_cell(url: str, redis: Redis, n: int, seconds: float, with_profile: bool) -> dict[str, Any]:
+    """Floor (1 frame a write), API, floor (4 joined) for ``n`` clients, one after the other."""
+    cell: dict[str, Any] = {"clients": n, "loadavg_before": os.getloadavg()}
+    cell["floor_1"] = await floor(n, seconds, 1)
+    cell["api"] = await api_run(url, redis, n, seconds, with_profile)
+    cell["floor_4"] = await floor(n, seconds, 4)
+    api_us = cell["api"]["cpu_us_per_delivery"]
+    cell["ratio_api_vs_floor"] = api_us / cell["floor_1"]["cpu_us_per_delivery"]
+    cell["ratio_api_vs_floor_4"] = api_us / cell["floor_4"]["cpu_us_per_delivery"]
+    cell["loadavg_after"] = os.getloadavg()
+    return cell
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarise(cells: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """Median (min-max) over the rounds of ``n`` clients."""
+    mine = [c for c in cells if c["clients"] == n]
+    return {
+        "clients": n, "rounds": len(mine),
+        "floor_1_us": spread([c["floor_1"]["cpu_us_per_delivery"] for c in mine]),
+        "floor_4_us": spread([c["floor_4"]["cpu_us_per_delivery"] for c in mine]),
+        "api_us": spread([c["api"]["cpu_us_per_delivery"] for c in mine]),
+        "ratio": spread([c["ratio_api_vs_floor"] for c in mine]),
+        "ratio_4": spread([c["ratio_api_vs_floor_4"] for c in mine]),
+        "p50_ms": spread([c["api"]["p50_ms"] or 0.0 for c in mine]),
+        "p99_ms": spread([c["api"]["p99_ms"] or 0.0 for c in mine]),
+        "rss_kb_per_client": spread([c["api"]["rss_kb_per_client"] for c in mine]),
+        "burst_errors": sum(c["api"]["burst_errors"] for c in mine),
+        "completed_min": min(c["api"]["completed"] for c in mine),
+        "loadavg_1m": spread([x for c in mine for x in (c["loadavg_before"][0], c["loadavg_after"][0])]),
+    }  # fmt: skip
+
+
+async def run(
+    client_counts: list[int], seconds: float, with_profile: bool, rounds: int = 1
+) -> dict[str, Any]:
     sse_load.raise_nofile()
     cells = []
     with redis_node("--maxclients", "20000") as url:
         redis = Redis.from_url(url, decode_responses=True)
         try:
-            for n in client_counts:
-                cell: dict[str, Any] = {"clients": n, "loadavg_before": os.getloadavg()}
-                cell["floor_1"] = await floor(n, seconds, 1)
-                cell["api"] = await api_run(url, redis, n, seconds, with_profile and n == max(client_counts))
-                cell["floor_4"] = await floor(n, seconds, 4)
-                cell["ratio_api_vs_floor"] = (
-                    cell["api"]["cpu_us_per_delivery"] / cell["floor_1"]["cpu_us_per_delivery"]
-                )
-                cell["ratio_api_vs_floor_4"] = (
-                    cell["api"]["cpu_us_per_delivery"] / cell["floor_4"]["cpu_us_per_delivery"]
-                )
-                cells.append(cell)
+            for r in range(rounds):  # rounds interleaved: 500, 1000, 500, 1000, ...
+                for n in client_counts:
+                    profiled = with_profile and n == max(client_counts) and r == rounds - 1
+                    cells.append({"round": r, **await one_cell(url, redis, n, seconds, profiled)})
         finally:
             await redis.aclose()
-    return {"cells": cells, "targets": TARGETS, "loadavg": os.getloadavg(),
-            "params": {"clients": client_counts, "per_task": PER_TASK, "rate_per_task": RATE, "seconds": seconds}}  # fmt: skip
+    summary = [summarise(cells, n) for n in client_counts]
+    return {"cells": cells, "summary": summary, "targets": TARGETS, "loadavg": os.getloadavg(),
+            "params": {"clients": client_counts, "per_task": PER_TASK, "rate_per_task": RATE, "seconds": seconds,
+                       "rounds": rounds}}  # fmt: skip
 
 
 def table(results: dict[str, Any]) -> str:
@@ -199,6 +234,14 @@ def table(results: dict[str, Any]) -> str:
             f"  API latency p50 / p99  {a['p50_ms'] or 0:.1f} / {a['p99_ms'] or 0:.1f} ms; completed {a['completed']}/{c['clients']},"
             f" burst errors {a['burst_errors']} {a['errors'] or ''}; RSS {a['rss_kb_per_client']:.1f} KB/client",
         ]
+    for m in results.get("summary", []):
+        f = lambda k, d=2, m=m: f"{m[k]['median']:.{d}f} ({m[k]['min']:.{d}f}-{m[k]['max']:.{d}f})"  # noqa: E731
+        lines += [
+            f"\n{m['clients']} clients over {m['rounds']} rounds, median (min-max):",
+            f"  floor {f('floor_1_us')} us, API {f('api_us')} us, ratio {f('ratio')}x (joined floor {f('floor_4_us')} us)",
+            f"  p99 {f('p99_ms', 1)} ms, RSS {f('rss_kb_per_client', 1)} KB/client, burst errors {m['burst_errors']}, "
+            f"load average (1 min) {f('loadavg_1m')}",
+        ]
     return "\n".join(lines)
 
 
@@ -211,14 +254,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of writing per run")
     parser.add_argument("--profile", action="store_true", help="py-spy the API process at the largest count")
-    parser.add_argument("--quick", action="store_true", help="100 and 200 clients, 4 s")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every client count (median, min-max)"
+    )
+    parser.add_argument("--quick", action="store_true", help="100 and 200 clients, 4 s, one round")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.clients.split(",")]
     if args.quick:
-        counts, args.seconds = [100, 200], 4.0
+        counts, args.seconds, args.rounds = [100, 200], 4.0, 1
     if any(n % PER_TASK or n <= 0 for n in counts):
         sys.exit(f"--clients: every count must be a positive multiple of {PER_TASK}")
-    results = asyncio.run(run(counts, args.seconds, args.profile)) | provenance(args.quick)
+    results = asyncio.run(run(counts, args.seconds, args.profile, args.rounds)) | provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fanout.json").write_text(json.dumps(results, indent=2))
     print(table(results))

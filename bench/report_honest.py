@@ -106,41 +106,62 @@ def baselines(d: dict[str, Any]) -> list[str]:
 
 
 def fanout(d: dict[str, Any]) -> list[str]:
-    t = d["targets"]
-    rows, missed, prof = [], False, None
-    for c in d["cells"]:
-        a, f1, f4 = c["api"], c["floor_1"], c["floor_4"]
-        n = c["clients"]
-        checks = [
-            a["cpu_us_per_delivery"] <= t["api_cpu_us_per_delivery_max"],
-            c["ratio_api_vs_floor"] <= t["ratio_vs_floor_max"],
-        ]
-        missed = missed or not all(checks)
-        prof = prof or a["detail"].get("profile")
-        p99 = a["p99_ms"] if a["p99_ms"] is not None else float("nan")
-        rows += [
-            (f"{n} clients: CPU us / delivery (1 frame per write)", f"{f1['cpu_us_per_delivery']:.2f}", f"{a['cpu_us_per_delivery']:.2f}",
-             f"{c['ratio_api_vs_floor']:.2f}x", f"<= {t['api_cpu_us_per_delivery_max']:g} us, <= {t['ratio_vs_floor_max']:g}x", verdict(all(checks))),
-            (f"{n} clients: floor with 4 frames joined per write", f"{f4['cpu_us_per_delivery']:.2f}", "", f"{c['ratio_api_vs_floor_4']:.2f}x", "", ""),
-            (f"{n} clients: delivery latency p99 ms", "", f"{p99:.1f}", "", f"<= {t['p99_ms_max']:g} ms (quiet box)", verdict(p99 <= t["p99_ms_max"])),
-            (f"{n} clients: connect burst errors, streams completed", "", f"{a['burst_errors']} {a['errors'] or ''}, {a['completed']}/{n}", "", "0, all",
-             verdict(a["burst_errors"] == 0 and a["completed"] == n)),
-            (f"{n} clients: API RSS KB per connected client", "", f"{a['rss_kb_per_client']:.1f}", "", f"<= {t['rss_kb_per_client_max']:g} KB",
-             verdict(a["rss_kb_per_client"] <= t["rss_kb_per_client_max"])),
-        ]  # fmt: skip
-    p = d["params"]
-    out = [
+    t, p = d["targets"], d["params"]
+    head = [
         "## Fan-out: API CPU per delivery against the lean floor (`bench/fanout_bench.py`)", "", provenance(d), "",
         f"{p['per_task']} SSE clients per task, {p['rate_per_task']:g} token events/s per task, {p['seconds']:g} s of writing "
         "per run. Floor: one process under uvloop writes one pre-encoded SSE frame to each loopback connection of a task "
-        "(readers in another process), its CPU / deliveries; then 4 frames joined per write. API: one fresh API process, the "
-        "clients connect in one burst (all at once; errors counted), its process CPU over the writing window / token events "
-        "delivered. Floor and API run one after the other in the same run, same box.", "",
-        *md(("measure", "floor", "API", "API / floor", "target", "met?"), rows), "",
+        "(readers in another process), its CPU / deliveries; then 4 frames joined per write. API: one fresh API process "
+        "(uvicorn, httptools, uvloop), the clients connect in one burst (all at once; errors counted), its process CPU over "
+        "the writing window / token events delivered. Floor and API run one after the other in the same run, same box.", "",
     ]  # fmt: skip
-    if missed:
-        out += profile_block(prof, "the API process during the largest fan-out", "python -m bench.fanout_bench --profile",
-                             "during the measured writing window (py-spy's own CPU competes on this box)")  # fmt: skip
+    if "summary" not in d:
+        return [*head, "This JSON predates the rounds summary: re-run `python -m bench.fanout_bench`.", ""]
+    rows, missed, prof = [], False, None
+    for m in d["summary"]:
+        n = m["clients"]
+        ok_cpu = (
+            m["api_us"]["max"] <= t["api_cpu_us_per_delivery_max"]
+            and m["ratio"]["max"] <= t["ratio_vs_floor_max"]
+        )
+        missed = missed or not ok_cpu
+        rows += [
+            (f"{n} clients: CPU us / delivery (1 frame per write)", spread(m["floor_1_us"], 2, ""), spread(m["api_us"], 2, ""),
+             spread(m["ratio"]), f"<= {t['api_cpu_us_per_delivery_max']:g} us, <= {t['ratio_vs_floor_max']:g}x", verdict(ok_cpu)),
+            (f"{n} clients: floor with 4 frames joined per write", spread(m["floor_4_us"], 2, ""), "", spread(m["ratio_4"]), "", ""),
+            (f"{n} clients: delivery latency p99 ms (client side)", "", spread(m["p99_ms"], 1, ""), "",
+             f"<= {t['p99_ms_max']:g} ms (quiet box)", verdict(m["p99_ms"]["max"] <= t["p99_ms_max"])),
+            (f"{n} clients: connect burst errors (all rounds), fewest streams completed", "",
+             f"{m['burst_errors']}, {m['completed_min']}/{n}", "", "0, all", verdict(m["burst_errors"] == 0 and m["completed_min"] == n)),
+            (f"{n} clients: API RSS KB per connected client", "", spread(m["rss_kb_per_client"], 1, ""), "",
+             f"<= {t['rss_kb_per_client_max']:g} KB", verdict(m["rss_kb_per_client"]["max"] <= t["rss_kb_per_client_max"])),
+            (f"{n} clients: load average (1 min) around the rounds", "", spread(m["loadavg_1m"], 2, ""), "", "", ""),
+        ]  # fmt: skip
+    for c in d["cells"]:
+        prof = prof or c["api"]["detail"].get("profile")
+    out = [*head, f"{p.get('rounds', 1)} rounds, the client counts interleaved; median (min-max) over the rounds.", "",
+           *md(("measure", "floor", "API", "API / floor", "target", "met?"), rows), ""]  # fmt: skip
+    loads = [x for m in d["summary"] for x in (m["loadavg_1m"]["min"], m["loadavg_1m"]["max"])]
+    floors = [x for m in d["summary"] for x in (m["floor_1_us"]["min"], m["floor_1_us"]["max"])]
+    if max(loads) > 1.0:
+        out += [f"**Measured on a busy machine** (1-minute load average {min(loads):.2f}-{max(loads):.2f} on 2 cores, "
+                f"other work running): the floor itself took {min(floors):.2f}-{max(floors):.2f} us per delivery here, "
+                "so the absolute target (set against a ~6 us floor on a quiet box) is out of reach of anything measured "
+                "beside it; the ratio to the floor is the comparable figure. Client-side latency tails on this box are "
+                "mostly the scheduler: the API's own append-to-write histogram is in the JSON "
+                "(`api_metrics_after`).", ""]  # fmt: skip
+    extra = d.get("profile_run")
+    if extra and not prof:
+        prof = extra["profile"]
+        when = (f"in one extra run after the rounds ({extra['clients']} clients, {extra['seconds']:g} s; API "
+                f"{extra['api_us']:.2f} us against the floor's {extra['floor_1_us']:.2f} us, {extra['ratio']:.2f}x, "
+                "py-spy's own CPU competing on this box)")  # fmt: skip
+    else:
+        when = "during the measured writing window of the last round (py-spy's own CPU competes on this box)"
+    if missed or prof:
+        out += profile_block(
+            prof, "the API process during the largest fan-out", "python -m bench.fanout_bench --profile", when
+        )
     return out
 
 

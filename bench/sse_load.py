@@ -15,9 +15,12 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 
 from agentstream.streams import StreamsSettings, TaskStore, create_redis
+from agentstream.streams.keys import scoped_task_id
 from bench.streams_bench import percentiles
 
 PREFIX = "abench"
+#: the tenant of the API's open mode (no keys), whose tasks the benches create
+OWNER = "default"
 TOKEN = re.compile(rb'"content":"(\d+\.\d+)"')
 
 
@@ -35,7 +38,9 @@ async def writer_child(url: str, mode: str, ids: list[str], rate: float, seconds
     settings = StreamsSettings(redis_url=url, prefix=PREFIX, maxlen=10_000_000)
     redis = create_redis(settings)
     store = TaskStore(redis, settings)
-    attempts = [await store.open_attempt(task_id) for task_id in ids] if mode == "sse" else []
+    # the API serves open mode's tenant: its tasks' key ids are scoped to it
+    scoped = [scoped_task_id(OWNER, task_id) for task_id in ids]
+    attempts = [await store.open_attempt(key_id) for key_id in scoped] if mode == "sse" else []
     print("ready", flush=True)
     if (await asyncio.to_thread(sys.stdin.readline)).strip() != "go":
         return

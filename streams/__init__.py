@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from .groups import DeadLetter, GroupConsumer, GroupInfo, group_info
     from .hub import ReaderHub, Subscription
     from .keys import Keys, validate_task_id
-    from .reader import Reader, parse_cursor
+    from .reader import Follow, Reader, Tracker, parse_cursor
     from .settings import StreamsSettings
     from .tasks import Attempt, Created, QueuedMessage, TaskMeta, TaskStore
     from .writer import Appended, StreamWriter
@@ -104,6 +104,8 @@ _EXPORTS = {
     "Keys": "agentstream.streams.keys",
     "validate_task_id": "agentstream.streams.keys",
     "Reader": "agentstream.streams.reader",
+    "Follow": "agentstream.streams.reader",
+    "Tracker": "agentstream.streams.reader",
     "parse_cursor": "agentstream.streams.reader",
     "StreamsSettings": "agentstream.streams.settings",
     "Attempt": "agentstream.streams.tasks",
@@ -127,6 +129,7 @@ __all__ = [
     "EventFilter",
     "FeedConsumer",
     "FencedError",
+    "Follow",
     "GroupConsumer",
     "GroupInfo",
     "InputRejected",
@@ -151,6 +154,7 @@ __all__ = [
     "TaskNotFound",
     "TaskStore",
     "TaskWaiting",
+    "Tracker",
     "UsageError",
     "category_of",
     "create_redis",

@@ -26,7 +26,7 @@ from .hub import ReaderHub
 from .keys import public_task_id, validate_task_id
 from .settings import StreamsSettings
 
-__all__ = ["LAST_CURSOR", "Reader", "parse_cursor", "reset_marker"]
+__all__ = ["LAST_CURSOR", "Follow", "Reader", "Tracker", "parse_cursor", "reset_marker"]
 
 _CURSOR = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _MAX_U64 = 2**64 - 1
@@ -60,7 +60,7 @@ def reset_marker(task_id: str, cursor: str, last_seq: int, reason: str) -> dict[
     }
 
 
-class _Tracker:
+class Tracker:
     """What a tail has passed (cursor and seq): drops entries it already yielded, and
     puts a ``reset`` marker before an entry whose seq does not move forward, so a reader
     is never shown two different events under one seq."""
@@ -72,6 +72,22 @@ class _Tracker:
         self._seq: int | None = None
         #: ``completed`` was passed
         self.ended = False
+
+    def copy(self) -> Tracker:
+        """A tracker that has passed what this one has (to go on reading apart)."""
+        other = Tracker.__new__(Tracker)
+        other.task_id, other.cursor, other._cursor_t = self.task_id, self.cursor, self._cursor_t
+        other._seq, other.ended = self._seq, self.ended
+        return other
+
+    @property
+    def seq(self) -> int | None:
+        """The seq of the last event passed (``None``: none yet)."""
+        return self._seq
+
+    def at_or_after(self, cursor: str) -> bool:
+        """This tracker has passed ``cursor`` (or stands on it)."""
+        return self._cursor_t >= cursor_key(cursor)
 
     def accept(self, cursor: str, event: dict[str, Any]) -> list[Item]:
         cursor_t = cursor_key(cursor)
@@ -89,7 +105,7 @@ class _Tracker:
         return out
 
 
-def _admit(entries: Iterable[Item], tracker: _Tracker, flt: EventFilter) -> tuple[list[Item], bool]:
+def _admit(entries: Iterable[Item], tracker: Tracker, flt: EventFilter) -> tuple[list[Item], bool]:
     """The replayed start of a tail: markers as they come, events through the tracker and
     the filter; ``True`` when ``completed`` was among them (nothing follows it)."""
     out: list[Item] = []
@@ -101,6 +117,43 @@ def _admit(entries: Iterable[Item], tracker: _Tracker, flt: EventFilter) -> tupl
         if event["type"] == "completed":
             return out, True
     return out, False
+
+
+class Follow:
+    """A tail driven step by step, for a caller that joins the live part some other way
+    (the API's broadcast): :meth:`Reader.follow` reads the start (``head``), each
+    :meth:`page` one more XRANGE page after ``tracker.cursor``. ``caught_up`` is set when
+    a read found the end of what is stored; ``ended`` once ``completed`` was passed (or the
+    task ended at or before the cursor)."""
+
+    def __init__(self, reader: Reader, task_id: str, tracker: Tracker, flt: EventFilter) -> None:
+        self._reader = reader
+        self.task_id = task_id
+        self.tracker = tracker
+        self.filter = flt
+        self.head: list[Item] = []
+        self.caught_up = False
+        self.ended = False
+
+    async def page(self) -> list[Item]:
+        """The filtered events of the next page after ``tracker.cursor`` (perhaps none)."""
+        reader, tracker, flt = self._reader, self.tracker, self.filter
+        size = reader.settings.page_size
+        key = reader.keys.events(self.task_id)
+        raw = []
+        if tracker.cursor != LAST_CURSOR:
+            raw = await reader._raw.xrange(key, min=f"({tracker.cursor}", count=size)
+        self.caught_up = len(raw) < size
+        shown = tracker.task_id
+        out: list[Item] = []
+        for cursor, fields in raw:
+            decode = decode_flat if isinstance(fields, list) else decode_entry
+            event = decode(cursor, fields, shown)
+            out.extend(item for item in tracker.accept(cursor, event) if flt.matches(item[1]))
+            if event["type"] == "completed":
+                self.ended = tracker.ended = True
+                break
+        return out
 
 
 def parse_cursor(cursor: str | None) -> str:
@@ -251,7 +304,7 @@ class Reader:
             if len(page) < size:
                 return
 
-    async def _catch_up(self, task_id: str, tracker: _Tracker, flt: EventFilter) -> AsyncIterator[Item]:
+    async def _catch_up(self, task_id: str, tracker: Tracker, flt: EventFilter) -> AsyncIterator[Item]:
         """What is stored after the tracker's cursor, filtered; ``completed`` ends it and
         sets ``tracker.ended``."""
         async for page in self._pages(task_id, tracker.cursor):
@@ -282,6 +335,19 @@ class Reader:
                 if everything or flt.matches(event):
                     yield cursor, event
 
+    async def follow(self, task_id: str, after: str = "0", filter: EventFilter | None = None) -> Follow:
+        """Start a :class:`Follow` of ``task_id`` after ``after`` (``"$"``: new events only):
+        its ``head`` is what the first read found, replayed as :meth:`tail` yields it."""
+        flt = filter or _ALL
+        start = await self._start(task_id, after)
+        follow = Follow(self, task_id, Tracker(task_id, start.after), flt)
+        follow.head, ended = _admit(start.items, follow.tracker, flt)
+        follow.caught_up = not start.full
+        cursor = follow.tracker.cursor
+        if ended or (start.end is not None and cursor_key(cursor) >= cursor_key(start.end)):
+            follow.ended = follow.tracker.ended = True
+        return follow
+
     async def tail(
         self,
         task_id: str,
@@ -297,7 +363,7 @@ class Reader:
             raise UsageError("tail() needs a Reader built with a ReaderHub: Reader(redis, settings, hub)")
         flt = filter or _ALL
         start = await self._start(task_id, after)
-        tracker = _Tracker(task_id, start.after)
+        tracker = Tracker(task_id, start.after)
         replayed, ended = _admit(start.items, tracker, flt)
         for item in replayed:
             yield item

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from agentstream.api.broadcast import LiveEventsResponse, before_floor
 from agentstream.api.dialects.agui_frames import agui_frames, resume_point
 from agentstream.api.errors import bad_request
 from agentstream.api.schemas import SSE_CONTENT, EventsPage, error_responses
@@ -112,7 +113,7 @@ async def task_events(
     if as_json:
         return _json(await _page(svc, meta, cursor, flt, limit, floor))
     slot = svc.slots.take(meta.owner)
-    return sse_response(svc, _tail_frames(svc, meta.task_id, cursor, flt, floor), slot)
+    return LiveEventsResponse(svc.broadcast, meta.task_id, cursor, flt, floor, slot)
 
 
 def with_sequence_number(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,16 +133,6 @@ async def _start_cursor(
     if starting_after is not None:
         return await svc.reader.cursor_after_seq(meta.task_id, starting_after), starting_after
     return parse_cursor(after), None
-
-
-def _before(event: Mapping[str, Any], floor: int | None) -> bool:
-    """The event is at or before ``starting_after`` (a gap: it hides nothing after it)."""
-    if floor is None:
-        return False
-    if event["type"] == "gap":
-        return int(event.get("first_seq") or 0) <= floor + 1
-    seq = event.get("seq")
-    return isinstance(seq, int) and seq <= floor
 
 
 def _past_the_end(meta: TaskMeta, cursor: str) -> bool:
@@ -183,16 +174,6 @@ def sse_response(svc: Services, frames: AsyncIterator[bytes], slot: Slot) -> Eve
     )
 
 
-async def _tail_frames(
-    svc: Services, task_id: str, after: str, flt: EventFilter, floor: int | None = None
-) -> AsyncIterator[bytes]:
-    items = svc.reader.tail(task_id, after, flt)
-    async with contextlib.aclosing(items):  # type: ignore[type-var]
-        async for cursor, event in items:
-            if not _before(event, floor):
-                yield svc.frames.frame(task_id, cursor, event)
-
-
 async def _page(
     svc: Services, meta: TaskMeta, after: str, flt: EventFilter, limit: int, floor: int | None = None
 ) -> EventsPage:
@@ -208,7 +189,7 @@ async def _page(
         async for cursor, event in items:
             if event["type"] != "gap":
                 last = cursor
-            if flt.matches(event) and not _before(event, floor):
+            if flt.matches(event) and not before_floor(event, floor):
                 events.append(with_sequence_number(event))
             if event["type"] == "completed":
                 completed = True
