@@ -216,9 +216,10 @@ async def fan_out(
 async def finished_stream(redis: Any, url: str, n: int) -> str:
     settings = StreamsSettings(redis_url=url, prefix=PREFIX, maxlen=10_000_000)
     store = TaskStore(redis, settings)
-    task_id = f"ab_replay_{uuid.uuid4().hex[:8]}"
-    await store.create_task(task_id, owner=OWNER, agent="llm", input="bench")
-    attempt = await store.open_attempt(task_id)
+    task_id = f"ab_replay_{uuid.uuid4().hex[:8]}"  # the API's path takes this public id
+    key_id = scoped_task_id(OWNER, task_id)
+    await store.create_task(key_id, owner=OWNER, agent="llm", input="bench")
+    attempt = await store.open_attempt(key_id)
     async with store.writer(attempt) as out:
         for i in range(n):
             await out.append({"type": "token", "content": f"tok{i % 100} ", "agent_id": "bench"})

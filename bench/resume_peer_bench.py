@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.keys import scoped_task_id
 from bench import machine
 from bench.api_bench import api_process
 from bench.procs import read_line, render, spawn, stop_child
@@ -57,7 +58,9 @@ OWNER = "default"
 
 
 async def new_task(redis: Any, settings: StreamsSettings, name: str) -> str:
-    task_id = f"rb_{name}_{os.urandom(4).hex()}"
+    """A new task of the open-mode tenant; returns its key id (the API's path takes the
+    public id, which ``sse_reader`` derives)."""
+    task_id = scoped_task_id(OWNER, f"rb_{name}_{os.urandom(4).hex()}")
     await TaskStore(redis, settings).create_task(task_id, owner=OWNER, agent="llm", input="resume bench")
     return task_id
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.keys import public_task_id
 from bench.sse_load import PREFIX  # the API process of api_bench serves this prefix
 from bench.streams_bench import percentiles
 
@@ -146,7 +147,9 @@ async def sse_reader(
             headers = {"accept": "text/event-stream", **({"last-event-id": cursor} if cursor else {})}
             frame_id: str | None = None
             try:
-                async with http.stream("GET", f"/v1/tasks/{task_id}/events", headers=headers) as resp:
+                async with http.stream(
+                    "GET", f"/v1/tasks/{public_task_id(task_id)}/events", headers=headers
+                ) as resp:
                     resp.raise_for_status()
                     async for line in resp.aiter_lines():
                         if line.startswith("id:"):
