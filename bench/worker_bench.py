@@ -37,7 +37,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.codec import now_us
 from agentstream.worker.enqueue import enqueue_task
 from bench import machine, provenance
 from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
@@ -50,6 +51,7 @@ from bench.worker_common import (
     feed_position,
     paced_writer,
     prompt,
+    run_on_worker_loop,
     wait_ended,
     worker_stack,
 )
@@ -125,7 +127,7 @@ async def writer_throughput(
     async def one(attempt: Any) -> None:
         async with store.writer(attempt) as out:
             for event in template:
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
+                await out.append({**event, "timestamp": now_us(), "agent_id": AGENT_ID})
                 if interleave:
                     await asyncio.sleep(0)
             await out.append(
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.tokens, args.lat_tasks, args.lat_tokens = 50, 50, 10, 50
-    results = asyncio.run(run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms))
+    results = run_on_worker_loop(run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms))
     results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker.json").write_text(json.dumps(results, indent=2))
