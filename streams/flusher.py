@@ -86,7 +86,7 @@ class Flusher:
     """
 
     def __init__(self, redis: RedisClient) -> None:
-        self._redis = redis
+        # Only the pool is kept, never the client: the registry's weak key must be able to die.
         self._pool = None if isinstance(redis, RedisCluster) else redis.connection_pool
         self._pending: dict[PendingWriter, None] = {}
         self._task: asyncio.Task[None] | None = None
@@ -116,13 +116,17 @@ class Flusher:
                         if not self._pending:
                             return
                     continue
-                batches = [(w, b) for w in self._pending if (b := w._take_batch())]
-                self._pending.clear()
-                if batches:
-                    await self._round_trip(batches)
+                await self._flush_pending()
         finally:
             self._task = None
             await self._release()
+
+    async def _flush_pending(self) -> None:
+        # A method of its own, so that no writer stays referenced by the lingering loop.
+        batches = [(w, b) for w in self._pending if (b := w._take_batch())]
+        self._pending.clear()
+        if batches:
+            await self._round_trip(batches)
 
     async def _round_trip(self, batches: list[tuple[PendingWriter, Sequence[Any]]]) -> None:
         spans = [

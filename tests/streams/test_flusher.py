@@ -4,14 +4,16 @@ each still fenced and dense on its own, against a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from agentstream.streams import FencedError, StreamsSettings, TaskStore, decode
-from agentstream.streams.flusher import RETRY_DELAYS_S, flusher_for
+from agentstream.streams import FencedError, StreamsSettings, TaskStore, create_redis, decode
+from agentstream.streams.flusher import RETRY_DELAYS_S, _flushers, flusher_for
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 
@@ -188,3 +190,18 @@ async def test_the_script_is_loaded_again_after_redis_forgot_it(
     await asyncio.gather(*(w.flush() for w in writers))
     assert [w.last_seq for w in writers] == [3, 2, 2]
     await asyncio.gather(*(w.aclose() for w in writers))
+
+
+async def test_a_client_dropped_after_use_leaves_no_flusher_behind(settings: StreamsSettings) -> None:
+    """The registry of flushers holds clients weakly: neither it nor the idle flusher keeps
+    a client (or its writers) alive."""
+    client = create_redis(settings)
+    store = TaskStore(client, settings)
+    async with store.writer(await new_task(store)) as writer:
+        await writer.write({"type": "token", "content": "x"})
+    assert client in _flushers
+    probe = weakref.ref(client)
+    await client.aclose()
+    del client, store, writer
+    gc.collect()
+    assert probe() is None  # and with it, its entry in the registry
