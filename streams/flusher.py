@@ -41,7 +41,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agentstream.telemetry.tracing import start_span, tracing_enabled
 
@@ -194,20 +196,30 @@ class Flusher:
 
     async def _exchange(self, payload: bytes, count: int) -> list[Any]:
         """Write ``payload`` (``count`` commands) and read their replies, error replies
-        included as exceptions. Any other failure leaves the connection closed (redis-py
-        disconnects it), so no late reply is ever taken for another command's."""
+        included (as exceptions, not raised). Any failure closes the connection, so no late
+        reply is ever taken for another command's.
+
+        One write and one deadline for the round trip, on redis-py 5's connection parts:
+        its ``send_packed_command`` wraps each write in ``wait_for`` (a task and a turn of
+        the loop per call) and each reply in a timeout of its own."""
         if self._conn is None:
             assert self._pool is not None
             self._conn = await self._pool.get_connection()
         conn = self._conn
-        await conn.send_packed_command(payload, check_health=False)
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            async with asyncio.timeout(conn.socket_timeout):
+                conn._writer.write(payload)
+                await conn._writer.drain()  # at once, unless the socket's buffer is full
+                return [await conn._parser.read_response() for _ in range(count)]
+        except BaseException as exc:
+            await conn.disconnect(nowait=True)
+            if isinstance(exc, TimeoutError):
+                raise RedisTimeoutError(f"no reply from Redis within {conn.socket_timeout}s") from exc
+            if isinstance(exc, OSError):
+                raise RedisConnectionError(f"Redis connection failed: {exc!r}") from exc
+            raise
 
     async def _release(self, *, broken: bool = False) -> None:
         conn, self._conn = self._conn, None

@@ -205,3 +205,18 @@ async def test_a_client_dropped_after_use_leaves_no_flusher_behind(settings: Str
     del client, store, writer
     gc.collect()
     assert probe() is None  # and with it, its entry in the registry
+
+
+async def test_a_connection_killed_by_redis_is_replaced_without_loss_or_duplicates(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    attempts = [await new_task(store) for _ in range(3)]
+    writers = [store.writer(a) for a in attempts]
+    await asyncio.gather(*(w.write({"type": "token", "content": "before"}) for w in writers))
+    # every other client's connection, the flusher's (held while it lingers) included
+    await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    await asyncio.gather(*(w.write({"type": "token", "content": "after"}) for w in writers))
+    for attempt in attempts:
+        events = await stored(redis, settings, attempt.task_id)
+        assert [(e["seq"], e.get("content")) for e in events] == [(1, None), (2, "before"), (3, "after")]
+    await asyncio.gather(*(w.aclose() for w in writers))
