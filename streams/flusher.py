@@ -101,7 +101,7 @@ class Flusher:
     def schedule(self, writer: PendingWriter) -> None:
         """Send ``writer``'s buffered events in the next round trip (now, if none is in flight)."""
         self._pending[writer] = None
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._run(), name="agentstream-flusher")
         else:
             self._wake.set()
@@ -119,6 +119,14 @@ class Flusher:
                             return
                     continue
                 await self._flush_pending()
+        except BaseException as exc:
+            # Stopped (the loop is closing) or a bug: no writer waiting for its turn may
+            # wait forever; a later append starts a new flusher.
+            failure = exc if isinstance(exc, Exception) else RedisConnectionError("the flusher was stopped")
+            pending, self._pending = list(self._pending), {}
+            for writer in pending:
+                writer._failed(failure)
+            raise
         finally:
             self._task = None
             await self._release()
@@ -154,7 +162,7 @@ class Flusher:
                     writer._stored(batch, reply)
         except BaseException as exc:
             # Cancelled (the loop is closing) or a bug: no writer may wait forever.
-            failure = exc if isinstance(exc, Exception) else ConnectionError("the flusher was stopped")
+            failure = exc if isinstance(exc, Exception) else RedisConnectionError("the flusher was stopped")
             for writer, _ in batches[settled:]:
                 writer._failed(failure)
             raise

@@ -304,6 +304,7 @@ class StreamWriter:
 
     def _failed(self, exc: BaseException) -> None:
         self._in_flight = False
+        self._scheduled = False  # the flusher forgot it; ``flush`` schedules it again
         if isinstance(exc, ResponseError):
             exc = from_script_reply(str(exc), task_id=self.task_id, attempt=self.attempt)
         elif not isinstance(exc, (StreamsError, *TRANSIENT_REDIS_ERRORS)):

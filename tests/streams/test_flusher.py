@@ -220,3 +220,27 @@ async def test_a_connection_killed_by_redis_is_replaced_without_loss_or_duplicat
         events = await stored(redis, settings, attempt.task_id)
         assert [(e["seq"], e.get("content")) for e in events] == [(1, None), (2, "before"), (3, "after")]
     await asyncio.gather(*(w.aclose() for w in writers))
+
+
+async def test_a_stopped_flusher_fails_its_waiting_writers_and_the_next_flush_starts_another(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    attempt = await new_task(store)
+    writer = store.writer(attempt)
+    await writer.write({"type": "token", "content": "first"})
+    flusher = flusher_for(redis)
+    stopped = flusher._task
+    assert stopped is not None  # lingering for the next event
+    writer.append_nowait({"type": "token", "content": "second"})
+    stopped.cancel()
+    with pytest.raises(RedisConnectionError, match="stopped"):
+        await writer.flush()
+    assert writer.pending == 1  # kept
+    await writer.flush()
+    assert flusher._task is not stopped
+    assert [e.get("content") for e in await stored(redis, settings, attempt.task_id)] == [
+        None,
+        "first",
+        "second",
+    ]
+    await writer.aclose()
