@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -37,9 +38,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis, utc_now_iso
+from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
+from agentstream.streams.codec import now_us
 from agentstream.worker.enqueue import enqueue_task
-from bench import machine, provenance
+from bench import machine, profile, provenance
 from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
 from bench.streams_bench import percentiles
 from bench.worker_common import (
@@ -50,6 +52,7 @@ from bench.worker_common import (
     feed_position,
     paced_writer,
     prompt,
+    run_on_worker_loop,
     wait_ended,
     worker_stack,
 )
@@ -125,7 +128,7 @@ async def writer_throughput(
     async def one(attempt: Any) -> None:
         async with store.writer(attempt) as out:
             for event in template:
-                await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
+                await out.append({**event, "timestamp": now_us(), "agent_id": AGENT_ID})
                 if interleave:
                     await asyncio.sleep(0)
             await out.append(
@@ -234,15 +237,20 @@ async def writer_latency(
 # --------------------------------------------------------------------------- run
 
 
-async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int) -> dict[str, Any]:
+async def run(
+    tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms: int, with_profile: bool = False
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with worker_stack(max(tasks, lat_tasks)) as (redis, settings, pool, model_pid, worker):
         async with worker:
             # one small warm-up batch: connections, imports, the model's first reply
             await worker_throughput(redis, settings, pool, model_pid, 4, 10)
+            sampling = await profile.start(os.getpid()) if with_profile else None
             results["throughput_worker"] = await worker_throughput(
                 redis, settings, pool, model_pid, tasks, tokens
             )
+            if sampling is not None:
+                results["profile"] = await profile.finish(sampling)
             results["latency_worker"] = await worker_latency(
                 redis, settings, pool, lat_tasks, lat_tokens, slow_ms
             )
@@ -313,10 +321,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lat-tokens", type=int, default=100)
     parser.add_argument("--slow-ms", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="50 tasks x 50 tokens, latency 10 x 50")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy this process during the throughput run"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.tokens, args.lat_tasks, args.lat_tokens = 50, 50, 10, 50
-    results = asyncio.run(run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms))
+    results = run_on_worker_loop(
+        run(args.tasks, args.tokens, args.lat_tasks, args.lat_tokens, args.slow_ms, args.profile)
+    )
     results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker.json").write_text(json.dumps(results, indent=2))

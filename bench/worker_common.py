@@ -10,13 +10,15 @@ import dataclasses
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 from arq import create_pool
 from arq.connections import ArqRedis
 
-from agentstream.streams import StreamsSettings, TaskStore, create_redis, utc_now_iso
+from agentstream.streams import StreamsSettings, TaskStore, create_redis
+from agentstream.streams.codec import now_us
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.model import ModelSettings
 from agentstream.worker.payload import TaskRequest
@@ -25,6 +27,7 @@ from bench.procs import read_line, spawn, stop_child
 from tests.redis_server import redis_node
 
 AGENT_ID = "llm-agent"
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -57,6 +60,30 @@ async def running_worker(config: WorkerConfig) -> AsyncIterator[None]:
         async with asyncio.timeout(15):
             await asyncio.wait([main])
             await worker.close()
+
+
+def run_on_worker_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the event loop a worker process runs on (``create_worker``: uvloop
+    when installed), so the worker measured here is the one deployed; the bare writer's
+    column runs on the same loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def wakeups() -> int:
+    """Voluntary context switches of this process so far (every thread): how often it slept
+    and was woken. On this VM a wake-up costs tens of µs of CPU, so it is reported per event."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        with contextlib.suppress(OSError):
+            for line in status.read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
 
 
 def prompt(tokens: int, slow_ms: int = 0) -> str:
@@ -171,7 +198,7 @@ async def paced_writer(store: TaskStore, attempt: Any, offset: float, tokens: in
     async with store.writer(attempt) as out:
         due = time.perf_counter()
         for event in agent_events(tokens):
-            await out.append({**event, "timestamp": utc_now_iso(), "agent_id": AGENT_ID})
+            await out.append({**event, "timestamp": now_us(), "agent_id": AGENT_ID})
             if event["type"] == "token":
                 due += period
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))

@@ -57,16 +57,19 @@ async def worker_at_pace(
     load0 = os.getloadavg()[0]
     redis0 = await procs.redis_cpu_s(redis)
     cpu0, model0, t0 = time.process_time(), procs.process_cpu_s(model_pid), time.perf_counter()
+    wake0 = wc.wakeups()
     for task_id in ids:
         await enqueue_task(pool, task_id)
         await asyncio.sleep(slow_ms / 1000 / tasks)  # spread the tasks over one token interval
     t1, cpu1, stuck = await wc.wait_ended(
         redis, settings, ids, after, timeout_s=tokens * slow_ms / 1000 * 3 + 60
     )
+    wakes = wc.wakeups() - wake0
     redis_cpu = await procs.redis_cpu_s(redis) - redis0
     events, statuses = await wc.appended_events(redis, settings, ids)
     wall = t1 - t0
     return {
+        "wakeups_per_event": wakes / events,
         "tasks": tasks, "tokens_per_task": tokens, "tokens_per_s_per_task": 1000 / slow_ms, "events": events,
         "statuses": statuses, "never_ended": stuck, "wall_s": wall, "per_s": events / wall,
         "cpu_us_per_item": (cpu1 - cpu0) / events * 1e6, "cores": (cpu1 - cpu0) / wall,
@@ -86,13 +89,15 @@ async def writer_at_pace(
     period = slow_ms / 1000
 
     load0, redis0 = os.getloadavg()[0], await procs.redis_cpu_s(redis)
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0, wake0 = time.process_time(), time.perf_counter(), wc.wakeups()
     runs = (wc.paced_writer(store, a, i / tasks, tokens, slow_ms) for i, a in enumerate(attempts))
     await asyncio.wait_for(asyncio.gather(*runs), tokens * period * 3 + 60)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    wakes = wc.wakeups() - wake0
     redis_cpu = await procs.redis_cpu_s(redis) - redis0
     events, statuses = await wc.appended_events(redis, settings, ids)
     return {"tasks": tasks, "events": events, "statuses": statuses, "wall_s": wall, "per_s": events / wall,
+            "wakeups_per_event": wakes / events,
             "cpu_us_per_item": cpu / events * 1e6, "cores": cpu / wall, "loadavg_1m_before": load0,
             "redis_cpu_us_per_event": redis_cpu / events * 1e6}  # fmt: skip
 
@@ -129,8 +134,10 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join([
         f"{p['tasks']} tasks x {p['tokens']} tokens at {1000 / p['slow_ms']:.0f} tokens/s each (load average "
         f"{', '.join(f'{x:.2f}' for x in r['loadavg'])})",
-        f"  bare writer  {b['cpu_us_per_item']:8.1f} us CPU/event  {b['per_s']:8,.0f} events/s  {b['cores']:.2f} cores",
+        f"  bare writer  {b['cpu_us_per_item']:8.1f} us CPU/event  {b['per_s']:8,.0f} events/s  {b['cores']:.2f} cores"
+        f"  {b['wakeups_per_event']:.2f} wake-ups/event",
         f"  worker       {w['cpu_us_per_item']:8.1f} us CPU/event  {w['per_s']:8,.0f} events/s  {w['cores']:.2f} cores"
+        f"  {w['wakeups_per_event']:.2f} wake-ups/event"
         f"  (model server {w['model_server_cpu_us_per_event']:.1f} us/event)",
         f"  ratio {r['ratio_cpu']:.2f}x; target worker <= {TARGET_CPU_US_PER_EVENT:g} us/event: "
         f"{'met' if r['met'] else 'missed'}; never ended: {len(w['never_ended'])}",
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: {1000 / args.slow_ms:.0f} tokens/s is outside the 20-50/s of real models")
     if args.quick:
         args.tasks, args.tokens = 5, 40
-    results = asyncio.run(run(args.tasks, args.tokens, args.slow_ms, args.profile))
+    results = wc.run_on_worker_loop(run(args.tasks, args.tokens, args.slow_ms, args.profile))
     results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker_pace.json").write_text(json.dumps(results, indent=2))

@@ -1,11 +1,13 @@
 """The fenced, batching writer of one task attempt.
 
-``append`` buffers an event and returns at once; a flusher owned by the writer sends the
-buffer to Redis in one Lua call per batch. A lone event leaves immediately; a batch forms
-only from what arrived while the previous round trip was in flight, so batching adds no
-timer delay. ``flush``/``aclose`` wait until every buffered event is stored or the writer
-failed; after a connection error the buffer is kept and the next ``flush`` retries it, and
-a resent batch is recognised by its seq in Redis, so it is never stored twice.
+``append`` buffers an event and returns at once; the flusher of the process
+(:mod:`streams.flusher`, one per Redis client) sends the buffer to Redis in one Lua call
+per batch, together with the batches of every other writer pending at that moment. A lone
+event leaves immediately; a batch forms only from what arrived while the previous round
+trip was in flight, so batching adds no timer delay. ``flush``/``aclose`` wait until every
+buffered event is stored or the writer failed; after a connection error the buffer is kept
+and the next ``flush`` retries it, and a resent batch is recognised by its seq in Redis, so
+it is never stored twice.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ResponseError
 
-from agentstream.telemetry.tracing import span
+from agentstream.telemetry.tracing import current_context, tracing_enabled
 
 from .codec import EncodedEvent, encode
 from .connection import RedisClient
@@ -32,6 +34,7 @@ from .errors import (
     from_script_reply,
 )
 from .events import utc_now_iso
+from .flusher import RETRY_DELAYS_S, Flusher, flusher_for
 from .keys import public_task_id
 from .scripts import APPEND
 from .settings import StreamsSettings
@@ -39,8 +42,6 @@ from .settings import StreamsSettings
 __all__ = ["Appended", "StreamWriter"]
 
 logger = logging.getLogger(__name__)
-
-_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,17 @@ class StreamWriter:
         self._settings = settings
         self._keys = list(settings.keys.task_keys(task_id))
         self._script = redis.register_script(APPEND)
+        # what every call of this writer starts with: EVALSHA sha 3 keys... attempt
+        head = ("EVALSHA", self._script.sha, len(self._keys), *self._keys, attempt)
+        self._call_head = b"".join(_bulk(str(part).encode()) for part in head)
+        self._limits = _bulk_int(settings.maxlen) + _bulk_int(settings.retention_s)
         self._buffer: list[tuple[EncodedEvent, str]] = []
         self._waiters: list[tuple[int, asyncio.Future[Appended]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher: Flusher | None = None
+        self._scheduled = False  # pending in the flusher
+        self._in_flight = False  # the head of the buffer is in a round trip
+        self._ended: asyncio.Task[None] | None = None  # the task feed's ``ended`` entry
+        self._trace_context: Any = None
         self._progress = asyncio.Event()
         self._error: BaseException | None = None
         self._state = _State.OPEN
@@ -87,7 +96,7 @@ class StreamWriter:
         #: seq of the last stored event (the append script checks it: exactly-once resends)
         self.last_seq = last_seq
         self.last_cursor: str | None = None
-        self._stored = 0  # events stored by this writer
+        self._stored_count = 0  # events stored by this writer
         self._accepted = 0  # events accepted by append
 
     # -- context manager -----------------------------------------------------------------
@@ -104,7 +113,7 @@ class StreamWriter:
     @property
     def pending(self) -> int:
         """Events accepted but not yet stored."""
-        return self._accepted - self._stored
+        return self._accepted - self._stored_count
 
     @property
     def completed(self) -> bool:
@@ -120,7 +129,7 @@ class StreamWriter:
             raise self._error
 
     def append_nowait(self, event: Mapping[str, Any]) -> None:
-        """Buffer one event and start a flush if none is in flight (no backpressure)."""
+        """Buffer one event and have it flushed (no backpressure)."""
         self._check_open()
         if self._terminal_buffered:
             raise TaskCompleted(
@@ -154,7 +163,6 @@ class StreamWriter:
         await self.append(event)
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._accepted, future))
-        self._kick()
         return await future
 
     async def flush(self) -> None:
@@ -166,8 +174,11 @@ class StreamWriter:
         if self._error is not None and isinstance(self._error, TRANSIENT_REDIS_ERRORS) and self._buffer:
             self._error = None
         self._kick()
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._buffer and self._error is None:
+            self._progress.clear()
+            await self._progress.wait()
+        if self._ended is not None:
+            await asyncio.shield(self._ended)
         if self._error is not None:
             raise self._error
 
@@ -181,46 +192,63 @@ class StreamWriter:
         finally:
             self._state = _State.CLOSED
 
-    # -- flushing ------------------------------------------------------------------------
+    # -- flushing (the process's flusher calls these: streams/flusher.py) ---------------
 
     def _kick(self) -> None:
-        if self._flusher is None and self._buffer and self._error is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_loop(), name=f"agentstream-writer-{self.task_id}"
+        if self._buffer and self._error is None and not self._scheduled:
+            self._scheduled = True
+            if self._flusher is None:
+                self._flusher = flusher_for(self._redis)
+            if tracing_enabled():
+                self._trace_context = current_context()
+            self._flusher.schedule(self)
+
+    def _trace_parent(self) -> Any:
+        return self._trace_context
+
+    def _take_batch(self) -> list[tuple[EncodedEvent, str]] | None:
+        self._scheduled = False
+        if self._error is not None or not self._buffer:
+            return None
+        self._in_flight = True
+        return self._buffer[: self._settings.max_batch]
+
+    def _packed(self, batch: Sequence[tuple[EncodedEvent, str]]) -> bytes:
+        """The RESP bytes of the append script's EVALSHA for ``batch``, packed by hand
+        (redis-py's ``pack_command`` cost ~10 µs a call, most of a token's flush)."""
+        status = batch[-1][1]
+        parts = [
+            b"*%d\r\n" % (_FIXED_ARGS + 5 * len(batch)),
+            self._call_head,
+            _bulk_int(self.last_seq),
+            self._limits,
+            _bulk_text(status) if status else _EMPTY,
+            _bulk_text(utc_now_iso()) if status else _EMPTY,  # the end time, only at the end
+            _bulk_int(len(batch)),
+        ]
+        for encoded, _ in batch:
+            kind, ts_us, agent, payload, extra = encoded
+            data = payload.encode() if isinstance(payload, str) else payload
+            parts += (
+                _bulk_text(kind),
+                _bulk_int(ts_us),
+                _bulk_text(agent) if agent else _EMPTY,
+                _bulk(data),
+                _bulk_text(extra) if isinstance(extra, str) else _bulk(extra),
             )
+        return b"".join(parts)
 
-    async def _flush_loop(self) -> None:
-        try:
-            while self._buffer and self._error is None:
-                batch = self._buffer[: self._settings.max_batch]
-                try:
-                    with span(
-                        "agentstream.flush",
-                        {"agentstream.task_id": self.task_id, "agentstream.events": len(batch)},
-                    ):
-                        reply = await self._send(batch)
-                except asyncio.CancelledError:
-                    raise  # the buffer is kept: a later flush sends it
-                except Exception as exc:
-                    self._fail(exc)
-                    return
-                del self._buffer[: len(batch)]
-                self._stored_batch(batch, reply)
-                self._progress.set()
-                if batch[-1][0].type == "completed":
-                    await self._record_ended(batch[-1][1])
-        finally:
-            self._flusher = None
-            self._progress.set()
-
-    async def _send(self, batch: list[tuple[EncodedEvent, str]]) -> list[Any]:
+    async def _send(self, batch: Sequence[tuple[EncodedEvent, str]]) -> list[Any]:
+        """One script call for ``batch`` through redis-py, retried on connection errors
+        (a Redis Cluster's flush; the flusher packs its own calls elsewhere)."""
+        status = batch[-1][1]
         args: list[Any] = [
             self.attempt, self.last_seq, self._settings.maxlen, self._settings.retention_s,
-            batch[-1][1], utc_now_iso(), len(batch),
+            status, utc_now_iso() if status else "", len(batch),
         ]  # fmt: skip
         for encoded, _ in batch:
             args.extend(encoded)
-        for delay in (*_RETRY_DELAYS_S, None):
+        for delay in (*RETRY_DELAYS_S, None):
             try:
                 reply: list[Any] = await self._script(keys=self._keys, args=args)
                 return reply
@@ -234,20 +262,28 @@ class StreamWriter:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _stored_batch(self, batch: list[tuple[EncodedEvent, str]], reply: list[Any]) -> None:
-        first_index = self._stored
+    def _stored(self, batch: Sequence[tuple[EncodedEvent, str]], reply: list[Any]) -> None:
+        self._in_flight = False
+        first_index = self._stored_count
+        del self._buffer[: len(batch)]
         self.last_seq = int(reply[0])
-        cursors = [str(c) for c in reply[1:]]
-        self._stored += len(batch)
+        cursors = reply[1:]
+        self._stored_count += len(batch)
         if cursors:
-            self.last_cursor = cursors[-1]
-        while self._waiters and self._waiters[0][0] <= self._stored:
+            self.last_cursor = str(cursors[-1])
+        while self._waiters and self._waiters[0][0] <= self._stored_count:
             index, future = self._waiters.pop(0)
             if not future.done():
                 position = index - 1 - first_index
                 cursor = cursors[position] if 0 <= position < len(cursors) else self.last_cursor
-                seq = self.last_seq - (self._stored - index)
-                future.set_result(Appended(cursor or "", seq))
+                seq = self.last_seq - (self._stored_count - index)
+                future.set_result(Appended(str(cursor or ""), seq))
+        if batch[-1][0].type == "completed":
+            self._ended = asyncio.get_running_loop().create_task(
+                self._record_ended(batch[-1][1]), name=f"agentstream-ended-{self.task_id}"
+            )
+        self._kick()
+        self._progress.set()
 
     async def _record_ended(self, status: str) -> None:
         # The feed lives in another Cluster slot, so it cannot join the append script.
@@ -266,15 +302,44 @@ class StreamWriter:
         except TRANSIENT_REDIS_ERRORS as exc:
             logger.warning("task %s: could not record its end in the task feed: %r", self.task_id, exc)
 
-    def _fail(self, exc: Exception) -> None:
-        if not isinstance(exc, (StreamsError, *TRANSIENT_REDIS_ERRORS)):
+    def _failed(self, exc: BaseException) -> None:
+        self._in_flight = False
+        self._scheduled = False  # the flusher forgot it; ``flush`` schedules it again
+        if isinstance(exc, ResponseError):
+            exc = from_script_reply(str(exc), task_id=self.task_id, attempt=self.attempt)
+        elif not isinstance(exc, (StreamsError, *TRANSIENT_REDIS_ERRORS)):
             exc = StreamsError(f"task {self.task_id!r}: append failed: {exc!r}")
         self._error = exc
         if not isinstance(exc, TRANSIENT_REDIS_ERRORS):
             # Permanent (fenced, completed, invalid): nothing buffered can ever be stored.
             self._buffer.clear()
-            self._stored = self._accepted
+            self._stored_count = self._accepted
         for _, future in self._waiters:
             if not future.done():
                 future.set_exception(exc)
         self._waiters.clear()
+        self._progress.set()
+
+
+_FIXED_ARGS = 13  # EVALSHA, sha, numkeys, 3 keys, 7 arguments before the events
+_EMPTY = b"$0\r\n\r\n"
+_TEXT_CACHE: dict[str, bytes] = {}
+
+
+def _bulk_text(text: str) -> bytes:
+    """A RESP bulk string; short ones (event types, agent ids) are packed once."""
+    packed = _TEXT_CACHE.get(text)
+    if packed is None:
+        data = text.encode()
+        packed = _bulk(data)
+        if len(data) <= 64 and len(_TEXT_CACHE) < 4096:
+            _TEXT_CACHE[text] = packed
+    return packed
+
+
+def _bulk_int(value: int) -> bytes:
+    return _bulk(b"%d" % value)
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)

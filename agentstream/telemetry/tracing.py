@@ -29,6 +29,7 @@ except ImportError:  # the otel extra is not installed: every function below is 
 __all__ = [
     "OTEL_EXPORTER_ENV",
     "configure_tracing",
+    "current_context",
     "current_ids",
     "extract_context",
     "fail_span",
@@ -76,6 +77,16 @@ def inject_context(of: Any = None) -> dict[str, str]:
     if trace is not None:
         propagate.inject(carrier, context=trace.set_span_in_context(of) if isinstance(of, Span) else None)
     return carrier
+
+
+def current_context() -> Any:
+    """The current context, to parent a span that another task starts later (a flush made
+    for many tasks at once); ``None`` without a tracer provider."""
+    if not tracing_enabled():
+        return None
+    from opentelemetry import context
+
+    return context.get_current()
 
 
 def extract_context(carrier: Mapping[str, str] | None) -> Any:

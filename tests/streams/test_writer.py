@@ -18,6 +18,7 @@ from agentstream.streams import (
     TaskStore,
     decode,
 )
+from agentstream.streams.flusher import flusher_for
 from agentstream.streams.writer import StreamWriter
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
@@ -45,20 +46,13 @@ async def test_seqs_are_dense_and_the_stream_ends_once(
 async def test_bursts_are_batched_while_a_round_trip_is_in_flight(store: TaskStore) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
-    calls = 0
-    send = writer._send
-
-    async def counting(batch: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return await send(batch)
-
-    writer._send = counting  # type: ignore[method-assign]
+    flusher = flusher_for(store.redis)
+    before = flusher.round_trips
     for event in tokens(2_000):
         writer.append_nowait(event)
     await writer.aclose()
     assert writer.last_seq == 2_001
-    assert calls <= 2_000 // 256 + 2  # batches, not one call per event
+    assert flusher.round_trips - before <= 2_000 // 256 + 2  # batches, not one call per event
 
 
 async def test_a_lone_event_goes_out_without_waiting_for_flush(
@@ -168,21 +162,22 @@ async def test_a_resent_batch_is_not_stored_twice(
 
 
 async def test_connection_loss_keeps_the_buffer_for_the_next_flush(
-    store: TaskStore, settings: StreamsSettings
+    store: TaskStore, settings: StreamsSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
-    real_script = writer._script
-    failures = 4  # more than the writer's own retries
+    flusher = flusher_for(store.redis)
+    real_exchange = flusher._exchange
+    failures = 4  # more than the flusher's own retries
 
-    async def flaky(**kwargs: Any) -> Any:
+    async def flaky(payload: bytes, count: int) -> Any:
         nonlocal failures
         if failures:
             failures -= 1
             raise RedisConnectionError("connection reset")
-        return await real_script(**kwargs)
+        return await real_exchange(payload, count)
 
-    writer._script = flaky  # type: ignore[assignment]
+    monkeypatch.setattr(flusher, "_exchange", flaky)
     for event in tokens(5):
         writer.append_nowait(event)
     with pytest.raises(RedisConnectionError):

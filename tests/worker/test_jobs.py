@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -506,3 +508,25 @@ async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellatio
     stop = await asyncio.wait_for(race.run(work(), asyncio.Event()), 5)
     assert stop is Stop.FINISHED
     assert calls >= 1
+
+
+def test_a_worker_made_outside_a_running_loop_runs_on_uvloop() -> None:
+    """``agentstream worker`` (``create_worker(config).run()``) gets uvloop's loop; in its
+    own process, since it sets the process's current loop."""
+    code = (
+        "from agentstream.worker.config import WorkerConfig\n"
+        "from agentstream.worker.settings import create_worker\n"
+        "worker = create_worker(WorkerConfig(), handle_signals=False)\n"
+        "print(type(worker.loop).__module__)\n"
+        "worker.loop.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "uvloop"
+
+
+async def test_a_worker_made_inside_a_running_loop_runs_on_that_loop(worker_config: WorkerConfig) -> None:
+    worker = create_worker(worker_config, handle_signals=False)
+    assert worker.loop is asyncio.get_running_loop()

@@ -94,3 +94,29 @@ def test_an_error_chunk_and_a_chunk_that_is_not_json_raise() -> None:
         ResponseReader().feed('data: {"error": {"message": "overloaded"}}')
     with pytest.raises(orjson.JSONDecodeError):
         ResponseReader().feed("data: {not json")
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 10_000])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_raw_bytes_in_any_pieces_read_like_lines(size: int, newline: str) -> None:
+    lines = [
+        ": keep-alive comment",
+        line({"role": "assistant", "content": ""}),
+        line({"content": "héllo ✓"}),  # multi-byte characters may be cut between pieces
+        "event: message",
+        line({"content": " world"}),
+        line({}, "stop", usage=usage(2)),
+        "data: [DONE]",
+        line({"content": "after the end"}),
+    ]
+    body = "".join(text + newline + newline for text in lines).encode()
+    reader = ResponseReader()
+    deltas = [d for start in range(0, len(body), size) for d in reader.feed_bytes(body[start : start + size])]
+    assert deltas + reader.close() == read(lines)
+    assert [d for d in deltas if isinstance(d, TextDelta)] == [TextDelta("héllo ✓"), TextDelta(" world")]
+
+
+def test_a_last_line_without_its_newline_is_read_at_the_close() -> None:
+    reader = ResponseReader()
+    assert reader.feed_bytes(line({"content": "a"}, "stop").encode()) == []
+    assert reader.close() == [TextDelta("a"), Finish("stop")]

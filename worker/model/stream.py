@@ -1,6 +1,8 @@
 """One streamed response, line by line, into deltas (pure: no I/O).
 
-:class:`ResponseReader` is fed the lines of an OpenAI-style SSE body and returns the
+:class:`ResponseReader` is fed an OpenAI-style SSE body, as raw bytes in whatever pieces
+the network gave (:meth:`ResponseReader.feed_bytes`, the client's path: no text decoding
+nor line objects on the way) or line by line (:meth:`ResponseReader.feed`), and returns the
 deltas to pass on. It holds back what deployed servers repeat and decides whether the
 response was complete:
 
@@ -42,6 +44,21 @@ class ResponseReader:
     #: the last ``usage`` object received, and the last one that had details
     _usage: dict[str, Any] | None = None
     _detailed: dict[str, Any] | None = None
+    #: the start of a line cut by the end of the last piece of the body
+    _rest: bytes = b""
+
+    def feed_bytes(self, data: bytes) -> list[ModelDelta]:
+        """The deltas of the complete lines in ``data``, a piece of the raw body (lines end
+        with LF or CRLF); a line it cuts off waits for the next piece, or :meth:`close`."""
+        if self._rest:
+            data = self._rest + data
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        deltas: list[ModelDelta] = []
+        for line in lines:
+            if line.startswith(b"data:") and not self.done:
+                deltas += self._data(line[5:].strip())
+        return deltas
 
     def feed(self, line: str) -> list[ModelDelta]:
         """The deltas of one SSE line (none for blank lines, comments and ``event:``).
@@ -51,8 +68,10 @@ class ResponseReader:
         """
         if not line.startswith("data:") or self.done:
             return []
-        data = line[5:].strip()
-        if data == "[DONE]":
+        return self._data(line[5:].strip())
+
+    def _data(self, data: str | bytes) -> list[ModelDelta]:
+        if data in _DONE:
             self.done = True
             return []
         chunk: Any = orjson.loads(data)
@@ -78,15 +97,18 @@ class ResponseReader:
     def close(self) -> list[ModelDelta]:
         """The usage, once the body has ended; :class:`IncompleteStream` if the response
         was cut off."""
+        rest, self._rest = self._rest, b""
+        deltas = self.feed_bytes(rest + b"\n") if rest.strip() else []
         if not self.finished and not (self.done and self.chunks):
             raise IncompleteStream("the model stream ended without a finish reason or [DONE]")
         if self._usage is None:
-            return []
+            return deltas
         usage = dict(self._usage)
         for group in _DETAIL_GROUPS:  # details an earlier chunk gave and the last lacks
             if not isinstance(usage.get(group), dict) and self._detailed is not None:
                 usage[group] = self._detailed.get(group)
-        return [parse_usage(usage)]
+        return [*deltas, parse_usage(usage)]
 
 
+_DONE = ("[DONE]", b"[DONE]")
 _DETAIL_GROUPS = ("prompt_tokens_details", "completion_tokens_details")
