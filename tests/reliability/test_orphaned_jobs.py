@@ -26,9 +26,9 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from agentstream.streams import FencedError, Reader, StreamsSettings, TaskStore
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import submit_task
+from tests.processes import Child, WorkerProcess, child_env, stopping
 from tests.reliability.invariants import assert_stream_sound
 from tests.reliability.paused_worker import TAKEN
-from tests.reliability.procs import Child, WorkerProcess, child_env, stopping
 
 pytestmark = pytest.mark.reliability
 
@@ -48,7 +48,7 @@ class PausedWorker(WorkerProcess):
     async def took_job(self, timeout_s: float = 30.0) -> str:
         async with asyncio.timeout(timeout_s):
             while TAKEN not in self.log():
-                assert self.proc.poll() is None, f"paused worker exited:\n{self.log()}"
+                self.assert_running()
                 await asyncio.sleep(0.02)
         line = next(line for line in self.log().splitlines() if line.startswith(TAKEN))
         return line.removeprefix(TAKEN).strip()

@@ -29,8 +29,8 @@ from arq.connections import ArqRedis
 from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import submit_task
+from tests.processes import WorkerProcess, child_env
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
-from tests.reliability.procs import WorkerProcess, child_env
 
 LEASE_S = 2
 
