@@ -13,6 +13,7 @@ from arq import ArqRedis
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.agui_node import install_node_modules
 from tests.harness import arq_pool_for
 from tests.redis_server import redis_cluster, redis_node
 
@@ -111,3 +112,9 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """tests/node installed from its lockfile (``npm ci``) when it is not yet."""
+    return install_node_modules()

@@ -5,11 +5,10 @@ real API process and a real worker process talking to the scripted model."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.helpers import Frame, sse_frames
+from tests.processes import ApiProcess, WorkerProcess, child_env, stopping
 from tests.redis_server import free_port
-from tests.reliability.procs import Child, WorkerProcess, child_env
 
 #: the first model call fails once (no model-client retries): a model error, then a retry
 PROMPT = "What is 17 * 23? [fail:503x1] {nonce}"
-
-
-class ApiChild(Child):
-    """``agentstream api`` at INFO, so uvicorn's access lines are in the log too."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "agentstream.cli", "api", "--host", "127.0.0.1",
-                "--port", str(self.port), "--log-level", "info"]  # fmt: skip
-        super().__init__(args, env, log_path)
-
-    async def ready(self, client: httpx.AsyncClient) -> None:
-        async with asyncio.timeout(30):
-            while True:
-                assert self.proc.poll() is None, f"API exited early:\n{self.log()}"
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.05)
-
-
-@contextlib.contextmanager
-def stopping(*children: Child) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for child in children:
-            child.stop()
 
 
 def samples(text: str) -> dict[str, list[Any]]:
@@ -110,12 +80,12 @@ async def test_a_task_through_real_processes_is_measured_and_logged_as_json(
         AGENTSTREAM_LOG_FORMAT="json", AGENTSTREAM_WORKER_METRICS_PORT=str(worker_port),
         AGENTSTREAM_MODEL_RETRIES="0", AGENTSTREAM_API_KEYS="acme:key-acme",
     )  # fmt: skip
-    api = ApiChild(env, tmp_path / "api.log")
+    api = ApiProcess(env, tmp_path / "api.log", log_level="info")  # uvicorn's access lines too
     worker: WorkerProcess | None = None
     auth = {"Authorization": "Bearer key-acme"}
     async with httpx.AsyncClient(timeout=30, headers=auth) as client:
         with stopping(api):
-            await api.ready(client)
+            await api.ready(30)
             prompt = PROMPT.format(nonce=uuid.uuid4().hex[:8])
             submitted = await client.post(f"{api.url}/v1/tasks", json={"input": prompt, "agent": "hybrid"})
             assert submitted.status_code == 202, submitted.text

@@ -26,10 +26,9 @@ import pytest
 
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.agui_node import NODE_DIR, NPM_TIMEOUT_S, node
 from tests.api.dialect_stack import dialect_stack
 from tests.api.server import Api
-from tests.api.test_agui_client import NODE_DIR, NPM_TIMEOUT_S, _node
-from tests.api.test_agui_client import node_modules as node_modules  # the fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -92,7 +91,7 @@ async def test_the_http_agent_block_runs_with_the_stock_client(stack: Api, node_
     script = NODE_DIR / "readme_block.mjs"  # beside node_modules, so the import resolves
     script.write_text(_against(code, stack))
     try:
-        out = await _run([_node(), str(script)], cwd=NODE_DIR)
+        out = await _run([node(), str(script)], cwd=NODE_DIR)
     finally:
         script.unlink()
     assert "391" in out

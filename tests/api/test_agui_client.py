@@ -4,10 +4,7 @@ scripted model; and the route's own rules over plain HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,39 +15,12 @@ import pytest
 
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.agui_node import NPM_TIMEOUT_S, run_script
 from tests.api.dialect_stack import dialect_stack
 from tests.api.helpers import Frame, sse_frames
 from tests.api.server import ALICE, BOB, Api
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
-
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
-NPM_TIMEOUT_S = 300.0
-RUN_TIMEOUT_S = 50.0
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node (>= 20) is not on PATH: the AG-UI client tests drive @ag-ui/client with it")
-    return node
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
-    """tests/node installed from its lockfile (``npm ci``) when it is not yet."""
-    _node()
-    if not (NODE_DIR / "node_modules" / "@ag-ui" / "client" / "package.json").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm is not on PATH: it installs tests/node (npm ci)")
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True,
-            timeout=NPM_TIMEOUT_S, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            pytest.fail(f"npm ci in tests/node failed:\n{done.stdout}\n{done.stderr}")
-    return NODE_DIR / "node_modules"
 
 
 @pytest.fixture
@@ -61,22 +31,7 @@ async def stack(settings: StreamsSettings, redis: Any, monkeypatch: pytest.Monke
 
 async def http_agent(api: Api, *prompts: str, key: str = "key-alice") -> dict[str, Any]:
     """Run ``tests/node/agui_run.mjs``: one HttpAgent, one run per prompt on its thread."""
-    env = {"AGUI_URL": f"{api.url}/v1/ag-ui", "AGUI_KEY": key, "PATH": str(Path(_node()).parent)}
-    proc = await asyncio.create_subprocess_exec(
-        _node(), "agui_run.mjs", *prompts, cwd=NODE_DIR, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(RUN_TIMEOUT_S):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    value = json.loads(out.decode().strip().splitlines()[-1])
-    assert isinstance(value, dict)
-    return value
+    return await run_script("agui_run.mjs", *prompts, api_url=api.url, key=key)
 
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 120)  # on a fresh clone the fixture runs npm ci first

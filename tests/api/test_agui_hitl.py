@@ -5,59 +5,25 @@ worker process; the route's rules over plain HTTP."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.agui_node import RUN_TIMEOUT_S, run_script
 from tests.api.helpers import read_sse, sse_frames
-from tests.api.hitl_stack import ASK, DELETE, hitl_stack, wait_status
 from tests.api.server import BOB, Api
-from tests.api.test_agui_client import NODE_DIR, RUN_TIMEOUT_S, _node
-from tests.api.test_agui_client import node_modules as node_modules  # the fixture
-from tests.worker.test_app_example import ExampleWorker
+from tests.hitl import ASK, DELETE, wait_status
+from tests.processes import WorkerProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
-
-
-@pytest.fixture
-async def stack(
-    settings: StreamsSettings, redis: Any, tmp_path: Path
-) -> AsyncIterator[tuple[Api, ExampleWorker]]:
-    async with ScriptedLLMServer() as llm, hitl_stack(settings, llm, tmp_path) as running:
-        yield running
 
 
 async def http_agent(api: Api, prompt: str, **env: str) -> dict[str, Any]:
     """Run ``tests/node/agui_hitl.mjs``: one HttpAgent, runs until one ends without an
     interrupt."""
-    env = {
-        "AGUI_URL": f"{api.url}/v1/ag-ui",
-        "AGUI_KEY": "key-alice",
-        "PATH": str(Path(_node()).parent),
-        **env,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        _node(), "agui_hitl.mjs", prompt, cwd=NODE_DIR, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(RUN_TIMEOUT_S * 2):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    value = json.loads(out.decode().strip().splitlines()[-1])
-    assert isinstance(value, dict)
-    return value
+    return await run_script("agui_hitl.mjs", prompt, api_url=api.url, timeout_s=RUN_TIMEOUT_S * 2, **env)
 
 
 def tool_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -65,9 +31,9 @@ def tool_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_an_approval_ends_the_run_as_an_interrupt_and_resume_continues_the_task(
-    stack: tuple[Api, ExampleWorker], node_modules: Path
+    hitl_stack: tuple[Api, WorkerProcess], node_modules: Path
 ) -> None:
-    api, worker = stack
+    api, worker = hitl_stack
     result = await http_agent(api, DELETE)
     first, second = result["runs"]
     assert first["outcome"] == "interrupt" and first["events"][-1] == "RUN_FINISHED", first
@@ -88,16 +54,16 @@ async def test_an_approval_ends_the_run_as_an_interrupt_and_resume_continues_the
     assert tool["toolCallId"] == call_id and tool["content"] == "deleted /tmp/x"
     assert "deleted /tmp/x" in str(second["result"])
     async with api.client() as client:
-        assert await wait_status(client, worker, task_id, "succeeded") == "succeeded"
+        await wait_status(client, worker, task_id, "succeeded")
         events = await read_sse(client, f"/v1/tasks/{task_id}/events", params={"mode": "all"})
     kinds = [f.json["type"] for f in events]
     assert kinds.count("input") == 1 and kinds.count("tool_result") == 1, kinds
 
 
 async def test_a_question_is_answered_by_resume_and_abandoning_it_cancels(
-    stack: tuple[Api, ExampleWorker], node_modules: Path
+    hitl_stack: tuple[Api, WorkerProcess], node_modules: Path
 ) -> None:
-    api, _ = stack
+    api, _ = hitl_stack
     answered = await http_agent(api, ASK, AGUI_REPLY="blue")
     abandoned = await http_agent(api, ASK, AGUI_CANCEL="1")
     (interrupt,) = answered["runs"][0]["interrupts"]
@@ -108,9 +74,9 @@ async def test_a_question_is_answered_by_resume_and_abandoning_it_cancels(
 
 
 async def test_a_frontend_names_the_tools_that_need_approval(
-    stack: tuple[Api, ExampleWorker], node_modules: Path
+    hitl_stack: tuple[Api, WorkerProcess], node_modules: Path
 ) -> None:
-    api, _ = stack
+    api, _ = hitl_stack
     result = await http_agent(api, "What is 17 * 23?", AGUI_APPROVE="calculator")
     first, second = result["runs"]
     assert first["outcome"] == "interrupt" and first["interrupts"][0]["metadata"]["agentstream"][
@@ -137,9 +103,9 @@ def run_input(thread: str, run: str, text: str | None = None, resume: Any = None
 
 
 async def test_resume_over_http_denies_replays_safely_and_refuses_what_is_not_an_answer(
-    stack: tuple[Api, ExampleWorker],
+    hitl_stack: tuple[Api, WorkerProcess],
 ) -> None:
-    api, worker = stack
+    api, worker = hitl_stack
     async with api.client() as client:
         first = await post_run(client, run_input("th-deny", "run-deny", DELETE))
         finished = first[-1]
@@ -165,7 +131,7 @@ async def test_resume_over_http_denies_replays_safely_and_refuses_what_is_not_an
 
         second = await post_run(client, run_input("th-deny", "run-2", resume=[entry]))
         replayed = await post_run(client, run_input("th-deny", "run-3", resume=[entry]))
-        assert await wait_status(client, worker, "run-deny", "succeeded") == "succeeded"
+        await wait_status(client, worker, "run-deny", "succeeded")
         events = [f.json for f in await read_sse(client, "/v1/tasks/run-deny/events", params={"mode": "all"})]
     assert second[0]["type"] == "RUN_STARTED" and second[0]["runId"] == "run-2"
     result = next(e for e in second if e["type"] == "TOOL_CALL_RESULT")

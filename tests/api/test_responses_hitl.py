@@ -7,50 +7,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
 
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.api.helpers import read_sse
-from tests.api.hitl_stack import ASK, DELETE, hitl_stack
+from tests.api.openai_events import collect, numbers
 from tests.api.server import Api
-from tests.api.test_responses_sdk import collect, numbers
 from tests.harness import eventually
-from tests.worker.test_app_example import ExampleWorker
+from tests.hitl import ASK, DELETE, events
+from tests.processes import WorkerProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
 
 @pytest.fixture
-async def stack(
-    settings: StreamsSettings, redis: Any, tmp_path: Path
-) -> AsyncIterator[tuple[Api, ExampleWorker]]:
-    async with ScriptedLLMServer() as llm, hitl_stack(settings, llm, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(stack: tuple[Api, ExampleWorker]) -> AsyncIterator[AsyncOpenAI]:
-    api, _ = stack
+async def client(hitl_stack: tuple[Api, WorkerProcess]) -> AsyncIterator[AsyncOpenAI]:
+    api, _ = hitl_stack
     async with AsyncOpenAI(base_url=f"{api.url}/v1", api_key="key-alice", max_retries=0, timeout=60.0) as sdk:
         yield sdk
 
 
-async def task_events(api: Api, task_id: str) -> list[dict[str, Any]]:
-    async with api.client() as http:
-        return [f.json for f in await read_sse(http, f"/v1/tasks/{task_id}/events", params={"mode": "all"})]
-
-
 async def test_an_approval_request_ends_the_response_and_the_answer_continues_the_task(
-    stack: tuple[Api, ExampleWorker], client: AsyncOpenAI
+    hitl_stack: tuple[Api, WorkerProcess], client: AsyncOpenAI
 ) -> None:
-    api, _ = stack
+    api, _ = hitl_stack
     first = await collect(await client.responses.create(model="hybrid", input=DELETE, stream=True))
     waiting = first[-1].response
     assert first[-1].type == "response.completed" and waiting.status == "completed"
@@ -81,12 +63,13 @@ async def test_an_approval_request_ends_the_response_and_the_answer_continues_th
     # a retried answer records nothing twice and is the same continuation
     again = await client.responses.create(model="hybrid", previous_response_id=waiting.id, input=[answer])  # type: ignore[list-item]
     assert again.id == continued.id
-    kinds = [e["type"] for e in await task_events(api, waiting.id)]
+    async with api.client() as http:
+        kinds = [e["type"] for e in await events(http, waiting.id)]
     assert kinds.count("input") == 1 and kinds.count("tool_result") == 1 and kinds[-1] == "completed"
 
 
 async def test_a_question_is_answered_with_a_function_call_output_and_a_denial_reaches_the_model(
-    stack: tuple[Api, ExampleWorker], client: AsyncOpenAI
+    hitl_stack: tuple[Api, WorkerProcess], client: AsyncOpenAI
 ) -> None:
     asked = await client.responses.create(model="hybrid", input=ASK)
     assert asked.status == "completed"
@@ -114,9 +97,9 @@ async def test_a_question_is_answered_with_a_function_call_output_and_a_denial_r
 
 
 async def test_answers_that_do_not_fit_are_refused(
-    stack: tuple[Api, ExampleWorker], client: AsyncOpenAI
+    hitl_stack: tuple[Api, WorkerProcess], client: AsyncOpenAI
 ) -> None:
-    api, _ = stack
+    api, _ = hitl_stack
     waiting = await client.responses.create(model="hybrid", input=DELETE)
     (request,) = [item for item in waiting.output if item.type == "mcp_approval_request"]
     answer = {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any, get_args
+from typing import Any
 
 import openai
 import pytest
 from openai import AsyncOpenAI
-from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import BaseModel, TypeAdapter
+from openai.types.responses import Response
 
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.dialect_stack import dialect_stack
+from tests.api.openai_events import collect, numbers, typed
 from tests.api.server import Api
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 MATH = "What is 17 * 23?"
 
 
@@ -42,41 +41,6 @@ async def clients(stack: Api) -> AsyncIterator[Callable[..., AsyncOpenAI]]:
     yield sdk
     for client in made:
         await client.close()
-
-
-def no_extras(model: Any, where: str = "event") -> None:
-    """Nothing we send is unknown to the SDK's models, at any depth."""
-    if isinstance(model, BaseModel):
-        assert not model.model_extra, f"{where}: fields the SDK does not know: {model.model_extra}"
-        for name in type(model).model_fields:
-            no_extras(getattr(model, name), f"{where}.{name}")
-    elif isinstance(model, list):
-        for i, value in enumerate(model):
-            no_extras(value, f"{where}[{i}]")
-
-
-def typed(event: Any) -> Any:
-    """The event is the SDK's class for its type (an unknown type silently lands in the
-    union's first class), validates strictly against it, and carries nothing unknown."""
-    assert get_args(type(event).model_fields["type"].annotation) == (event.type,), type(event)
-    strict = EVENTS.validate_python(event.to_dict())
-    assert type(strict) is type(event)
-    no_extras(event)
-    return event
-
-
-async def collect(stream: Any, limit: int | None = None) -> list[Any]:
-    events = []
-    async with asyncio.timeout(30):
-        async for event in stream:
-            events.append(typed(event))
-            if limit is not None and len(events) == limit:
-                break
-    return events
-
-
-def numbers(events: list[Any]) -> list[int]:
-    return [e.sequence_number for e in events]
 
 
 async def test_a_background_stream_resumes_with_no_gap_and_no_repeat(

@@ -8,28 +8,17 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from agentstream.api.auth import SESSION_COOKIE, UiSessions
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.api.hitl_stack import ASK, DELETE, hitl_stack, wait_status
 from tests.api.server import Api
-from tests.worker.test_app_example import ExampleWorker
+from tests.hitl import ASK, DELETE, wait_status
+from tests.processes import WorkerProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
-
-
-@pytest.fixture
-async def stack(
-    settings: StreamsSettings, redis: Any, tmp_path: Path
-) -> AsyncIterator[tuple[Api, ExampleWorker]]:
-    async with ScriptedLLMServer() as llm, hitl_stack(settings, llm, tmp_path) as running:
-        yield running
 
 
 @contextlib.asynccontextmanager
@@ -47,11 +36,11 @@ def page_headers(api: Api, session: dict[str, Any], **extra: str) -> dict[str, s
             "X-CSRF-Token": session.get("csrf_token") or "", **extra}  # fmt: skip
 
 
-async def waiting_task(api: Api, worker: ExampleWorker, text: str) -> tuple[str, str]:
+async def waiting_task(api: Api, worker: WorkerProcess, text: str) -> tuple[str, str]:
     """A task parked on its first call: ``(task id, tool call id)``."""
     async with api.client() as client:
         task_id = (await client.post("/v1/tasks", json={"input": text})).json()["task_id"]
-        assert await wait_status(client, worker, task_id, "waiting") == "waiting"
+        await wait_status(client, worker, task_id, "waiting")
         page = await client.get(
             f"/v1/tasks/{task_id}/events", params={"mode": "all"}, headers={"Accept": "application/json"}
         )
@@ -75,9 +64,9 @@ def test_the_answer_scope_is_signed_and_the_csrf_token_is_bound_to_the_cookie() 
 
 
 async def test_only_a_same_origin_post_with_the_session_s_token_answers(
-    stack: tuple[Api, ExampleWorker],
+    hitl_stack: tuple[Api, WorkerProcess],
 ) -> None:
-    api, worker = stack
+    api, worker = hitl_stack
     task_id, call_id = await waiting_task(api, worker, DELETE)
     url = f"/ui/tasks/{task_id}/input"
     body = {"approvals": [{"tool_call_id": call_id, "approved": True}]}
@@ -119,13 +108,13 @@ async def test_only_a_same_origin_post_with_the_session_s_token_answers(
         )
         assert again.json() == accepted.json()
     async with api.client() as client:
-        assert await wait_status(client, worker, task_id, "succeeded") == "succeeded"
+        await wait_status(client, worker, task_id, "succeeded")
 
 
 async def test_the_viewer_page_approves_and_answers_in_a_browser(
-    stack: tuple[Api, ExampleWorker], browser: Any
+    hitl_stack: tuple[Api, WorkerProcess], browser: Any
 ) -> None:
-    api, worker = stack
+    api, worker = hitl_stack
     approval, _ = await waiting_task(api, worker, DELETE)
     question, _ = await waiting_task(api, worker, ASK)
     page = await browser.new_page()

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ("redis", "model", "loading", "worker", "api")
 
@@ -52,6 +54,19 @@ def test_demo_runs_offline_from_nothing(tmp_path: Path) -> None:
     assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").is_dir()
 
 
+def _demo(folder: Path, *args: str) -> subprocess.Popen[str]:
+    """``agentstream demo`` started in ``folder``, its output piped; it stops on Ctrl-C."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentstream.cli", "demo", *args],
+        cwd=folder,
+        env=_env(),
+        preexec_fn=default_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _redis_port(out: str) -> int:
     found = re.search(r"^  redis +.*redis://127\.0\.0\.1:(\d+)/0", out, re.MULTILINE)
     assert found, out
@@ -66,14 +81,7 @@ def _gone(port: int) -> bool:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_serve_keeps_the_viewer_up_until_ctrl_c(tmp_path: Path, stop: signal.Signals) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "agentstream.cli", "demo", "--serve"],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with _demo(tmp_path, "--serve") as proc:
         assert proc.stdout is not None
         lines: list[str] = []
         try:
@@ -107,14 +115,7 @@ def test_demo_serve_keeps_the_viewer_up_until_ctrl_c(tmp_path: Path, stop: signa
 
 @pytest.mark.timeout(120)
 def test_a_demo_stopped_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "agentstream.cli", "demo"],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with _demo(tmp_path) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline() + proc.stdout.readline()  # the title, then Redis is up
         proc.send_signal(signal.SIGTERM)

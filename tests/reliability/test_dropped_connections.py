@@ -24,7 +24,7 @@ import pytest
 
 from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.streams.keys import scoped_task_id
-from tests.reliability.procs import ApiProcess, child_env, stopping
+from tests.processes import ApiProcess, child_env, stopping
 
 KEY = {"Authorization": "Bearer key-t"}
 ROUNDS = 2

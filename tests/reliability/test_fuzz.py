@@ -19,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.reliability.procs import ApiProcess, child_env
+from tests.processes import ApiProcess, child_env
 
 KEY = {"Authorization": "Bearer key-t"}
 EXAMPLES = int(os.environ.get("AGENTSTREAM_FUZZ_EXAMPLES", 40))

@@ -25,10 +25,10 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 
 from agentstream.streams import FencedError, Reader, StreamsSettings, TaskStore
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.harness import submit_task
+from tests.harness import submit_task, until_completed
+from tests.processes import Child, WorkerProcess, child_env, stopping
 from tests.reliability.invariants import assert_stream_sound
 from tests.reliability.paused_worker import TAKEN
-from tests.reliability.procs import Child, WorkerProcess, child_env, stopping
 
 pytestmark = pytest.mark.reliability
 
@@ -48,19 +48,20 @@ class PausedWorker(WorkerProcess):
     async def took_job(self, timeout_s: float = 30.0) -> str:
         async with asyncio.timeout(timeout_s):
             while TAKEN not in self.log():
-                assert self.proc.poll() is None, f"paused worker exited:\n{self.log()}"
+                self.assert_running()
                 await asyncio.sleep(0.02)
         line = next(line for line in self.log().splitlines() if line.startswith(TAKEN))
         return line.removeprefix(TAKEN).strip()
 
 
+@pytest.fixture
+def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer) -> dict[str, str]:
+    """The workers' environment: the test's Redis prefix and model, a short lease."""
+    return child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
+
+
 async def replay(reader: Reader, task_id: str) -> list[dict[str, Any]]:
     return [event async for _, event in reader.replay(task_id)]
-
-
-async def until_completed(reader: Reader, task_id: str, timeout_s: float) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout_s):
-        return [event async for _, event in reader.tail(task_id)]
 
 
 async def until_job_gone(pool: ArqRedis, task_id: str, timeout_s: float = 30.0) -> None:
@@ -72,15 +73,9 @@ async def until_job_gone(pool: ArqRedis, task_id: str, timeout_s: float = 30.0) 
 
 @pytest.mark.timeout(120)
 async def test_a_worker_killed_after_taking_a_job_leaves_it_to_another_within_the_lease(
-    settings: StreamsSettings,
-    store: TaskStore,
-    reader: Reader,
-    arq_pool: ArqRedis,
-    llm: ScriptedLLMServer,
-    tmp_path: Path,
+    worker_env: dict[str, str], store: TaskStore, reader: Reader, arq_pool: ArqRedis, tmp_path: Path
 ) -> None:
-    env = child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
-    paused = PausedWorker(env, tmp_path / "paused.log")
+    paused = PausedWorker(worker_env, tmp_path / "paused.log")
     with stopping(paused):
         await paused.ready()
         task_id = await submit_task(store, arq_pool, input="What is 17 * 23?", agent="hybrid")
@@ -91,7 +86,7 @@ async def test_a_worker_killed_after_taking_a_job_leaves_it_to_another_within_th
         assert [e["type"] for e in await replay(reader, task_id)] == ["queued"]
         paused.kill()
         killed_at = time.monotonic()
-    second = WorkerProcess(env, tmp_path / "second.log")
+    second = WorkerProcess(worker_env, tmp_path / "second.log")
     with stopping(second):
         events = await until_completed(reader, task_id, LEASE_S + MARGIN_S)
         took_s = time.monotonic() - killed_at
@@ -103,7 +98,7 @@ async def test_a_worker_killed_after_taking_a_job_leaves_it_to_another_within_th
 
 @pytest.mark.timeout(90)
 async def test_cancelling_a_task_no_worker_holds_ends_it_at_once(
-    settings: StreamsSettings,
+    worker_env: dict[str, str],
     store: TaskStore,
     reader: Reader,
     arq_pool: ArqRedis,
@@ -124,8 +119,7 @@ async def test_cancelling_a_task_no_worker_holds_ends_it_at_once(
     assert again.done and await replay(reader, task_id) == events
 
     # A worker that takes the job afterwards finds the task ended and writes nothing.
-    env = child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log")
     with stopping(worker):
         await worker.ready()
         await until_job_gone(arq_pool, task_id)
@@ -173,12 +167,7 @@ async def test_cancelling_a_task_a_worker_holds_leaves_it_to_that_worker(
 
 @pytest.mark.timeout(180)
 async def test_cancels_racing_a_worker_taking_the_jobs_end_each_task_exactly_once(
-    settings: StreamsSettings,
-    store: TaskStore,
-    reader: Reader,
-    arq_pool: ArqRedis,
-    llm: ScriptedLLMServer,
-    tmp_path: Path,
+    worker_env: dict[str, str], store: TaskStore, reader: Reader, arq_pool: ArqRedis, tmp_path: Path
 ) -> None:
     """Cancels land at random moments around the worker taking each job: before it, while
     its lease starts, while it streams. Whoever ends a task (the cancel or the worker), the
@@ -186,8 +175,7 @@ async def test_cancels_racing_a_worker_taking_the_jobs_end_each_task_exactly_onc
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)
-    env = child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log")
     with stopping(worker):
         await worker.ready()
         task_ids = []

@@ -37,8 +37,9 @@ from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, c
 from agentstream.streams.keys import public_task_id, scoped_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.server import serve
+from tests.processes import ApiProcess, WorkerProcess, child_env, stopping
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
-from tests.reliability.procs import ApiProcess, RedisProcess, WorkerProcess, child_env, stopping
+from tests.reliability.procs import RedisProcess
 from tests.reliability.sse import read_sse
 
 KEY = {"Authorization": "Bearer key-t"}

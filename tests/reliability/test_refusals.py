@@ -18,7 +18,7 @@ import pytest
 
 from agentstream.streams import StreamsSettings
 from tests.api.server import api_settings, serve, submit
-from tests.reliability.procs import ApiProcess, child_env, stopping
+from tests.processes import ApiProcess, child_env, stopping
 
 AUTH = b"Authorization: Bearer key-t\r\n"
 

@@ -18,8 +18,9 @@ import pytest
 from agentstream.streams import Reader, StreamsSettings
 from agentstream.streams.keys import scoped_task_id
 from agentstream.worker.scripted_llm import ScriptedLLMServer
+from tests.processes import ApiProcess, WorkerProcess, child_env, stopping
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
-from tests.reliability.procs import ApiProcess, WorkerProcess, child_env, median, stopping
+from tests.reliability.procs import median
 from tests.reliability.sse import read_sse
 
 KEY = {"Authorization": "Bearer key-t"}

@@ -22,8 +22,8 @@ import pytest
 
 from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.streams.keys import scoped_task_id
+from tests.processes import ApiProcess, child_env, stopping
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
-from tests.reliability.procs import ApiProcess, child_env, stopping
 from tests.reliability.sse import read_sse
 
 KEY = {"Authorization": "Bearer key-t"}

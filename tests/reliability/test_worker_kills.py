@@ -28,9 +28,9 @@ from arq.connections import ArqRedis
 
 from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.harness import submit_task
+from tests.harness import submit_task, until_completed
+from tests.processes import WorkerProcess, child_env
 from tests.reliability.invariants import assert_same_as_replay, assert_stream_sound
-from tests.reliability.procs import WorkerProcess, child_env
 
 LEASE_S = 2
 
@@ -42,11 +42,6 @@ def prompt(rng: random.Random) -> tuple[str, dict[str, int]]:
         f"{a} * {b}": a * b,
         f"{c} + {d}": c + d,
     }
-
-
-async def live_consumer(reader: Reader, task_id: str, timeout_s: float) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout_s):
-        return [event async for _, event in reader.tail(task_id)]
 
 
 async def holder_of_most_leases(store: TaskStore, task_ids: list[str], workers: list[WorkerProcess]) -> int:
@@ -102,7 +97,7 @@ async def test_workers_killed_at_random_lose_nothing(
                 text, values = prompt(rng)
                 task_id = await submit_task(store, arq_pool, input=text, agent="hybrid")
                 expected[task_id] = values
-                consumers[task_id] = asyncio.create_task(live_consumer(reader, task_id, 150))
+                consumers[task_id] = asyncio.create_task(until_completed(reader, task_id, 150))
                 await asyncio.sleep(submit_span_s / tasks)
 
         submitting = asyncio.create_task(submitter())

@@ -23,17 +23,15 @@ from agentstream.sdk import (
     TaskWaiting,
     TopicType,
 )
+from tests.hitl import ASK, DELETE, HITL_APP
 from tests.sdk.conftest import FAST
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
-DELETE_PROMPT = "Clean up [call:delete_file:path=/tmp/x]"
-ASK_PROMPT = "Paint it [call:ask_user:prompt=Which colour?]"
-
 
 @pytest.fixture(scope="module")
 async def hitl_stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
-    """API and worker in this loop serving ``tests/sdk/hitl_app.py``."""
+    """API and worker in this loop serving ``tests/hitl_app.py``."""
     from agentstream.cli.stack import running_stack
     from agentstream.worker.scripted_llm import ScriptedLLMServer
 
@@ -44,7 +42,7 @@ async def hitl_stack(redis_url: str) -> AsyncIterator[tuple[str, str]]:
                 redis_url,
                 model_base_url=llm.base_url,
                 prefix=f"t{uuid.uuid4().hex[:8]}",
-                app="tests.sdk.hitl_app:app",
+                app=HITL_APP,
             )
         )
         with warnings.catch_warnings():
@@ -97,8 +95,8 @@ async def test_an_approval_arrives_typed_in_every_mode_and_the_stream_goes_on(
 async def test_a_denial_and_an_answer_reach_the_agent(hitl_stack: tuple[str, str]) -> None:
     url, key = hitl_stack
     async with AgentStreamClient(url, key, backoff=FAST) as client:
-        denied = await run_answering(client, DELETE_PROMPT, lambda msg: msg.deny("too risky"))
-        answered = await run_answering(client, ASK_PROMPT, lambda msg: msg.answer("blue"))
+        denied = await run_answering(client, DELETE, lambda msg: msg.deny("too risky"))
+        answered = await run_answering(client, ASK, lambda msg: msg.answer("blue"))
     failure = next(m for m in denied if m.topic == TopicType.TOOL_RESULT)
     assert failure.payload.action_result[0].error == "denied by the user: too risky"
     assert denied[-1].payload.success
@@ -160,11 +158,9 @@ async def test_the_remote_agent_s_token_stream_asks_on_wait_or_raises(hitl_stack
 
     async with AgentStreamClient(url, key, backoff=FAST) as client:
         agent = client.agent("hybrid")
-        tokens = [
-            t async for t in agent.process_message_streaming(ASK_PROMPT, sender_id="u2", on_wait=on_wait)
-        ]
+        tokens = [t async for t in agent.process_message_streaming(ASK, sender_id="u2", on_wait=on_wait)]
         with pytest.raises(TaskWaiting) as waiting:
-            async for _ in agent.process_message_streaming(DELETE_PROMPT, sender_id="u3"):
+            async for _ in agent.process_message_streaming(DELETE, sender_id="u3"):
                 pass
         assert isinstance(waiting.value.waiting.payload, PendingApproval)
         await waiting.value.waiting.deny("not now")

@@ -6,9 +6,7 @@ called and streams its own events, and what it does not serve is refused at subm
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +16,10 @@ import pytest
 from agentstream.streams import StreamsSettings
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.api.helpers import read_sse
-from tests.api.server import Api, api_settings, serve
-from tests.reliability.procs import child_env
+from tests.api.server import Api
+from tests.processes import WorkerProcess, child_env, stopping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_agents"
-
-
-class ExampleWorker:
-    """One worker process started in ``cwd``; only ever signals itself."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path, app: str = "myagents:app") -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            # what the user runs: agentstream worker --app module:attr, in the project's folder
-            [sys.executable, "-m", "agentstream.cli", "worker", "--app", app],
-            cwd=cwd,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
 
 @pytest.fixture
@@ -61,26 +30,24 @@ def worker_env(settings: StreamsSettings, scripted_llm: ScriptedLLMServer) -> di
 
 
 @pytest.fixture
-def example_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[ExampleWorker]:
-    worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "worker.log")
-    try:
+def example_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    # what the user runs: agentstream worker --app module:attr, in the project's folder
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log", app="myagents:app", cwd=EXAMPLE)
+    with stopping(worker):
         yield worker
-    finally:
-        worker.stop()
 
 
 @pytest.fixture
-async def api(settings: StreamsSettings, redis: Any) -> AsyncIterator[Api]:
-    async with serve(api_settings(settings)) as running:
-        running.services.catalog.max_age_s = 0
-        yield running
+def api(api: Api) -> Api:
+    api.services.catalog.max_age_s = 0  # the catalog as the worker publishes it, uncached
+    return api
 
 
-async def wait_for_agent(client: httpx.AsyncClient, worker: ExampleWorker, name: str) -> dict[str, Any]:
+async def wait_for_agent(client: httpx.AsyncClient, worker: WorkerProcess, name: str) -> dict[str, Any]:
     """The catalog once the worker published it (the worker's startup does)."""
     async with asyncio.timeout(30):
         while True:
-            assert worker.proc.poll() is None, f"worker exited:\n{worker.log()}"
+            worker.assert_running()
             body = (await client.get("/v1/agents")).json()
             if any(agent["name"] == name for agent in body["agents"]):
                 return body
@@ -88,7 +55,7 @@ async def wait_for_agent(client: httpx.AsyncClient, worker: ExampleWorker, name:
 
 
 async def test_the_example_project_runs_through_a_real_worker(
-    api: Api, example_worker: ExampleWorker
+    api: Api, example_worker: WorkerProcess
 ) -> None:
     async with api.client() as client:
         catalog = await wait_for_agent(client, example_worker, "support")
@@ -145,15 +112,13 @@ async def test_tasks_submitted_before_any_worker_run_once_one_starts(
         unknown = await client.post("/v1/tasks", json={"agent": "sales", "input": "Hello"})
         assert (early.status_code, unknown.status_code) == (202, 202)  # no live worker: they wait
 
-        worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "late.log")
-        try:
+        worker = WorkerProcess(worker_env, tmp_path / "late.log", app="myagents:app", cwd=EXAMPLE)
+        with stopping(worker):
             everything = {"mode": "all"}
             served = [f.json for f in await read_sse(client, early.json()["events_url"], params=everything)]
             refused = [
                 f.json for f in await read_sse(client, unknown.json()["events_url"], params=everything)
             ]
-        finally:
-            worker.stop()
 
     assert served[-1]["status"] == "succeeded" and served[-2]["output"] == "Turn 1: you said Hello."
     error = next(e for e in refused if e["type"] == "error")
@@ -165,10 +130,8 @@ async def test_tasks_submitted_before_any_worker_run_once_one_starts(
 async def test_a_wrong_app_reference_stops_the_worker_with_a_clear_error(
     worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    worker = ExampleWorker(worker_env, EXAMPLE, tmp_path / "bad.log", app="myagents:nope")
-    try:
-        code = await asyncio.to_thread(worker.proc.wait, 30)
-    finally:
-        worker.stop()
+    worker = WorkerProcess(worker_env, tmp_path / "bad.log", app="myagents:nope", cwd=EXAMPLE)
+    with stopping(worker):
+        code = await worker.exited(30)
     assert code != 0
     assert "AGENTSTREAM_APP='myagents:nope': module 'myagents' has no attribute 'nope'" in worker.log()

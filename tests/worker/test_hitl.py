@@ -5,98 +5,18 @@ over HTTP resumes it on a worker; denials, questions, deadlines and cancel while
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
 from agentstream import AgentStreamClient
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.api.helpers import read_sse, sse_frames
-from tests.api.server import Api, api_settings, serve
-from tests.reliability.procs import child_env
-from tests.worker.test_app_example import ExampleWorker
-
-APP = '''
-from agentstream import App
-
-app = App(ask_user=True, name="hitl")
+from tests.api.helpers import sse_frames
+from tests.api.server import Api
+from tests.hitl import ASK, DELETE, events, submit, wait_status
+from tests.processes import WorkerProcess
 
 
-@app.tool(requires_approval=True)
-def delete_file(path: str) -> str:
-    """Delete a file."""
-    return f"deleted {path}"
-
-
-@app.tool()
-async def wait_for_file(path: str) -> str:
-    """Wait until a file exists (at most a minute)."""
-    import asyncio, os
-
-    for _ in range(1200):
-        if os.path.exists(path):
-            return "there"
-        await asyncio.sleep(0.05)
-    return "never came"
-'''
-DELETE = "Clean up [call:delete_file:path=/tmp/x]"
-
-
-def start_worker(settings: StreamsSettings, llm: ScriptedLLMServer, folder: Path, name: str) -> ExampleWorker:
-    """A one-slot worker serving the app above, with a short lease (a killed one's job
-    is taken over quickly)."""
-    (folder / "hitlapp.py").write_text(APP)
-    env = child_env(
-        settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_MAX_JOBS="1", AGENTSTREAM_LEASE_S="2"
-    )
-    env.pop("PYTHONPATH", None)
-    return ExampleWorker(env, folder, folder / f"{name}.log", app="hitlapp:app")
-
-
-@pytest.fixture
-def worker(
-    settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
-) -> Iterator[ExampleWorker]:
-    running = start_worker(settings, scripted_llm, tmp_path, "worker")
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def api(settings: StreamsSettings, redis: Any) -> AsyncIterator[Api]:
-    async with serve(api_settings(settings, ping_interval_s=0.5)) as running:
-        yield running
-
-
-async def submit(client: httpx.AsyncClient, text: str, **fields: Any) -> str:
-    accepted = await client.post("/v1/tasks", json={"input": text, **fields})
-    assert accepted.status_code == 202, accepted.text
-    return str(accepted.json()["task_id"])
-
-
-async def wait_status(
-    client: httpx.AsyncClient, worker: ExampleWorker, task_id: str, *wanted: str
-) -> dict[str, Any]:
-    async with asyncio.timeout(45):
-        while True:
-            assert worker.proc.poll() is None, worker.log()
-            view = (await client.get(f"/v1/tasks/{task_id}")).json()
-            if view["status"] in wanted:
-                return dict(view)
-            await asyncio.sleep(0.05)
-
-
-async def events(client: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
-    return [f.json for f in await read_sse(client, f"/v1/tasks/{task_id}/events", params={"mode": "all"})]
-
-
-async def test_an_approval_waits_without_a_worker_and_resumes_once(api: Api, worker: ExampleWorker) -> None:
+async def test_an_approval_waits_without_a_worker_and_resumes_once(api: Api, worker: WorkerProcess) -> None:
     async with api.client() as client:
         task_id = await submit(client, DELETE)
         reader = asyncio.create_task(events(client, task_id))  # stays connected through the wait
@@ -150,11 +70,11 @@ async def test_an_approval_waits_without_a_worker_and_resumes_once(api: Api, wor
 
 
 async def test_a_denied_call_reaches_the_model_and_a_question_gets_its_answer(
-    api: Api, worker: ExampleWorker
+    api: Api, worker: WorkerProcess
 ) -> None:
     async with api.client() as client:
         denied = await submit(client, DELETE)
-        asked = await submit(client, "Paint it [call:ask_user:prompt=Which colour?]", agent="hybrid")
+        asked = await submit(client, ASK, agent="hybrid")
         await wait_status(client, worker, denied, "waiting")
         await wait_status(client, worker, asked, "waiting")
         meta = await api.services.store.meta(f"alice/{denied}")
@@ -184,7 +104,7 @@ async def test_a_denied_call_reaches_the_model_and_a_question_gets_its_answer(
 
 
 async def test_a_wait_past_its_deadline_ends_and_cancel_works_while_waiting(
-    api: Api, worker: ExampleWorker
+    api: Api, worker: WorkerProcess
 ) -> None:
     async with api.client() as client:
         late = await submit(client, DELETE, input_timeout_s=1)
@@ -204,7 +124,7 @@ async def test_a_wait_past_its_deadline_ends_and_cancel_works_while_waiting(
 
 
 async def test_calls_of_one_turn_wait_together_and_a_partial_answer_keeps_waiting(
-    api: Api, worker: ExampleWorker
+    api: Api, worker: WorkerProcess
 ) -> None:
     async with api.client() as client:
         # current_time needs approval in this task only (the request's approve_tools)
@@ -239,32 +159,25 @@ async def test_calls_of_one_turn_wait_together_and_a_partial_answer_keeps_waitin
 
 
 async def test_a_worker_killed_after_the_input_loses_nothing_and_runs_the_tool_once(
-    api: Api, settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
+    api: Api, start_worker: Callable[[str], WorkerProcess]
 ) -> None:
-    first = start_worker(settings, scripted_llm, tmp_path, "first")
-    second: ExampleWorker | None = None
-    try:
-        async with api.client() as client:
-            # [slow:300]: the answer after the tool streams slowly, so the kill lands mid-answer
-            task_id = await submit(client, f"{DELETE} [slow:300]")
-            await wait_status(client, first, task_id, "waiting")
-            meta = await api.services.store.meta(f"alice/{task_id}")
-            assert meta is not None
-            body = {"approvals": [{"tool_call_id": meta.pending_input[0]["tool_call_id"], "approved": True}]}
-            assert (await client.post(f"/v1/tasks/{task_id}/input", json=body)).status_code == 200
-            async with asyncio.timeout(45):  # the resumed attempt ran the tool and is answering
-                while True:
-                    if await _answering(api, task_id):
-                        break
-                    await asyncio.sleep(0.02)
-            first.proc.kill()
-            await asyncio.to_thread(first.proc.wait, 10)
-            second = start_worker(settings, scripted_llm, tmp_path, "second")
-            seen = await events(client, task_id)
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+    first = start_worker("first")
+    async with api.client() as client:
+        # [slow:300]: the answer after the tool streams slowly, so the kill lands mid-answer
+        task_id = await submit(client, f"{DELETE} [slow:300]")
+        await wait_status(client, first, task_id, "waiting")
+        meta = await api.services.store.meta(f"alice/{task_id}")
+        assert meta is not None
+        body = {"approvals": [{"tool_call_id": meta.pending_input[0]["tool_call_id"], "approved": True}]}
+        assert (await client.post(f"/v1/tasks/{task_id}/input", json=body)).status_code == 200
+        async with asyncio.timeout(45):  # the resumed attempt ran the tool and is answering
+            while True:
+                if await _answering(api, task_id):
+                    break
+                await asyncio.sleep(0.02)
+        first.kill()
+        start_worker("second")
+        seen = await events(client, task_id)
     kinds = [e["type"] for e in seen]
     assert kinds.count("completed") == 1 and seen[-1]["status"] == "succeeded", kinds
     assert kinds.count("tool_result") == 1 and kinds.count("retry") == 2  # after the input, after the kill
@@ -278,7 +191,7 @@ async def _answering(api: Api, task_id: str) -> bool:
 
 
 async def test_an_answer_sent_the_moment_the_wait_is_seen_is_taken_while_the_turn_runs(
-    api: Api, worker: ExampleWorker, tmp_path: Path
+    api: Api, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     """The approval is announced, then the turn's other call runs (here until a file
     appears): an answer sent meanwhile is taken (the task is not parked yet), and the

@@ -7,18 +7,15 @@ answer tells which messages it was given and how many user messages it saw."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentstream.streams import StreamsSettings
-from agentstream.worker.scripted_llm import ScriptedLLMServer
-from tests.api.server import Api, api_settings, serve
-from tests.reliability.procs import child_env
-from tests.worker.test_app_example import ExampleWorker
-from tests.worker.test_hitl import events, submit, wait_status
+from tests.api.server import Api
+from tests.hitl import events, submit, wait_status
+from tests.processes import WorkerProcess
 
 APP = '''
 import asyncio
@@ -51,43 +48,22 @@ async def book_trip(city: str, ctx: ToolContext) -> str:
 HOLD = "Start [call:hold:name=go]"
 
 
-def start_worker(settings: StreamsSettings, llm: ScriptedLLMServer, folder: Path, name: str) -> ExampleWorker:
-    """A one-slot worker serving the app above, with a short lease (a killed one's task
-    is taken over quickly)."""
-    (folder / "runningapp.py").write_text(APP)
-    env = child_env(
-        settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_MAX_JOBS="1", AGENTSTREAM_LEASE_S="2"
-    )
-    env.pop("PYTHONPATH", None)
-    return ExampleWorker(env, folder, folder / f"{name}.log", app="runningapp:app")
-
-
 @pytest.fixture
-def worker(
-    settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
-) -> Iterator[ExampleWorker]:
-    running = start_worker(settings, scripted_llm, tmp_path, "worker")
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def api(settings: StreamsSettings, redis: Any) -> AsyncIterator[Api]:
-    async with serve(api_settings(settings, ping_interval_s=0.5)) as running:
-        yield running
+def worker_app(tmp_path: Path) -> str:
+    """The app above, written into the folder the workers start in (its tools' files go there)."""
+    (tmp_path / "runningapp.py").write_text(APP)
+    return "runningapp:app"
 
 
 async def stored_kinds(api: Api, task_id: str) -> list[str]:
     return [event["type"] async for _, event in api.services.reader.replay(f"alice/{task_id}")]
 
 
-async def until_stored(api: Api, worker: ExampleWorker, task_id: str, kind: str, count: int = 1) -> None:
+async def until_stored(api: Api, worker: WorkerProcess, task_id: str, kind: str, count: int = 1) -> None:
     """Wait until ``count`` events of ``kind`` are in the task's stream (polled)."""
     async with asyncio.timeout(45):
         while (await stored_kinds(api, task_id)).count(kind) < count:
-            assert worker.proc.poll() is None, worker.log()
+            worker.assert_running()
             await asyncio.sleep(0.02)
 
 
@@ -100,7 +76,7 @@ def check_story(seen: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_a_message_to_a_running_task_reaches_the_model_before_its_next_turn_once(
-    api: Api, worker: ExampleWorker, tmp_path: Path
+    api: Api, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     async with api.client() as client:
         task_id = await submit(client, HOLD, agent="hybrid")
@@ -137,29 +113,40 @@ async def test_a_message_to_a_running_task_reaches_the_model_before_its_next_tur
     assert result["output"] == "Turn 2: you said also say hi."  # two user messages: once
 
 
-async def test_a_worker_killed_after_a_message_is_recorded_gives_it_once(
-    api: Api, settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
-) -> None:
-    first = start_worker(settings, scripted_llm, tmp_path, "first")
-    second: ExampleWorker | None = None
-    try:
-        async with api.client() as client:
-            task_id = await submit(client, HOLD, agent="hybrid")
-            reader = asyncio.create_task(events(client, task_id))
-            await until_stored(api, first, task_id, "tool_call")
-            sent = await client.post(f"/v1/tasks/{task_id}/input", json={"message": "after the crash"})
-            assert sent.status_code == 202, sent.text
-            first.proc.kill()  # recorded, not yet given to the model (the tool still holds)
-            await asyncio.to_thread(first.proc.wait, 10)
-            (tmp_path / "go").touch()
-            second = start_worker(settings, scripted_llm, tmp_path, "second")
-            seen = await asyncio.wait_for(reader, 60)
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+async def message_across_a_kill(
+    api: Api,
+    start_worker: Callable[[str], WorkerProcess],
+    folder: Path,
+    message: str,
+    before_kill: Callable[[str], Awaitable[None]] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A task whose tool holds is sent ``message``; then (after ``before_kill(task_id)``) its
+    worker is SIGKILLed, the tool let go if it was not yet (``folder/go``) and a second worker
+    started. Every event of the task as a reader connected throughout saw them, and their
+    checked types."""
+    first = start_worker("first")
+    async with api.client() as client:
+        task_id = await submit(client, HOLD, agent="hybrid")
+        reader = asyncio.create_task(events(client, task_id))
+        await until_stored(api, first, task_id, "tool_call")
+        sent = await client.post(f"/v1/tasks/{task_id}/input", json={"message": message})
+        assert sent.status_code == 202, sent.text
+        if before_kill is not None:
+            await before_kill(task_id)
+        first.kill()
+        (folder / "go").touch()
+        second = start_worker("second")
+        seen = await asyncio.wait_for(reader, 60)
     kinds = check_story(seen)
-    assert seen[-1]["status"] == "succeeded", second.log() if second else kinds
+    assert seen[-1]["status"] == "succeeded", second.log()
+    return seen, kinds
+
+
+async def test_a_worker_killed_after_a_message_is_recorded_gives_it_once(
+    api: Api, start_worker: Callable[[str], WorkerProcess], tmp_path: Path
+) -> None:
+    # killed once the message is recorded, before it is given to the model (the tool holds)
+    seen, kinds = await message_across_a_kill(api, start_worker, tmp_path, "after the crash")
     assert kinds.count("retry") == 1 and kinds.count("input_delivered") == 1
     assert kinds.index("input") < kinds.index("retry") < kinds.index("input_delivered")
     result = next(e for e in seen if e["type"] == "result")
@@ -167,42 +154,28 @@ async def test_a_worker_killed_after_a_message_is_recorded_gives_it_once(
 
 
 async def test_a_worker_killed_after_the_model_was_given_a_message_does_not_give_it_again(
-    api: Api, settings: StreamsSettings, scripted_llm: ScriptedLLMServer, tmp_path: Path
+    api: Api, start_worker: Callable[[str], WorkerProcess], tmp_path: Path
 ) -> None:
-    first = start_worker(settings, scripted_llm, tmp_path, "first")
-    second: ExampleWorker | None = None
-    try:
-        async with api.client() as client:
-            task_id = await submit(client, HOLD, agent="hybrid")
-            reader = asyncio.create_task(events(client, task_id))
-            await until_stored(api, first, task_id, "tool_call")
-            # [slow:300]: the answer to the message streams slowly, so the kill lands in it
-            sent = await client.post(f"/v1/tasks/{task_id}/input", json={"message": "[slow:300] slowly"})
-            assert sent.status_code == 202, sent.text
-            (tmp_path / "go").touch()
-            async with asyncio.timeout(45):  # given to the model, which is answering
-                while True:
-                    kinds = await stored_kinds(api, task_id)
-                    if "input_delivered" in kinds and "token" in kinds[kinds.index("input_delivered") :]:
-                        break
-                    await asyncio.sleep(0.02)
-            first.proc.kill()
-            await asyncio.to_thread(first.proc.wait, 10)
-            second = start_worker(settings, scripted_llm, tmp_path, "second")
-            seen = await asyncio.wait_for(reader, 60)
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
-    kinds = check_story(seen)
-    assert seen[-1]["status"] == "succeeded", second.log() if second else kinds
+    async def until_answering(task_id: str) -> None:
+        (tmp_path / "go").touch()
+        async with asyncio.timeout(45):  # given to the model, which is answering
+            while True:
+                kinds = await stored_kinds(api, task_id)
+                if "input_delivered" in kinds and "token" in kinds[kinds.index("input_delivered") :]:
+                    return
+                await asyncio.sleep(0.02)
+
+    # [slow:300]: the answer to the message streams slowly, so the kill lands in it
+    seen, kinds = await message_across_a_kill(
+        api, start_worker, tmp_path, "[slow:300] slowly", before_kill=until_answering
+    )
     assert kinds.count("input_delivered") == 1 and kinds.count("retry") == 1
     assert kinds.index("input_delivered") < kinds.index("retry")
     assert next(e for e in seen if e["type"] == "result")["output"] == "Turn 2: you said slowly."
 
 
 async def test_a_tool_that_asks_waits_without_a_worker_and_resumes_with_the_answers(
-    api: Api, worker: ExampleWorker, tmp_path: Path
+    api: Api, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     async with api.client() as client:
         task_id = await submit(client, "Trip [call:book_trip:city=Rome]", agent="hybrid")

@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 from arq.connections import ArqRedis
@@ -26,82 +23,24 @@ from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import Events, submit_task, until_completed
+from tests.processes import WorkerProcess, child_env, stopping
 
-REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 5.0
 # A hybrid task: one calculator call, then 60 slow tokens (~6 s), so there is time to kill
 # its worker after the tool result was recorded.
 SLOW_PROMPT = "What is 17 * 23? [slow:100] [tokens:60]"
 
 
-class WorkerProcess:
-    """One ``python -m worker`` child, its output in a log file. Only ever signals itself."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentstream.worker"],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def ready(self, timeout_s: float = 20.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while "agentstream worker" not in self.log():
-                assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
-                await asyncio.sleep(0.05)
-
-    async def exited(self, timeout_s: float) -> int:
-        """The exit code; raises ``subprocess.TimeoutExpired`` after ``timeout_s``."""
-        return await asyncio.to_thread(self.proc.wait, timeout_s)
-
-    def stop(self) -> None:
-        """Terminate (then kill) if still running, reap, close the log."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
 @pytest.fixture
 def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSTREAM_", "OPENAI_"))}
-    env.update(
-        REDIS_URL=settings.redis_url,
-        AGENTSTREAM_PREFIX=settings.prefix,
-        OPENAI_BASE_URL=llm.base_url,
-        AGENTSTREAM_LEASE_S=str(LEASE_S),
-        AGENTSTREAM_POLL_DELAY_S="0.1",
-        AGENTSTREAM_SHUTDOWN_GRACE_S="1",
-        AGENTSTREAM_RETRY_BACKOFF_S="0.1",
-        AGENTSTREAM_LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
 
 
 @pytest.fixture
 def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     procs = [WorkerProcess(worker_env, tmp_path / f"worker-{i}.log") for i in range(2)]
-    try:
+    with stopping(*procs):
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
 
 
 @pytest.fixture
