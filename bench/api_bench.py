@@ -256,7 +256,7 @@ async def sse_replay_minimal(base: str, task_id: str) -> int:
 
 async def replay(redis: Any, url: str, base: str, api_pid: int, n: int) -> dict[str, Any]:
     task_id = await finished_stream(redis, url, n)
-    key = StreamsSettings(prefix=PREFIX).keys.events(task_id)
+    key = StreamsSettings(prefix=PREFIX).keys.events(scoped_task_id(OWNER, task_id))
 
     async def raw() -> int:
         count, after = 0, "-"
