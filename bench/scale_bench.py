@@ -28,6 +28,7 @@ import httpx
 from redis.asyncio import Redis
 
 from agentstream.streams import StreamsSettings, create_redis
+from agentstream.streams.keys import scoped_task_id
 from bench import api_bench, provenance, sse_load
 from bench.procs import process_cpu_s, read_line, spawn, stop_child
 from bench.worker_common import scripted_model
@@ -147,11 +148,13 @@ async def run(tasks: int, tokens: int, slow_ms: int, readers: int) -> dict[str, 
 
 
 async def appended(cluster_url: str, ids: list[str]) -> int:
-    """Stream entries of ``ids`` (their dense seqs, ``queued`` included)."""
+    """Stream entries of ``ids``, the API's public ids of the open-mode tenant (their dense
+    seqs, ``queued`` included)."""
     settings = StreamsSettings(redis_url=cluster_url, prefix=PREFIX, cluster=True)
     redis = create_redis(settings)
     try:
-        return sum([int(await redis.hget(settings.keys.meta(t), "seq") or 0) for t in ids])
+        metas = [settings.keys.meta(scoped_task_id(api_bench.OWNER, t)) for t in ids]
+        return sum([int(await redis.hget(meta, "seq") or 0) for meta in metas])
     finally:
         await redis.aclose()
 
