@@ -84,7 +84,8 @@ async def api_process(url: str, extra_env: dict[str, str] | None = None) -> Asyn
     port = free_port()
     env = {
         "REDIS_URL": url, "AGENTSTREAM_PREFIX": PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
-        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_API_KEYS": "", **(extra_env or {}),
+        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT": "20000",
+        "AGENTSTREAM_API_KEYS": "", **(extra_env or {}),
     }  # fmt: skip
     code = "import bench.sse_load as b; b.raise_nofile(); " + API_CODE.format(port=port)
     proc = await spawn("-c", code, env=env)

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, Any]]
 _WAKE_TRIES = 50
+#: a shard lingers after a read only while entries come at least this many per linger
+LINGER_BATCH = 4
 
 #: what a hub loop survives: the network, and a MOVED or LOADING reply on a Cluster
 _RECOVERABLE: tuple[type[Exception], ...] = (*TRANSIENT_REDIS_ERRORS, ResponseError)
@@ -164,6 +166,9 @@ class _Shard:
         self.conn: RedisClient | None = None
         self.control: RedisClient | None = None
         self.task: asyncio.Task[None] | None = None
+        # entries per second this shard reads (a moving average), and when it last read
+        self.rate = 0.0
+        self.read_at = 0.0
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -245,8 +250,8 @@ class _Shard:
                     backoff = min(backoff * 2, 2.0)
                     continue
                 if reply:
-                    self._deliver(reply, issued)
-                    if self.hub.linger_s:
+                    delivered = self._deliver(reply, issued)
+                    if self._busy(delivered, asyncio.get_running_loop().time()):
                         # Let more entries gather before the next read: fewer round trips
                         # (and writes) per entry when many streams trickle.
                         await asyncio.sleep(self.hub.linger_s)
@@ -259,7 +264,22 @@ class _Shard:
                     for sub in list(subs):
                         sub._abandon()
 
-    def _deliver(self, reply: list[Any] | dict[str, Any], issued: dict[str, str]) -> None:
+    def _busy(self, delivered: int, now: float) -> bool:
+        """Whether entries come fast enough to linger after this read: at least
+        :data:`LINGER_BATCH` of them, on average, in one linger. A trickle (one stream's
+        tokens, 10 ms apart) is never held back: lingering there only adds latency (the
+        1-task latency cell went from 5.1 to 11.6 ms p99 with a fixed 10 ms linger)."""
+        linger_s = self.hub.linger_s
+        elapsed, self.read_at = now - self.read_at, now
+        if not linger_s:
+            return False
+        instant = delivered / max(elapsed, linger_s / 10)
+        self.rate = instant if self.rate == 0.0 else 0.75 * self.rate + 0.25 * instant
+        return self.rate * linger_s >= LINGER_BATCH
+
+    def _deliver(self, reply: list[Any] | dict[str, Any], issued: dict[str, str]) -> int:
+        """Hand the entries of ``reply`` to the subscribers; returns how many were read."""
+        delivered = 0
         items = reply.items() if isinstance(reply, dict) else reply
         limit = self.hub.settings.reader_queue
         keys = self.hub.settings.keys
@@ -268,6 +288,7 @@ class _Shard:
                 continue
             task_id = public_task_id(keys.task_id_of(key))
             entries = [(cursor, decode_entry(cursor, fields, task_id)) for cursor, fields in raw_entries]
+            delivered += len(entries)
             last = self.positions[key] = entries[-1][0]
             start = cursor_key(issued[key]) if key in issued else None
             for sub in list(self.subs.get(key, ())):
@@ -280,6 +301,7 @@ class _Shard:
                     sub.since = last
                 else:
                     self.remove(sub)
+        return delivered
 
     def _refresh_node(self) -> None:
         if self.node is not None and self.positions:

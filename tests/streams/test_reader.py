@@ -7,6 +7,7 @@ import dataclasses
 import random
 from typing import Any
 
+import fakeredis
 import pytest
 
 from agentstream.streams import (
@@ -19,6 +20,7 @@ from agentstream.streams import (
     TaskStore,
     UsageError,
 )
+from agentstream.streams.hub import _Shard
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 
@@ -352,3 +354,18 @@ async def test_a_reader_leaving_while_its_shard_connects_stops_the_shard_cleanly
         assert task is not None
         await asyncio.wait_for(task, 5)  # ends by itself, no exception
         assert task.exception() is None
+
+
+def test_a_hub_lingers_only_while_entries_come_fast(settings: StreamsSettings) -> None:
+    """One stream's tokens (one every 10 ms) are never held back; a thousand entries a
+    second make the shard pause after each read so that they share reads and writes."""
+    hub = ReaderHub(fakeredis.FakeAsyncRedis(), settings, linger_s=0.01)
+    trickle = _Shard(hub, 0, None)
+    assert not any(trickle._busy(1, 1.0 + i * 0.01) for i in range(200))
+    burst = _Shard(hub, 0, None)
+    busy = [burst._busy(1, 1.0 + i * 0.001) for i in range(50)]
+    assert all(busy[10:])
+    lingering = [burst._busy(10, 2.0 + i * 0.0102) for i in range(50)]  # 10 per pause: stays
+    assert all(lingering)
+    unset = _Shard(ReaderHub(fakeredis.FakeAsyncRedis(), settings), 0, None)  # linger 0: never
+    assert not any(unset._busy(10, 1.0 + i * 0.001) for i in range(50))
