@@ -59,8 +59,8 @@ def inputs(data: dict[str, dict[str, Any] | None]) -> tuple[dict[str, tuple[floa
 def section(data: dict[str, dict[str, Any] | None]) -> list[str]:
     got, missing = inputs(data)
     out = ["## Cost model", "",
-           "Per event, from the figures above (each row names its source; quick runs on a busy box make them "
-           "upper bounds of the cost, not the capacity of a quiet machine):", "",
+           "Per event, from the figures above (each row names its source; a section measured in a quick run "
+           "or on a busy box gives an upper bound of the cost, not the capacity of a quiet machine):", "",
            "| cost | per event | source |", "|---|---|---|"]  # fmt: skip
     names = {"worker_us": "worker CPU, real pace (us)", "writer_pace_us": "bare writer CPU, same pace (us)",
              "writer_batch_us": "writer client CPU, batched (us)", "api_us": "API CPU per delivery (us)",
