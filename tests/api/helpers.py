@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,3 +104,24 @@ async def run_worker(
                 await writer.write(event)
             else:
                 await writer.append(event)
+
+
+@contextlib.asynccontextmanager
+async def stalled_reader(base_url: str, path: str, authorization: str) -> AsyncIterator[socket.socket]:
+    """An SSE request for ``path`` on a raw socket with a 4 KB receive buffer that the test
+    reads only when it wants to (``loop.sock_recv``): a client that stops reading."""
+    host, port = base_url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (host, int(port)))
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        yield sock
+    finally:
+        sock.close()

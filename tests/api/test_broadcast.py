@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +21,7 @@ from agentstream.api.broadcast import LiveEventsResponse
 from agentstream.api.state import Services
 from agentstream.serving import InLoopServer
 from agentstream.streams import EventFilter, StreamsSettings
-from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
+from tests.api.helpers import completed, key_id, read_sse, run_worker, stalled_reader, tokens
 from tests.api.server import ALICE, Api, api_settings, submit
 from tests.harness import eventually
 
@@ -132,18 +131,9 @@ async def test_a_slow_client_leaves_the_broadcast_and_catches_up_without_loss(
     async with serve(config, "httptools") as api, api.client() as client:
         svc = api.services
         task_id = await submit(client)
-        host, port = api.url.removeprefix("http://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, (host, int(port)))
-        request = (
-            f"GET /v1/tasks/{task_id}/events?mode=all HTTP/1.1\r\nHost: {host}\r\n"
-            f"Authorization: {ALICE['Authorization']}\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        try:
-            await loop.sock_sendall(sock, request.encode())
+        path = f"/v1/tasks/{task_id}/events?mode=all"
+        async with stalled_reader(api.url, path, ALICE["Authorization"]) as sock:
+            loop = asyncio.get_running_loop()
             fast = asyncio.create_task(
                 read_sse(client, f"/v1/tasks/{task_id}/events", params={"mode": "all"})
             )
@@ -158,8 +148,6 @@ async def test_a_slow_client_leaves_the_broadcast_and_catches_up_without_loss(
                 raw += data
             await writer
             fast_frames = await fast
-        finally:
-            sock.close()
         slow = frames_of(dechunk(bytes(raw) + b"0\r\n\r\n"))
         stored = [e async for _, e in svc.reader.replay(key_id(task_id))]
         assert [e["seq"] for e in slow] == list(range(1, len(stored) + 1)) == [e["seq"] for e in stored]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 from typing import Any
 
 import httpx
@@ -14,7 +13,17 @@ import pytest
 
 from agentstream.api.routes.events import with_sequence_number
 from agentstream.streams import EventFilter, StreamsSettings, TaskStore
-from tests.api.helpers import Frame, completed, key_id, read_sse, result, run_worker, sse_frames, tokens
+from tests.api.helpers import (
+    Frame,
+    completed,
+    key_id,
+    read_sse,
+    result,
+    run_worker,
+    sse_frames,
+    stalled_reader,
+    tokens,
+)
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 from tests.harness import eventually
 
@@ -324,18 +333,7 @@ async def test_a_client_that_never_reads_is_cut_off(settings: StreamsSettings, r
     config = api_settings(settings, sse_buffer=4, sse_slow_client_s=0.3)
     async with serve(config) as api, api.client() as client:
         task_id = await submit(client)
-        host, port = api.url.removeprefix("http://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, (host, int(port)))
-        request = (
-            f"GET {url(task_id)} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {ALICE['Authorization']}\r\n"
-            "Accept: text/event-stream\r\n\r\n"
-        )
-        await loop.sock_sendall(sock, request.encode())
-        try:
+        async with stalled_reader(api.url, url(task_id), ALICE["Authorization"]):
             await eventually(lambda: _true(api.services.metrics.sse_clients == 1))
             big = [{"type": "token", "content": "z" * 10_000} for _ in range(2_000)]  # 20 MB
             await run_worker(api.services.store, task_id, [*big, completed()])
@@ -347,8 +345,6 @@ async def test_a_client_that_never_reads_is_cut_off(settings: StreamsSettings, r
             await no_live_streams(api)
             metrics = (await client.get("/metrics")).text
             assert "agentstream_sse_slow_client_disconnects_total 1" in metrics
-        finally:
-            sock.close()
 
 
 async def test_a_reader_ahead_of_a_rewound_stream_gets_a_reset_frame(alice: Any, api: Any) -> None:
