@@ -119,24 +119,13 @@ class ToolContext:
         call, in a workflow step (nothing can wait there) and once the call returned.
         """
         if self._closed:
-            raise ToolError(
-                f"tool {self.tool_name!r} asked after its call returned", tool_name=self.tool_name
-            )
+            raise self._refused(f"tool {self.tool_name!r} asked after its call returned")
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
-            raise ToolError(
-                f"ask needs a non-empty prompt of at most {MAX_PROMPT_CHARS} characters",
-                tool_name=self.tool_name,
-            )
+            raise self._refused(f"ask needs a non-empty prompt of at most {MAX_PROMPT_CHARS} characters")
         if self.loop_scope is not None:
-            raise ToolError(
-                f"tool {self.tool_name!r} asks the user: not possible in a workflow step",
-                tool_name=self.tool_name,
-            )
+            raise self._refused(f"tool {self.tool_name!r} asks the user: not possible in a workflow step")
         if self._asks >= MAX_ASKS:
-            raise ToolError(
-                f"tool {self.tool_name!r} asked more than {MAX_ASKS} questions in one call",
-                tool_name=self.tool_name,
-            )
+            raise self._refused(f"tool {self.tool_name!r} asked more than {MAX_ASKS} questions in one call")
         position = self._asks
         self._asks += 1
         if position < len(self._replies):
@@ -152,31 +141,29 @@ class ToolContext:
         in one call, and once the call has returned (its events are then in the stream).
         """
         if self._closed:
-            raise ToolError(
-                f"tool {self.tool_name!r} emitted after its call returned; emit before returning",
-                tool_name=self.tool_name,
+            raise self._refused(
+                f"tool {self.tool_name!r} emitted after its call returned; emit before returning"
             )
         if not isinstance(type, str) or _NAME.fullmatch(type) is None:
-            raise ToolError(
-                f"custom event type {type!r} must match ^[A-Za-z][A-Za-z0-9_.:-]{{0,63}}$",
-                tool_name=self.tool_name,
-            )
+            raise self._refused(f"custom event type {type!r} must match ^[A-Za-z][A-Za-z0-9_.:-]{{0,63}}$")
         try:
             size = len(orjson.dumps(data))
         except TypeError as exc:
-            raise ToolError(f"custom event data is not JSON: {exc}", tool_name=self.tool_name) from None
+            raise self._refused(f"custom event data is not JSON: {exc}") from None
         if size > MAX_CUSTOM_EVENT_BYTES:
-            raise ToolError(
-                f"custom event data is {size} bytes of JSON; the limit is {MAX_CUSTOM_EVENT_BYTES}",
-                tool_name=self.tool_name,
+            raise self._refused(
+                f"custom event data is {size} bytes of JSON; the limit is {MAX_CUSTOM_EVENT_BYTES}"
             )
         if self._emitted >= MAX_CUSTOM_EVENTS:
-            raise ToolError(
-                f"tool {self.tool_name!r} emitted more than {MAX_CUSTOM_EVENTS} events in one call",
-                tool_name=self.tool_name,
+            raise self._refused(
+                f"tool {self.tool_name!r} emitted more than {MAX_CUSTOM_EVENTS} events in one call"
             )
         self._emitted += 1
         self._sink(self._event(type, data))
+
+    def _refused(self, message: str) -> ToolError:
+        """The error for a misuse of this context by its tool."""
+        return ToolError(message, tool_name=self.tool_name)
 
     def _event(self, name: str, data: Any) -> dict[str, Any]:
         event: dict[str, Any] = {
