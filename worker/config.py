@@ -73,6 +73,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("AGENTSTREAM_MODEL_BACKOFF_S", "first model retry delay, doubled per retry (default 0.5)"),
     ("AGENTSTREAM_MODEL_BACKOFF_MAX_S", "model retry delay cap (default 8)"),
     ("AGENTSTREAM_MODEL_STREAM_OPTIONS", "false: never send stream_options (default: send, drop if refused)"),
+    ("AGENTSTREAM_MODEL_HTTP", "the model client's HTTP transport: aiohttp (default) or httpx"),
     ("AGENTSTREAM_TOOL_TIMEOUT_S", "default timeout of one tool call (default 30)"),
     ("AGENTSTREAM_HTTP_GET_ALLOW", "hosts http_get may fetch, comma list; empty: http_get off"),
     ("AGENTSTREAM_HTTP_GET_TIMEOUT_S", "http_get timeout (default 10)"),

@@ -43,9 +43,13 @@ def settings_for(base_url: str, **overrides: Any) -> ModelSettings:
     return ModelSettings(**(values | overrides))
 
 
-@pytest.fixture
-async def client(llm: ScriptedLLMServer) -> AsyncIterator[OpenAIClient]:
-    async with OpenAIClient(settings_for(llm.base_url)) as model_client:
+#: both HTTP transports the client can send through (`AGENTSTREAM_MODEL_HTTP`)
+TRANSPORTS = pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def client(llm: ScriptedLLMServer, request: pytest.FixtureRequest) -> AsyncIterator[OpenAIClient]:
+    async with OpenAIClient(settings_for(llm.base_url, http=request.param)) as model_client:
         yield model_client
 
 
@@ -76,6 +80,7 @@ def test_settings_from_environment() -> None:
             "AGENTSTREAM_MODEL_BACKOFF_S": "0.1",
             "AGENTSTREAM_MODEL_BACKOFF_MAX_S": "1",
             "AGENTSTREAM_MODEL_STREAM_OPTIONS": "0",
+            "AGENTSTREAM_MODEL_HTTP": " HTTPX",
         }
     )
 
@@ -89,6 +94,7 @@ def test_settings_from_environment() -> None:
         backoff_base_s=0.1,
         backoff_max_s=1.0,
         stream_options=False,
+        http="httpx",
     )
 
 
@@ -104,6 +110,7 @@ def test_settings_from_environment() -> None:
             "AGENTSTREAM_MODEL_STREAM_OPTIONS must be true or false",
         ),
         ({"AGENTSTREAM_MODEL_RETRIES": "2.5"}, "AGENTSTREAM_MODEL_RETRIES must be an integer"),
+        ({"AGENTSTREAM_MODEL_HTTP": "requests"}, "transport must be one of aiohttp, httpx, got 'requests'"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(env: dict[str, str], message: str) -> None:
@@ -296,11 +303,12 @@ async def test_a_stream_broken_after_output_is_not_retried(
     assert llm.requests == 1
 
 
-async def test_an_unreachable_server_is_model_unavailable() -> None:
+@TRANSPORTS
+async def test_an_unreachable_server_is_model_unavailable(http: str) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = settings_for(f"http://127.0.0.1:{port}/v1", max_retries=1)
+    settings = settings_for(f"http://127.0.0.1:{port}/v1", max_retries=1, http=http)
     async with OpenAIClient(settings) as client:
         with pytest.raises(ModelUnavailable) as caught:
             await collect(client.stream_chat(user("hi")))
@@ -309,8 +317,9 @@ async def test_an_unreachable_server_is_model_unavailable() -> None:
     assert caught.value.attempts == 2
 
 
-async def test_a_stalled_stream_times_out(llm: ScriptedLLMServer) -> None:
-    settings = settings_for(llm.base_url, read_timeout_s=0.05, max_retries=0)
+@TRANSPORTS
+async def test_a_stalled_stream_times_out(llm: ScriptedLLMServer, http: str) -> None:
+    settings = settings_for(llm.base_url, read_timeout_s=0.05, max_retries=0, http=http)
     async with OpenAIClient(settings) as client:
         with pytest.raises(ModelError) as caught:
             await collect(client.stream_chat(user("[slow:1000] hi")))

@@ -28,6 +28,15 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 _TRANSPORT_ERRORS = _transport_errors()
 
+try:
+    import aiohttp
+except ImportError:  # the SDK's default transport (httpx2) is in use
+    _AIOHTTP_CONNECTION_ERROR: type[Exception] | None = None
+    _AIOHTTP_TIMEOUTS: tuple[type[Exception], ...] = ()
+else:
+    _AIOHTTP_CONNECTION_ERROR = aiohttp.ClientConnectionError
+    _AIOHTTP_TIMEOUTS = (aiohttp.ServerTimeoutError, aiohttp.SocketTimeoutError)
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -41,7 +50,7 @@ class Failure:
 
 def classify(exc: Exception) -> Failure:
     """The failure `exc` stands for (`invalid_response` for anything unexpected)."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return Failure(True, "timeout")
     if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT_ERRORS)):
         return Failure(True, "connection_error")
@@ -58,6 +67,18 @@ def classify(exc: Exception) -> Failure:
         # An error event inside a 200 stream, or a stream cut short: the server's trouble.
         return Failure(True, "stream_error")
     return Failure(False, "invalid_response")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a "timeout" is a connection that failed at once (refused, reset, DNS): the
+    SDK's aiohttp transport maps every `aiohttp.ClientConnectionError` to a connect
+    timeout, and a user told "timeout" for a refused port looks in the wrong place."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if _AIOHTTP_CONNECTION_ERROR is not None and isinstance(seen, _AIOHTTP_CONNECTION_ERROR):
+            return not isinstance(seen, _AIOHTTP_TIMEOUTS)
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def rejects_request_option(exc: Exception, option: str) -> bool:
