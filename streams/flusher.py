@@ -10,8 +10,14 @@ hand, then reads the replies in order and hands each writer its own. Every task 
 fenced and dense in its own script call: the batching is of calls, not of tasks' events.
 
 Latency: a lone event leaves as soon as the event loop is free (the flusher is woken, not
-timed); batches form only from what arrives while a round trip is in flight, exactly as
-with a writer of its own.
+timed); batches form from what arrives while a round trip is in flight, exactly as with a
+writer of its own. At a model's pace no round trip is in flight when the next token comes
+(each task's tokens are tens of ms apart), so each token paid a send and a reply of its
+own; on this VM that is most of a token's cost (the socket write alone was 27% of the
+worker's CPU). So while the writers of the process schedule at least
+:data:`LINGER_BATCH` batches per linger on average (``StreamsSettings.flush_linger_ms``,
+2 ms by default: a worker running 50 tasks at 33 tokens/s), the flusher waits one linger
+before a round trip and takes them all in it: each token waits at most that long.
 
 Failures stay with the task they belong to where they can:
 
@@ -49,6 +55,7 @@ from agentstream.telemetry.tracing import start_span, tracing_enabled
 
 from .connection import RedisClient
 from .errors import TRANSIENT_REDIS_ERRORS
+from .pace import Pace
 from .scripts import APPEND
 
 __all__ = ["Flusher", "flusher_for"]
@@ -57,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 #: delays between the attempts of one round trip after a connection failure
 RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+#: linger before a round trip only while this many writers' batches come per linger
+LINGER_BATCH = 1.0
 #: how long an idle flusher keeps its connection (and its task) for the next event: at a
 #: model's pace (a token every few ms per task) it is never released
 LINGER_S = 1.0
@@ -87,7 +96,7 @@ class Flusher:
     Bound to the event loop it was made in.
     """
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, linger_s: float = 0.0) -> None:
         # Only the pool is kept, never the client: the registry's weak key must be able to die.
         self._pool = None if isinstance(redis, RedisCluster) else redis.connection_pool
         self._pending: dict[PendingWriter, None] = {}
@@ -95,6 +104,7 @@ class Flusher:
         self._wake = asyncio.Event()
         self._conn: Any = None
         self.loop = asyncio.get_running_loop()
+        self.pace = Pace(linger_s, LINGER_BATCH)
         #: round trips made (each one write and its replies), for tests and benchmarks
         self.round_trips = 0
 
@@ -118,6 +128,9 @@ class Flusher:
                         if not self._pending:
                             return
                     continue
+                if self.pace.busy(self.loop.time()):
+                    # Let the other tasks' next tokens join this round trip.
+                    await asyncio.sleep(self.pace.linger_s)
                 await self._flush_pending()
         except BaseException as exc:
             # Stopped (the loop is closing) or a bug: no writer waiting for its turn may
@@ -135,6 +148,7 @@ class Flusher:
         # A method of its own, so that no writer stays referenced by the lingering loop.
         batches = [(w, b) for w in self._pending if (b := w._take_batch())]
         self._pending.clear()
+        self.pace.observe(len(batches), self.loop.time())
         if batches:
             await self._round_trip(batches)
 
@@ -245,9 +259,10 @@ def _pack_command(*parts: bytes) -> bytes:
 _flushers: weakref.WeakKeyDictionary[Any, Flusher] = weakref.WeakKeyDictionary()
 
 
-def flusher_for(redis: RedisClient) -> Flusher:
-    """The flusher of ``redis`` in the running event loop (made on first use)."""
+def flusher_for(redis: RedisClient, linger_s: float = 0.0) -> Flusher:
+    """The flusher of ``redis`` in the running event loop (made on first use, lingering
+    ``linger_s`` while busy)."""
     flusher = _flushers.get(redis)
     if flusher is None or flusher.loop is not asyncio.get_running_loop():
-        flusher = _flushers[redis] = Flusher(redis)
+        flusher = _flushers[redis] = Flusher(redis, linger_s)
     return flusher

@@ -35,6 +35,7 @@ from .codec import decode_entry
 from .connection import RedisClient, dedicated_connection
 from .errors import TRANSIENT_REDIS_ERRORS, ClosedError
 from .keys import public_task_id
+from .pace import Pace
 from .settings import StreamsSettings
 
 __all__ = ["Listener", "ReaderHub", "Subscription"]
@@ -166,9 +167,8 @@ class _Shard:
         self.conn: RedisClient | None = None
         self.control: RedisClient | None = None
         self.task: asyncio.Task[None] | None = None
-        # entries per second this shard reads (a moving average), and when it last read
-        self.rate = 0.0
-        self.read_at = 0.0
+        # entries per second this shard reads, to linger only while they come fast
+        self.pace = Pace(hub.linger_s, LINGER_BATCH)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -269,13 +269,8 @@ class _Shard:
         :data:`LINGER_BATCH` of them, on average, in one linger. A trickle (one stream's
         tokens, 10 ms apart) is never held back: lingering there only adds latency (the
         1-task latency cell went from 5.1 to 11.6 ms p99 with a fixed 10 ms linger)."""
-        linger_s = self.hub.linger_s
-        elapsed, self.read_at = now - self.read_at, now
-        if not linger_s:
-            return False
-        instant = delivered / max(elapsed, linger_s / 10)
-        self.rate = instant if self.rate == 0.0 else 0.75 * self.rate + 0.25 * instant
-        return self.rate * linger_s >= LINGER_BATCH
+        self.pace.observe(delivered, now)
+        return self.pace.busy(now)
 
     def _deliver(self, reply: list[Any] | dict[str, Any], issued: dict[str, str]) -> int:
         """Hand the entries of ``reply`` to the subscribers; returns how many were read."""

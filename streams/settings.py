@@ -98,6 +98,9 @@ class StreamsSettings:
     max_batch: int = 256
     #: events a writer buffers before ``append`` waits for the flusher (backpressure)
     max_buffer: int = 10_000
+    #: how long the writers' flusher waits to send many tasks' tokens in one round trip,
+    #: only while they come at least one per linger (streams/flusher.py); 0: never
+    flush_linger_ms: float = 2.0
     #: entries per XRANGE page in replay
     page_size: int = 1_000
     #: events a live reader queues before the hub drops it back to XRANGE catch-up
@@ -111,13 +114,15 @@ class StreamsSettings:
         object.__setattr__(self, "keys", Keys(self.prefix))
         if self.retention_s < 1 or self.maxlen < 1:
             raise UsageError("retention_s and maxlen must be positive")
+        if not 0 <= self.flush_linger_ms <= 100:
+            raise UsageError(f"flush_linger_ms must be between 0 and 100, got {self.flush_linger_ms}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StreamsSettings:
         """Read ``REDIS_URL``, ``AGENTSTREAM_PREFIX``, ``AGENTSTREAM_RETENTION_S``,
         ``AGENTSTREAM_MAXLEN``, ``AGENTSTREAM_FEED_MAXLEN``, ``AGENTSTREAM_REDIS_CLUSTER``,
-        ``AGENTSTREAM_REDIS_TIMEOUT_S``
-        and ``AGENTSTREAM_BLOCK_MS``; keyword overrides win."""
+        ``AGENTSTREAM_REDIS_TIMEOUT_S``, ``AGENTSTREAM_BLOCK_MS`` and
+        ``AGENTSTREAM_FLUSH_LINGER_MS``; keyword overrides win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {
             "redis_url": env.get("REDIS_URL") or cls.redis_url,
@@ -130,6 +135,7 @@ class StreamsSettings:
                 env, "AGENTSTREAM_REDIS_TIMEOUT_S", cls.command_timeout_s, above=0
             ),
             "block_ms": env_integer(env, "AGENTSTREAM_BLOCK_MS", cls.block_ms, minimum=10),
+            "flush_linger_ms": env_number(env, "AGENTSTREAM_FLUSH_LINGER_MS", cls.flush_linger_ms, minimum=0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -198,7 +198,7 @@ class StreamWriter:
         if self._buffer and self._error is None and not self._scheduled:
             self._scheduled = True
             if self._flusher is None:
-                self._flusher = flusher_for(self._redis)
+                self._flusher = flusher_for(self._redis, self._settings.flush_linger_ms / 1000)
             if tracing_enabled():
                 self._trace_context = current_context()
             self._flusher.schedule(self)

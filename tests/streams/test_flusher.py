@@ -4,6 +4,7 @@ each still fenced and dense on its own, against a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import random
 import weakref
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from agentstream.streams import FencedError, StreamsSettings, TaskStore, create_redis, decode
+from agentstream.streams import FencedError, StreamsSettings, TaskStore, UsageError, create_redis, decode
 from agentstream.streams.flusher import RETRY_DELAYS_S, _flushers, flusher_for
+from agentstream.streams.pace import Pace
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 
@@ -244,3 +246,51 @@ async def test_a_stopped_flusher_fails_its_waiting_writers_and_the_next_flush_st
         "second",
     ]
     await writer.aclose()
+
+
+def test_the_pace_lingers_only_while_items_come_one_per_linger_or_faster() -> None:
+    """The rule the flusher (and the reader hub) lingers by, on a clock of its own."""
+    trickle = Pace(linger_s=0.002, batch=1.0)
+    for i in range(100):  # one task's tokens, 30 ms apart
+        trickle.observe(1, 1.0 + i * 0.03)
+        assert not trickle.busy(1.0 + i * 0.03 + 0.001)
+    busy = Pace(linger_s=0.002, batch=1.0)
+    for i in range(100):  # 50 tasks at 33 tokens/s: 1,650 batches a second
+        busy.observe(3, 1.0 + i * 0.002)
+    assert busy.busy(1.2)
+    assert not busy.busy(1.2 + 0.021)  # a pause of ten lingers: the burst is over
+    off = Pace(linger_s=0.0, batch=1.0)
+    off.observe(100, 1.0)
+    assert not off.busy(1.0)
+
+
+async def test_a_busy_flusher_waits_one_linger_and_takes_the_tokens_of_many_tasks_in_one_round_trip(
+    redis: Any, settings: StreamsSettings
+) -> None:
+    """While batches come at least one per linger, a token waits for the others: five tasks'
+    tokens, about 1 ms apart, share one round trip under a (test-sized) 100 ms linger."""
+    lingering = dataclasses.replace(settings, flush_linger_ms=100.0)
+    store = TaskStore(redis, lingering)
+    attempts = [await new_task(store) for _ in range(5)]
+    writers = [store.writer(a) for a in attempts]
+    flusher = flusher_for(redis, 0.1)
+    assert flusher.pace.linger_s == 0.1
+    now = asyncio.get_running_loop().time()
+    flusher.pace.observe(50, now - 0.1)  # as if tasks had been streaming fast until now
+    flusher.pace.observe(50, now)
+    before = flusher.round_trips
+    for writer in writers:
+        writer.append_nowait({"type": "token", "content": "together"})
+        await asyncio.sleep(0.001)  # without the linger, the first token leaves alone here
+    await asyncio.gather(*(w.flush() for w in writers))
+    assert flusher.round_trips - before == 1
+    for attempt in attempts:
+        assert await redis.xlen(settings.keys.events(attempt.task_id)) == 2
+    await asyncio.gather(*(w.aclose() for w in writers))
+
+
+def test_the_flush_linger_is_read_from_the_environment_and_checked() -> None:
+    assert StreamsSettings.from_env({"AGENTSTREAM_FLUSH_LINGER_MS": "0"}).flush_linger_ms == 0
+    assert StreamsSettings.from_env({}).flush_linger_ms == 2.0
+    with pytest.raises(UsageError, match="flush_linger_ms must be between 0 and 100"):
+        StreamsSettings(flush_linger_ms=500)
