@@ -4,7 +4,7 @@ read the meta hash, and the cross-task feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -347,6 +347,14 @@ class TaskStore:
     async def cancel_requested(self, task_id: str) -> bool:
         """Cheap check a running attempt makes between steps."""
         return bool(await self.redis.hexists(self.keys.meta(task_id), "cancel_requested"))
+
+    async def cancel_requests(self, task_ids: Sequence[str]) -> list[bool]:
+        """:meth:`cancel_requested` of many tasks in one round trip (one per node of a
+        Cluster): the worker's process-wide cancel watch."""
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hexists(self.keys.meta(task_id), "cancel_requested")
+        return [bool(answer) for answer in await pipe.execute()]
 
 
 def _seconds_since(started_at: str | None) -> float:

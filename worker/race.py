@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
 from agentstream.streams import TaskStore
-from agentstream.worker.outcomes import TRANSIENT_ERRORS
+from agentstream.worker.cancels import cancel_watch_for
 
 __all__ = ["AgentRace", "Stop"]
 
@@ -30,8 +29,8 @@ class Stop(enum.Enum):
 
 class AgentRace:
     """Runs an agent until it ends, cancellation of the task is requested (polled every
-    ``cancel_poll_s``) or ``lease_lost`` is set; :attr:`cancel_reason` holds the reason
-    recorded with a cancel request."""
+    ``cancel_poll_s``, for all the process's tasks at once) or ``lease_lost`` is set;
+    :attr:`cancel_reason` holds the reason recorded with a cancel request."""
 
     def __init__(
         self, store: TaskStore, task_id: str, *, cancel_poll_s: float, lease_lost: asyncio.Event
@@ -50,10 +49,7 @@ class AgentRace:
         ``cancel_event`` tells the agent to stop at its next safe point.
         """
         agent = asyncio.create_task(work, name=f"agentstream-agent-{self.task_id}")
-        stop_watching = asyncio.Event()
-        watcher = asyncio.create_task(
-            self._watch_cancel(stop_watching), name=f"agentstream-cancel-{self.task_id}"
-        )
+        watcher = asyncio.create_task(self._watch_cancel(), name=f"agentstream-cancel-{self.task_id}")
         lease = asyncio.create_task(self._lease_lost.wait(), name=f"agentstream-lease-{self.task_id}")
         tasks = {agent, watcher, lease}
         try:
@@ -61,9 +57,8 @@ class AgentRace:
         finally:
             if not agent.done():
                 cancel_event.set()
-            # redis-py can swallow a cancel() that lands inside a command, so the watcher
-            # also stops on a flag of its own; the wait is bounded all the same.
-            stop_watching.set()
+            # redis-py can swallow a cancel() that lands inside a command (the watcher's
+            # one command, reading the reason): the wait is bounded.
             for task in tasks:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=self._cancel_poll_s + _STOP_GRACE_S)
@@ -76,19 +71,10 @@ class AgentRace:
             return Stop.CANCEL_REQUESTED
         return Stop.LEASE_LOST
 
-    async def _watch_cancel(self, stop: asyncio.Event) -> bool:
-        """True once cancellation of the task was requested (polled, one HEXISTS each);
-        False when told to stop."""
-        while not stop.is_set():
-            try:
-                if await self._store.cancel_requested(self.task_id):
-                    break
-            except TRANSIENT_ERRORS as exc:
-                logger.warning("task %s: cancel check failed: %r", self.task_id, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._cancel_poll_s)
-        if stop.is_set():
-            return False
+    async def _watch_cancel(self) -> bool:
+        """True once cancellation of the task was requested (the process's one poll of
+        every running task, :mod:`agentstream.worker.cancels`); cancel it to stop."""
+        await cancel_watch_for(self._store, self._cancel_poll_s).requested(self.task_id)
         meta = await self._store.meta(self.task_id)
         if meta is not None and meta.cancel_reason:
             self.cancel_reason = meta.cancel_reason

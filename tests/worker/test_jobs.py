@@ -484,21 +484,26 @@ async def test_tasks_of_one_session_share_the_conversation(
     assert outputs[2].startswith("Turn 1") and outputs[3].startswith("Turn 2")
 
 
-async def test_the_race_ends_even_if_the_cancel_watcher_swallows_its_cancellation() -> None:
+async def test_the_race_ends_even_if_the_cancel_poll_swallows_a_cancellation() -> None:
     """redis-py can swallow a cancel() landing inside a command (seen in the worker bench:
-    a task hung after its result). The watcher must stop on its own flag."""
+    a task hung after its result). The race never waits on the process's poll itself."""
     from agentstream.worker.race import AgentRace, Stop
 
     calls = 0
 
+    class Client:
+        """A Redis client stand-in: the process's watch is kept per client."""
+
     class SwallowingStore:
-        async def cancel_requested(self, task_id: str) -> bool:
+        redis = Client()
+
+        async def cancel_requests(self, task_ids: list[str]) -> list[bool]:
             nonlocal calls
             calls += 1
             # The cancellation is lost here, as inside redis-py.
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.01)
-            return False
+            return [False] * len(task_ids)
 
     race = AgentRace(SwallowingStore(), "t", cancel_poll_s=0.005, lease_lost=asyncio.Event())  # type: ignore[arg-type]
 
