@@ -172,12 +172,16 @@ class Stack(NamedTuple):
 
 
 @contextlib.asynccontextmanager
-async def worker_stack(max_jobs: int) -> AsyncIterator[Stack]:
+async def worker_stack(max_jobs: int, poll_delay_s: float = 0.05) -> AsyncIterator[Stack]:
     """A redis-server, the scripted model process and an arq pool; ``stack.worker`` runs
-    the production worker in this process while entered (once per stack)."""
+    the production worker in this process while entered (once per stack). It polls the
+    queue every ``poll_delay_s`` (the worker's default is 0.5 s; the throughput run polls
+    faster so that a burst of tasks starts at once)."""
     with redis_node() as url:
         settings = StreamsSettings(redis_url=url, prefix="wbench", maxlen=10_000_000)
-        config = WorkerConfig(streams=settings, max_jobs=max_jobs, poll_delay_s=0.05, task_timeout_s=300.0)
+        config = WorkerConfig(
+            streams=settings, max_jobs=max_jobs, poll_delay_s=poll_delay_s, task_timeout_s=300.0
+        )
         redis = create_redis(settings)
         pool = await create_pool(config.redis_settings(), default_queue_name=config.queue_name)
         try:
