@@ -23,8 +23,14 @@ def inputs(data: dict[str, dict[str, Any] | None]) -> tuple[dict[str, tuple[floa
     pace, base, fan, streams = (data.get(k) for k in ("worker_pace", "baselines", "fanout", "streams"))
     if pace:
         tag = f"worker_pace.json, {pace['params']['tasks']} tasks at {1000 / pace['params']['slow_ms']:.0f} tokens/s"
-        got["worker_us"] = (pace["worker"]["cpu_us_per_item"], tag)
-        got["writer_pace_us"] = (pace["writer"]["cpu_us_per_item"], tag)
+        size = pace.get("sizes", {}).get(str(pace["params"]["tasks"]))
+        if size:  # the median over the rounds
+            tag += f", median of {size['worker_cpu_us_per_event']['n']}"
+            got["worker_us"] = (size["worker_cpu_us_per_event"]["median"], tag)
+            got["writer_pace_us"] = (size["writer_cpu_us_per_event"]["median"], tag)
+        else:
+            got["worker_us"] = (pace["worker"]["cpu_us_per_item"], tag)
+            got["writer_pace_us"] = (pace["writer"]["cpu_us_per_item"], tag)
         if "redis_cpu_us_per_event" in pace["worker"]:
             got["redis_pace_us"] = (pace["worker"]["redis_cpu_us_per_event"], tag + " (Redis process CPU)")
     else:

@@ -6,7 +6,8 @@ CPU of the worker's process per event appended, beside the bare ``TaskStore.writ
 appending the same events at the same pace for as many tasks (tasks staggered over one
 token interval in both). Target (issue 14): <= 150 µs of worker CPU per event.
 
-Run: ``python -m bench.worker_pace [--tasks 20] [--tokens 150] [--slow-ms 30] [--quick]``
+Run: ``python -m bench.worker_pace [--tasks 20,50] [--rounds 3] [--tokens 150] [--slow-ms 30] [--quick]``
+(each round runs every task count; 50 is a worker full at its default ``max_jobs``)
 (``python -m bench worker`` runs it after ``worker_bench``). It lives beside
 ``worker_bench.py`` and uses its helpers. Writes ``bench/results/worker_pace.json``.
 """
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,29 @@ async def run(tasks: int, tokens: int, slow_ms: int, with_profile: bool = False)
     }  # fmt: skip
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def sizes_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task count, over the rounds: the worker's and the writer's CPU per event and
+    their ratio, paired within each round; the target is judged on the medians."""
+    out: dict[str, Any] = {}
+    for tasks in sorted({r["params"]["tasks"] for r in runs}):
+        mine = [r for r in runs if r["params"]["tasks"] == tasks]
+        worker = spread([r["worker"]["cpu_us_per_item"] for r in mine])
+        out[str(tasks)] = {
+            "worker_cpu_us_per_event": worker,
+            "writer_cpu_us_per_event": spread([r["writer"]["cpu_us_per_item"] for r in mine]),
+            "ratio_cpu": spread([r["ratio_cpu"] for r in mine]),
+            "worker_per_s": spread([r["worker"]["per_s"] for r in mine]),
+            "writer_per_s": spread([r["writer"]["per_s"] for r in mine]),
+            "never_ended": sum(len(r["worker"]["never_ended"]) for r in mine),
+            "met": worker["median"] <= TARGET_CPU_US_PER_EVENT and not any(r["worker"]["never_ended"] for r in mine),
+        }  # fmt: skip
+    return out
+
+
 def table(r: dict[str, Any]) -> str:
     w, b, p = r["worker"], r["writer"], r["params"]
     return "\n".join([
@@ -152,7 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument(
+        "--tasks",
+        default="20,50",
+        help="task counts, comma-separated (50: a worker full at its default max_jobs)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the task counts interleaved in each")
     parser.add_argument("--tokens", type=int, default=150, help="tokens per task")
     parser.add_argument("--slow-ms", type=int, default=30, help="model delay per token (30 ms: 33 tokens/s)")
     parser.add_argument("--profile", action="store_true", help="py-spy this process during the worker run")
@@ -161,12 +191,25 @@ def main(argv: list[str] | None = None) -> None:
     if not 20 <= args.slow_ms <= 50:
         print(f"note: {1000 / args.slow_ms:.0f} tokens/s is outside the 20-50/s of real models")
     if args.quick:
-        args.tasks, args.tokens = 5, 40
-    results = wc.run_on_worker_loop(run(args.tasks, args.tokens, args.slow_ms, args.profile))
+        args.tasks, args.tokens, args.rounds = "5", 40, 1
+    counts = [int(n) for n in str(args.tasks).split(",")]
+    runs = []
+    for round_no in range(args.rounds):
+        for tasks in counts:
+            # py-spy samples the largest run of the last round only (its own CPU competes)
+            sample = args.profile and round_no == args.rounds - 1 and tasks == max(counts)
+            runs.append(wc.run_on_worker_loop(run(tasks, args.tokens, args.slow_ms, sample)))
+            print(table(runs[-1]))
+    # The top level is the largest run of the last round (its profile); ``sizes`` has the
+    # spread over every round of each task count.
+    results = runs[-1] | {"sizes": sizes_summary(runs), "rounds": args.rounds, "runs": runs}
     results |= provenance(args.quick)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker_pace.json").write_text(json.dumps(results, indent=2))
-    print(table(results))
+    for tasks, size in results["sizes"].items():
+        print(f"{tasks} tasks over {args.rounds} rounds: worker {size['worker_cpu_us_per_event']['median']:.1f} "
+              f"us/event, writer {size['writer_cpu_us_per_event']['median']:.1f}, ratio "
+              f"{size['ratio_cpu']['median']:.2f}x ({size['ratio_cpu']['min']:.2f}-{size['ratio_cpu']['max']:.2f})")  # fmt: skip
     print(f"\nwritten: {RESULTS / 'worker_pace.json'}")
 
 
