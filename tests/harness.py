@@ -1,5 +1,6 @@
 """What many tests need, written once: the scripted model, an arq pool on a test's queue,
-a task submitted the way the API does, waiting for a task's end, waiting for a condition.
+a task submitted the way the API does, waiting for a task's end or one of its events,
+waiting for a condition.
 
 Fixtures built on these live in ``tests/conftest.py`` (``llm``, ``arq_pool``); a test
 module that needs another queue or model behaviour defines its own fixture from them.
@@ -53,6 +54,16 @@ async def until_completed(reader: Reader, task_id: str, timeout_s: float = TASK_
     """Every event of the task, once its ``completed`` is stored (a live tail, no polling)."""
     async with asyncio.timeout(timeout_s):
         return [event async for _, event in reader.tail(task_id)]
+
+
+async def until_event(reader: Reader, task_id: str, kind: str, timeout_s: float = TASK_TIMEOUT_S) -> None:
+    """Wait until the task's first event of type ``kind`` is stored (a live tail, no
+    polling); fails if the task completes without one."""
+    async with asyncio.timeout(timeout_s):
+        async for _, event in reader.tail(task_id):
+            if event["type"] == kind:
+                return
+    raise AssertionError(f"the task completed without a {kind!r} event")
 
 
 def default_sigint() -> None:

@@ -1,4 +1,4 @@
-"""Test helpers: an SSE frame parser, a simulated worker, and event builders."""
+"""Test helpers: an SSE frame parser, a simulated worker (at once or slowly), and event builders."""
 
 from __future__ import annotations
 
@@ -104,6 +104,17 @@ async def run_worker(
                 await writer.write(event)
             else:
                 await writer.append(event)
+
+
+async def write_slowly(
+    store: TaskStore, task_id: str, events: Iterable[Mapping[str, Any]], delay_s: float
+) -> None:
+    """Play the worker, one stored event every ``delay_s``."""
+    attempt = await store.open_attempt(key_id(task_id))
+    async with store.writer(attempt) as writer:
+        for event in events:
+            await asyncio.sleep(delay_s)
+            await writer.write(event)
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ from tests.api.helpers import (
 )
 from tests.api.server import ALICE, Api, api_settings, serve, submit
 from tests.harness import eventually
+from tests.streams.helpers import lose_last
 
 USAGE = {"type": "usage", "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 DAWP = {"kind": "dawp", "run_id": "r1", "workflow_id": "w1", "step_id": "s1", "step_index": 0}
@@ -350,8 +351,6 @@ async def test_a_client_that_never_reads_is_cut_off(settings: StreamsSettings, r
 async def test_a_reader_ahead_of_a_rewound_stream_gets_a_reset_frame(alice: Any, api: Any) -> None:
     """Redis with ``appendfsync everysec`` may lose its last second of writes on a crash; a
     client that already saw them must be told, not shown other events under those seqs."""
-    from tests.streams.test_reader import lose_last
-
     task_id = await submit(alice)
     store = api.services.store
     attempt = await store.open_attempt(key_id(task_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,8 +14,8 @@ import pytest
 
 from agentstream.api import ApiSettings
 from agentstream.api.auth import SESSION_COOKIE, UiSessions
-from agentstream.streams import StreamsSettings, TaskStore, UsageError
-from tests.api.helpers import completed, key_id, read_sse, run_worker, tokens
+from agentstream.streams import StreamsSettings, UsageError
+from tests.api.helpers import completed, read_sse, run_worker, tokens, write_slowly
 from tests.api.server import ALICE, BOB, Api, api_settings, serve, submit
 
 # ----------------------------------------------------------------- session cookie
@@ -149,17 +149,6 @@ def test_the_viewer_knobs_come_from_the_environment() -> None:
 
 
 # -------------------------------------------------------------- SSE max duration
-
-
-async def write_slowly(
-    store: TaskStore, task_id: str, events: Sequence[Mapping[str, Any]], delay_s: float
-) -> None:
-    """Play the worker, one stored event every ``delay_s``."""
-    attempt = await store.open_attempt(key_id(task_id))
-    async with store.writer(attempt) as writer:
-        for event in events:
-            await asyncio.sleep(delay_s)
-            await writer.write(event)
 
 
 def parse_body(body: str) -> list[dict[str, str]]:

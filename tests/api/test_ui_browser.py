@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 
 from agentstream.streams import StreamsSettings, TaskStore
-from tests.api.helpers import completed, key_id, run_worker
+from tests.api.helpers import completed, key_id, run_worker, write_slowly
 from tests.api.server import ALICE, Api, api_settings, serve, submit
-from tests.api.test_ui import write_slowly
 
 
 def shown_answer(events: Sequence[Mapping[str, Any]]) -> str:

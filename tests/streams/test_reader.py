@@ -21,7 +21,7 @@ from agentstream.streams import (
     UsageError,
 )
 from agentstream.streams.hub import _Shard
-from tests.streams.helpers import COMPLETED, new_task, tokens
+from tests.streams.helpers import COMPLETED, lose_last, new_task, tokens
 
 
 async def finished_task(store: TaskStore, n: int) -> str:
@@ -269,15 +269,6 @@ async def test_cursor_after_seq_finds_each_events_cursor(
     assert await reader.cursor_after_seq(task_id, last[1]["seq"] - 50) == by_seq[last[1]["seq"] - 50]
     with pytest.raises(UsageError):
         await reader.cursor_after_seq(task_id, -1)
-
-
-async def lose_last(redis: Any, settings: StreamsSettings, task_id: str, count: int) -> None:
-    """What Redis with ``appendfsync everysec`` may do on a crash: forget the last writes."""
-    key = settings.keys.events(task_id)
-    newest = await redis.xrevrange(key, count=count)
-    await redis.xdel(key, *[cursor for cursor, _ in newest])
-    kept = await redis.xrevrange(key, count=1)
-    await redis.hset(settings.keys.meta(task_id), mapping={"seq": kept[0][1]["s"], "last_id": kept[0][0]})
 
 
 async def test_a_cursor_ahead_of_the_stream_gets_a_reset_marker(

@@ -12,7 +12,7 @@ from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, c
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from tests.harness import submit_task, until_completed
-from tests.worker.test_jobs import assert_well_formed, running_worker
+from tests.worker.helpers import assert_well_formed, running_worker
 
 pytestmark = [
     pytest.mark.cluster,

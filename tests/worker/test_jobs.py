@@ -11,28 +11,25 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq import Worker
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job
 
-from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
+from agentstream.streams import Reader, StreamsSettings, TaskStore
 from agentstream.worker.config import WorkerConfig
-from agentstream.worker.deps import AgentFactory, WorkerDeps, build_task_agent
 from agentstream.worker.enqueue import enqueue_task
-from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.lease import Lease
-from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.outcomes import retry_reason
 from agentstream.worker.payload import EXPIRE_JOB_NAME, JOB_NAME, TaskRequest
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import create_worker, worker_options
-from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry, evaluate_arithmetic
-from tests.harness import Events, submit_task, until_completed
+from agentstream.worker.tools import ToolRegistry, evaluate_arithmetic
+from tests.harness import Events, eventually, submit_task, until_completed, until_event
+from tests.worker.helpers import assert_well_formed, running_worker
 
 # arq's Worker.close() calls redis-py's deprecated ``close()``; nothing of ours does.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -59,58 +56,8 @@ def worker_config(config: WorkerConfig) -> WorkerConfig:
     return config  # the queue of tests/conftest.py's arq_pool
 
 
-@contextlib.asynccontextmanager
-async def running_worker(
-    config: WorkerConfig,
-    llm: ScriptedLLMServer,
-    *,
-    registry: ToolRegistry | None = None,
-    agent_factory: AgentFactory = build_task_agent,
-) -> AsyncIterator[Worker]:
-    """An arq worker with the production options, its deps pointed at the test doubles."""
-
-    async def on_startup(ctx: dict[str, Any]) -> None:
-        redis = create_redis(config.streams)
-        model = ModelSettings(base_url=llm.base_url, max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02)
-        ctx[DEPS_KEY] = WorkerDeps(
-            config=config,
-            redis=redis,
-            store=TaskStore(redis, config.streams),
-            reader=Reader(redis, config.streams),
-            llm=OpenAIClient(model),
-            registry=registry if registry is not None else default_registry(ToolSettings()),
-            worker_id=f"test:{uuid.uuid4().hex[:6]}",
-            agent_factory=agent_factory,
-        )
-
-    worker = create_worker(config, handle_signals=False, on_startup=on_startup)
-    main = asyncio.create_task(worker.async_run())
-    try:
-        yield worker
-    finally:
-        # As arq's SIGTERM handling and Worker.run() do: stop taking jobs, end the poll loop
-        # once its current iteration is over (cancelling it inside arq's WATCH pipeline in
-        # start_jobs leaks that pipeline's connection), and only then let close() cancel the
-        # running jobs and close the pool.
-        worker.allow_pick_jobs = False
-        await asyncio.sleep(config.poll_delay_s * 3)
-        main.cancel()
-        async with asyncio.timeout(10):
-            await asyncio.wait([main])
-            await worker.close()
-
-
 async def stored(reader: Reader, task_id: str) -> Events:
     return [event async for _, event in reader.replay(task_id)]
-
-
-def assert_well_formed(events: Events) -> dict[str, Any]:
-    """PROTOCOL rules 1 and 2 and dense seqs; returns the ``completed`` event."""
-    assert events[0]["type"] == "queued"
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert [e["type"] for e in events].count("completed") == 1
-    assert events[-1]["type"] == "completed"
-    return events[-1]
 
 
 def of_type(events: Events, kind: str) -> Events:
@@ -127,13 +74,6 @@ def counting_registry(calls: Counter[str]) -> ToolRegistry:
         return evaluate_arithmetic(expression)
 
     return registry
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
-    """Poll Redis state that arq changes (there is no event to wait on) until it holds."""
-    async with asyncio.timeout(timeout_s):
-        while not await predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- settings
@@ -301,10 +241,7 @@ async def test_cancellation_reaches_a_running_task_within_a_second(
 ) -> None:
     async with running_worker(config, llm):
         task_id = await submit_task(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
-        async with asyncio.timeout(10):
-            async for _, event in reader.tail(task_id):
-                if event["type"] == "token":
-                    break
+        await until_event(reader, task_id, "token")
         asked = time.monotonic()
         await store.request_cancel(task_id, "user pressed stop")
         events = await until_completed(reader, task_id)
@@ -332,10 +269,7 @@ async def test_arq_abort_ends_the_stream_cancelled(
 ) -> None:
     async with running_worker(config, llm):
         task_id = await submit_task(store, arq_pool, input="[slow:200] [tokens:100] go", agent="llm")
-        async with asyncio.timeout(10):
-            async for _, event in reader.tail(task_id):
-                if event["type"] == "token":
-                    break
+        await until_event(reader, task_id, "token")
         await Job(task_id, arq_pool, _queue_name=config.queue_name).abort(timeout=5, poll_delay=0.05)
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
@@ -408,7 +342,7 @@ async def test_duplicate_enqueue_runs_once(
         async def job_gone() -> bool:
             return not await arq_pool.exists(job_key_prefix + task_id)
 
-        await wait_for(job_gone)
+        await eventually(job_gone)
     assert await stored(reader, task_id) == first
     assert assert_well_formed(first)["attempt"] == 1
     assert llm.requests == 1
@@ -453,10 +387,7 @@ async def test_running_task_holds_a_lease(
 ) -> None:
     async with running_worker(config, llm):
         task_id = await submit_task(store, arq_pool, input="[slow:100] [tokens:20] go", agent="llm")
-        async with asyncio.timeout(10):
-            async for _, event in reader.tail(task_id):
-                if event["type"] == "token":
-                    break
+        await until_event(reader, task_id, "token")
         ttl_ms = await arq_pool.pttl(in_progress_key_prefix + task_id)
         meta = await store.redis.hgetall(store.keys.meta(task_id))
         await until_completed(reader, task_id)

@@ -17,10 +17,11 @@ from openai.types.chat import (
     ChatCompletionFunctionToolParam,
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
-    ChatCompletionUserMessageParam,
 )
 
 from agentstream.worker.scripted import ScriptedLLMServer
+from tests.worker.helpers import client as client  # the fixture
+from tests.worker.helpers import user
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"
@@ -42,16 +43,6 @@ CALCULATOR_TOOL: ChatCompletionFunctionToolParam = {
 async def llm() -> AsyncIterator[ScriptedLLMServer]:
     async with ScriptedLLMServer() as server:
         yield server
-
-
-@pytest.fixture
-async def client(llm: ScriptedLLMServer) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(base_url=llm.base_url, api_key="x", max_retries=0) as client:
-        yield client
-
-
-def user(text: str) -> ChatCompletionUserMessageParam:
-    return {"role": "user", "content": text}
 
 
 async def stream_chunks(

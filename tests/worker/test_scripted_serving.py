@@ -12,8 +12,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from agentstream.worker.scripted import Directives, ScriptedLLMServer, main, parse_directives
-from tests.worker.test_scripted_llm import client as client  # the fixture
-from tests.worker.test_scripted_llm import user
+from tests.worker.helpers import client as client  # the fixture
+from tests.worker.helpers import user
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scripted-test"
