@@ -14,10 +14,11 @@ timed); batches form from what arrives while a round trip is in flight, exactly 
 writer of its own. At a model's pace no round trip is in flight when the next token comes
 (each task's tokens are tens of ms apart), so each token paid a send and a reply of its
 own; on this VM that is most of a token's cost (the socket write alone was 27% of the
-worker's CPU). So while the writers of the process schedule at least
-:data:`LINGER_BATCH` batches per linger on average (``StreamsSettings.flush_linger_ms``,
-2 ms by default: a worker running 50 tasks at 33 tokens/s), the flusher waits one linger
-before a round trip and takes them all in it: each token waits at most that long.
+worker's CPU). So while two or more of the process's tasks stream and their writers
+schedule at least :data:`LINGER_BATCH` batches per linger on average
+(``StreamsSettings.flush_linger_ms``, 2 ms by default: a worker running 20 tasks at 33
+tokens/s), the flusher waits one linger before a round trip and takes them all in it: each
+token waits at most that long. One task alone, however fast, is never held back.
 
 Failures stay with the task they belong to where they can:
 
@@ -55,7 +56,7 @@ from agentstream.telemetry.tracing import start_span, tracing_enabled
 
 from .connection import RedisClient
 from .errors import TRANSIENT_REDIS_ERRORS
-from .pace import Pace
+from .pace import STALE_LINGERS, Pace
 from .scripts import APPEND
 
 __all__ = ["Flusher", "flusher_for"]
@@ -105,6 +106,14 @@ class Flusher:
         self._conn: Any = None
         self.loop = asyncio.get_running_loop()
         self.pace = Pace(linger_s, LINGER_BATCH)
+        # The tasks that flushed in the current window of STALE_LINGERS lingers, and how many
+        # did in the last complete one: one task alone, however fast, gains nothing by
+        # waiting for others, so the flusher lingers only while two or more stream.
+        self._window: set[int] = set()
+        self._window_ends = 0.0
+        self._tasks_streaming = 0
+        #: round trips that waited one linger first, for tests and benchmarks
+        self.lingers = 0
         #: round trips made (each one write and its replies), for tests and benchmarks
         self.round_trips = 0
 
@@ -128,8 +137,9 @@ class Flusher:
                         if not self._pending:
                             return
                     continue
-                if self.pace.busy(self.loop.time()):
+                if self._tasks_streaming > 1 and self.pace.busy(self.loop.time()):
                     # Let the other tasks' next tokens join this round trip.
+                    self.lingers += 1
                     await asyncio.sleep(self.pace.linger_s)
                 await self._flush_pending()
         except BaseException as exc:
@@ -148,7 +158,15 @@ class Flusher:
         # A method of its own, so that no writer stays referenced by the lingering loop.
         batches = [(w, b) for w in self._pending if (b := w._take_batch())]
         self._pending.clear()
-        self.pace.observe(len(batches), self.loop.time())
+        now = self.loop.time()
+        self.pace.observe(len(batches), now)
+        if self.pace.linger_s:
+            if now >= self._window_ends:
+                stale = now - self._window_ends > STALE_LINGERS * self.pace.linger_s
+                self._tasks_streaming = 0 if stale else len(self._window)
+                self._window.clear()
+                self._window_ends = now + STALE_LINGERS * self.pace.linger_s
+            self._window.update(id(writer) for writer, _ in batches)
         if batches:
             await self._round_trip(batches)
 

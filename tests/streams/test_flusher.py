@@ -267,26 +267,46 @@ def test_the_pace_lingers_only_while_items_come_one_per_linger_or_faster() -> No
 async def test_a_busy_flusher_waits_one_linger_and_takes_the_tokens_of_many_tasks_in_one_round_trip(
     redis: Any, settings: StreamsSettings
 ) -> None:
-    """While batches come at least one per linger, a token waits for the others: five tasks'
-    tokens, about 1 ms apart, share one round trip under a (test-sized) 100 ms linger."""
-    lingering = dataclasses.replace(settings, flush_linger_ms=100.0)
-    store = TaskStore(redis, lingering)
+    """While several tasks stream, at least one batch per linger, a token waits for the
+    others: five tasks' tokens, about 1 ms apart, share one round trip under a (test-sized)
+    100 ms linger."""
+    store = TaskStore(redis, dataclasses.replace(settings, flush_linger_ms=100.0))
     attempts = [await new_task(store) for _ in range(5)]
     writers = [store.writer(a) for a in attempts]
     flusher = flusher_for(redis, 0.1)
     assert flusher.pace.linger_s == 0.1
-    now = asyncio.get_running_loop().time()
-    flusher.pace.observe(50, now - 0.1)  # as if tasks had been streaming fast until now
-    flusher.pace.observe(50, now)
-    before = flusher.round_trips
-    for writer in writers:
-        writer.append_nowait({"type": "token", "content": "together"})
-        await asyncio.sleep(0.001)  # without the linger, the first token leaves alone here
-    await asyncio.gather(*(w.flush() for w in writers))
-    assert flusher.round_trips - before == 1
+
+    async def round_of_tokens() -> int:
+        before = flusher.round_trips
+        for writer in writers:
+            writer.append_nowait({"type": "token", "content": "together"})
+            await asyncio.sleep(0.001)  # without the linger, the first token leaves alone here
+        await asyncio.gather(*(w.flush() for w in writers))
+        return flusher.round_trips - before
+
+    # The tasks stream for a while (the flusher counts them over ten lingers, 1 s here).
+    for _ in range(1_000):
+        await round_of_tokens()
+        if flusher.lingers:
+            break
+    assert flusher.lingers
+    assert await round_of_tokens() == 1
     for attempt in attempts:
-        assert await redis.xlen(settings.keys.events(attempt.task_id)) == 2
+        assert await redis.xlen(settings.keys.events(attempt.task_id)) >= 3
     await asyncio.gather(*(w.aclose() for w in writers))
+
+
+async def test_one_task_alone_is_never_held_back_however_fast_it_writes(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    writer = store.writer(await new_task(store))
+    flusher = flusher_for(redis, 0.1)
+    for _ in range(100):  # 1,000 tokens a second: far more than one per linger
+        await writer.write({"type": "token", "content": "alone"})
+        await asyncio.sleep(0.001)
+    assert flusher.pace.rate * flusher.pace.linger_s >= 1
+    assert flusher.lingers == 0
+    await writer.aclose()
 
 
 def test_the_flush_linger_is_read_from_the_environment_and_checked() -> None:
