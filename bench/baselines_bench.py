@@ -370,11 +370,16 @@ async def profiled(fn: Callable[[], Awaitable[int]]) -> dict[str, Any]:
 
 
 async def run(
-    events: int, replay_events: int, n_rounds: int, with_profile: bool = False, parts: tuple[str, ...] = PARTS
+    events: int,
+    replay_events: int,
+    n_rounds: int,
+    with_profile: bool = False,
+    parts: tuple[str, ...] = PARTS,
+    page_size: int = StreamsSettings.page_size,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with redis_node() as url:
-        settings = StreamsSettings(redis_url=url, prefix="base", maxlen=10_000_000)
+        settings = StreamsSettings(redis_url=url, prefix="base", maxlen=10_000_000, page_size=page_size)
         redis = create_redis(settings)
         try:
             await rounds(redis, ingest_runs(redis, settings, 2_000), 1)  # warm-up: scripts, connections
@@ -447,12 +452,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", choices=PARTS, help="run one part; its results go to --out only (baselines.json needs both)"
     )
+    parser.add_argument(
+        "--page-size", type=int, default=StreamsSettings.page_size, help="XRANGE page of every replay column"
+    )
     parser.add_argument("--out", type=Path, help="where to write the results JSON (default: baselines.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.replay_events, args.rounds = 10_000, 10_000, 3
     parts = (args.only,) if args.only else PARTS
-    results = asyncio.run(run(args.events, args.replay_events, args.rounds, args.profile, parts))
+    results = asyncio.run(
+        run(args.events, args.replay_events, args.rounds, args.profile, parts, args.page_size)
+    )
     results |= provenance(args.quick)
     out = args.out or (RESULTS / "baselines.json" if not args.only else None)
     print(table(results))

@@ -214,8 +214,9 @@ def decode_entries(entries: Iterable[tuple[str, Any]], task_id: str) -> list[tup
     A page is mostly tokens, so theirs are built here with one dict literal each, and the
     date part of the timestamp is formatted once per second: ``m`` holds integer
     microseconds (written from a Python int), so its last six digits are the fraction as
-    they stand and the digits before them name the second. This halves the decoding of a
-    1,000-token page against :func:`decode_flat` per entry (2.0 -> 1.1 us per token).
+    they stand and the digits before them name the second (a hit trusts the last six to be
+    digits, as the writers store them). Decoding a 1,000-token page alone: 2.0 us per token
+    with :func:`decode_flat` per entry, 1.1 us here.
     Anything else (a payload in ``x``, a JSON payload, redis-py's dicts) takes
     :func:`decode_entry`.
     """

@@ -358,15 +358,15 @@ class Reader:
         """
         query = ("XRANGE", key, f"({after}", "+", "COUNT", self.settings.page_size)
         pool = self._pool
-        if pool is None:  # a cluster client picks the node's connection itself
-            return asyncio.ensure_future(self._raw.execute_command(*query))
+        if pool is None:  # a cluster client picks the node's connection: sent when the loop runs
+            return asyncio.create_task(self._raw.execute_command(*query))
         conn = await pool.get_connection()
         try:
             await conn.send_command(*query)
         except BaseException:
             await pool.release(conn)  # a failed send has disconnected it
             raise
-        return asyncio.ensure_future(_reply(pool, conn))
+        return asyncio.create_task(_reply(pool, conn))
 
     async def _catch_up(self, task_id: str, tracker: Tracker, flt: EventFilter) -> AsyncIterator[Item]:
         """What is stored after the tracker's cursor, filtered; ``completed`` ends it and
