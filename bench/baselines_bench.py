@@ -19,9 +19,10 @@ CPU µs/event (this process's CPU time), Redis CPU µs/event both as the ``usec`
 EVALSHA) and as the Redis process's CPU (``INFO cpu``, which adds networking). Ratios
 ``writer / baseline`` are paired within a round; the table gives their median and min-max.
 
-**Replay** of one finished stream, pages of ``page_size``, every reader paging the same way
-(``(last id`` as the next start, stopping at a short page). The floors are XRANGE replies
-parsed by hiredis into nested lists, no dict built, entries only counted:
+**Replay** of one finished stream, every reader paging the same way (``--page-size``, 250 by
+default: the floors' fastest, see ``REPLAY_PAGE``; ``(last id`` as the next start, stopping
+at a short page). The floors are XRANGE replies parsed by hiredis into nested lists, no
+dict built, entries only counted:
 
 - ``lists_bytes_protocol`` / ``lists_str_protocol``: a bare asyncio Protocol feeding
   hiredis as bytes arrive (no StreamReader, no redis-py), lists of bytes / of str;
@@ -73,6 +74,12 @@ INGEST = ("redis_py_pipeline", "resp_pipeline", "lua_batch", "writer")
 REPLAY_FLOORS = ("lists_bytes_protocol", "lists_str_protocol", "lists_bytes_redis_py", "lists_str_redis_py",
                  "lists_bytes_held_conn")  # fmt: skip
 PARTS = ("ingest", "replay")
+#: every replay column reads pages of this size: the fastest for the floors on the 2-core
+#: bench box (bare Protocol, 100,000 entries, medians of 5-7 rounds in several runs: 125 -> 263k/s,
+#: 250 -> 282k/s, 500 -> 219k/s, 1,000 -> 199k/s, 2,000 -> 170k/s; a page's objects then stay in
+#: the 512 KB L2). ``Reader.replay`` is fastest there too (107k/s against 76k/s at 1,000),
+#: though ``StreamsSettings.page_size`` defaults to 1,000.
+REPLAY_PAGE = 250
 TARGETS = {"ingest_vs_best_raw_throughput_min": 1.0, "replay_vs_best_lists_reader_min": 0.7}
 
 #: the fence-free floor of a script append: XADD each entry, nothing else
@@ -375,7 +382,7 @@ async def run(
     n_rounds: int,
     with_profile: bool = False,
     parts: tuple[str, ...] = PARTS,
-    page_size: int = StreamsSettings.page_size,
+    page_size: int = REPLAY_PAGE,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with redis_node() as url:
@@ -453,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         "--only", choices=PARTS, help="run one part; its results go to --out only (baselines.json needs both)"
     )
     parser.add_argument(
-        "--page-size", type=int, default=StreamsSettings.page_size, help="XRANGE page of every replay column"
+        "--page-size", type=int, default=REPLAY_PAGE, help="XRANGE page of every replay column"
     )
     parser.add_argument("--out", type=Path, help="where to write the results JSON (default: baselines.json)")
     args = parser.parse_args(argv)

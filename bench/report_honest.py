@@ -114,7 +114,8 @@ def replay_rows(d: dict[str, Any]) -> list[str]:
         rows.append((label + (" **(best floor)**" if name == best else ""), spread(c["per_s"], 0, ""),
                      spread(c["client_cpu_us"], 2, ""), spread(r["per_s"]) if r else "(ours)", *mark))  # fmt: skip
     out = [
-        f"Replay of one finished stream of {p['replay_events']:,} events, pages of {p.get('page_size', 1000):,}, "
+        f"Replay of one finished stream of {p['replay_events']:,} events, pages of {p.get('page_size', 1000):,} "
+        "entries in every column (`--page-size`; why this size: `REPLAY_PAGE` in the bench), "
         f"{p['rounds']} rounds interleaved. The floors read XRANGE pages parsed by hiredis into nested lists and "
         "build no dict (they only count entries); the target is judged against the fastest of them in the run. "
         "None reads the reply without parsing it: a reader must parse a page to know where the next one starts, "
