@@ -313,23 +313,20 @@ class Reader:
         items.extend(decode_entries(page, shown))
         return _Start(after, items, len(page) >= self.settings.page_size, end)
 
-    async def _pages(
-        self, task_id: str, after: str, *, ahead: bool = False, head: list[Item] | None = None
-    ) -> AsyncIterator[list[Item]]:
-        """Decoded XRANGE pages strictly after ``after`` until the end of the stream, after
-        ``head`` (a page already read up to ``after``) when given.
+    async def _pages(self, task_id: str, after: str, *, ahead: bool = False) -> AsyncIterator[list[Item]]:
+        """Decoded XRANGE pages strictly after ``after`` until the end of the stream.
 
-        ``ahead``: the next page is asked for before this one is yielded, so Redis reads it
-        while the caller works through this one; one request at most is in flight, and the
-        pages close only once it has ended (see :func:`_settle`).
+        ``ahead``: from the second page on, the next page is asked for before this one is
+        yielded, so Redis reads it while the caller works through this one; one request at
+        most is in flight, and the pages close only once it has ended (see :func:`_settle`).
+        The first page is not read ahead of: a reader that stops within it (a JSON page of
+        the API) would make Redis read a page for nothing.
         """
         key = self.keys.events(task_id)
         size = self.settings.page_size
         shown = public_task_id(task_id)
-        fetch = await self._request(key, after) if ahead and after != LAST_CURSOR else None
+        fetch: asyncio.Task[Any] | None = None
         try:
-            if head:
-                yield head
             while after != LAST_CURSOR:
                 if fetch is not None:
                     # shielded: a cancelled reader must not cancel a request already sent
@@ -386,16 +383,15 @@ class Reader:
         """Every stored event after ``after`` (``"0"``: from the start), then stop."""
         flt = filter or _ALL
         start = await self._start(task_id, after)
-        if not start.full:
-            for cursor, event in start.items:
-                if flt.matches(event):
-                    yield cursor, event
+        after, items, full = start.after, start.items, start.full
+        for cursor, event in items:
+            if flt.matches(event):
+                yield cursor, event
+            after = cursor if event["type"] != "gap" else after
+        if not full:
             return
-        # the stream goes on after the last entry read (a gap marker stands before them)
-        after = next((c for c, e in reversed(start.items) if e["type"] != "gap"), start.after)
         everything = flt.passes_everything
-        pages = self._pages(task_id, after, ahead=True, head=start.items)
-        async with contextlib.aclosing(pages) as pages:  # type: ignore[type-var]
+        async with contextlib.aclosing(self._pages(task_id, after, ahead=True)) as pages:  # type: ignore[type-var]
             async for page in pages:
                 if everything:
                     for item in page:

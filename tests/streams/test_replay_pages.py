@@ -1,6 +1,6 @@
-"""Replay reads its next XRANGE page ahead: one request in flight at most, none left
-behind when the reader stops early, errors and cancellation passed on; and the page
-decoder gives what the per-entry decoder gives."""
+"""Replay reads its next XRANGE page ahead (from the second page on): one request in
+flight at most, none left behind when the reader stops early, errors and cancellation
+passed on; and the page decoder gives what the per-entry decoder gives."""
 
 from __future__ import annotations
 
@@ -76,6 +76,22 @@ async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
     return [item async for item in aiter]
 
 
+async def xranges(redis: Any) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_xrange", {}).get("calls", 0))
+
+
+async def test_a_replay_stopping_within_its_first_page_reads_nothing_ahead(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    task_id = await finished_task(store, 95)
+    before, calls = asyncio.all_tasks(), await xranges(redis)
+    replay = paged(redis, settings, 10).replay(task_id)
+    assert len([await anext(replay) for _ in range(10)]) == 10  # the whole first page
+    assert asyncio.all_tasks() == before
+    await replay.aclose()
+    assert await xranges(redis) - calls == 2  # the first page and the oldest entry, no more
+
+
 async def test_a_replay_closed_early_leaves_no_task_and_no_reply_behind(
     store: TaskStore, redis: Any, settings: StreamsSettings
 ) -> None:
@@ -100,9 +116,9 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
     # connected spares in the pool, so page 3 is sent at once rather than waiting to connect
     await asyncio.gather(*(redis.ping() for _ in range(6)))
     replay = paged(redis, settings, 10).replay(task_id)
-    seen = [await anext(replay) for _ in range(5)]
+    seen = [await anext(replay) for _ in range(15)]  # page 3 asked for with page 2 in hand
     busy = asyncio.create_task(redis.eval(BUSY, 0))
-    await asyncio.sleep(0.05)  # the script runs: page 3, asked for after page 2, waits
+    await asyncio.sleep(0.05)  # page 3 is in; the script runs: page 4, asked for next, waits
 
     async def drain() -> None:
         async with contextlib.aclosing(replay):
@@ -111,7 +127,7 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
 
     reading = asyncio.create_task(drain())
     await asyncio.sleep(0.05)
-    assert not reading.done() and len(seen) == 20  # stuck on page 3
+    assert not reading.done() and len(seen) == 30  # stuck on page 4
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reading
