@@ -104,7 +104,7 @@ async def test_a_replay_reads_its_pages_ahead_on_a_cluster_too(
     replay = reader.replay(attempt.task_id)
     assert [await anext(replay) for _ in range(10)] == whole[:10]  # page 3 asked for
     await replay.aclose()
-    assert asyncio.all_tasks() == before
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
 
 
 async def _collect(aiter: Any) -> list[Any]:

@@ -87,7 +87,7 @@ async def test_a_replay_stopping_within_its_first_page_reads_nothing_ahead(
     before, calls = asyncio.all_tasks(), await xranges(redis)
     replay = paged(redis, settings, 10).replay(task_id)
     assert len([await anext(replay) for _ in range(10)]) == 10  # the whole first page
-    assert asyncio.all_tasks() == before
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
     await replay.aclose()
     assert await xranges(redis) - calls == 2  # the first page and the oldest entry, no more
 
@@ -102,7 +102,7 @@ async def test_a_replay_closed_early_leaves_no_task_and_no_reply_behind(
     seen = [await anext(replay) for _ in range(15)]  # page 2 in hand, page 3 asked for
     assert len(asyncio.all_tasks() - before) == 1  # the request in flight
     await replay.aclose()
-    assert asyncio.all_tasks() == before
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
     assert [e["seq"] for _, e in seen] == list(range(1, 16))
     await assert_pool_clean(redis, lent_before)
 
@@ -133,7 +133,7 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
         await reading
     assert reading.cancelled()
     await busy
-    assert asyncio.all_tasks() == before
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
     await assert_pool_clean(redis, lent_before)
 
 
@@ -153,7 +153,7 @@ async def test_an_error_on_a_page_read_ahead_reaches_the_reader_at_that_page(
         async for item in replay:
             seen.append(item)
     assert [e["seq"] for _, e in seen] == list(range(1, 31))
-    assert asyncio.all_tasks() == before
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
     await assert_pool_clean(redis, lent_before)
 
 
