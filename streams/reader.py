@@ -316,11 +316,12 @@ class Reader:
     async def _pages(self, task_id: str, after: str, *, ahead: bool = False) -> AsyncIterator[list[Item]]:
         """Decoded XRANGE pages strictly after ``after`` until the end of the stream.
 
-        ``ahead``: from the second page on, the next page is asked for before this one is
-        yielded, so Redis reads it while the caller works through this one; one request at
-        most is in flight, and the pages close only once it has ended (see :func:`_settle`).
-        The first page is not read ahead of: a reader that stops within it (a JSON page of
-        the API) would make Redis read a page for nothing.
+        ``ahead``: as soon as a page is in hand, the next one is asked for, before this one
+        is yielded, so Redis reads it while the caller works through this one; one request
+        at most is in flight, and the pages close only once it has ended (see
+        :func:`_settle`). The first page here (a replay's second) is asked for only when the
+        caller wants it, so a reader that stops within a replay's first page (a JSON page of
+        the API) costs Redis no extra page read.
         """
         key = self.keys.events(task_id)
         size = self.settings.page_size
