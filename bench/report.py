@@ -223,9 +223,10 @@ def throughput_ratios(data: dict[str, dict[str, Any] | None]) -> dict[str, float
         ratios["ingest vs best raw writer (median)"] = b["ingest"]["ratios_ours_over"][b["best_raw_writer"]][
             "per_s"
         ]["median"]
-        ratios["replay vs XRANGE floor (median)"] = b["replay"]["ratios_ours_over"]["xrange_raw_floor"][
-            "per_s"
-        ]["median"]
+        if "best_lists_reader" in b:
+            ratios["replay vs best XRANGE lists reader (median)"] = b["replay"]["ratios_ours_over"][
+                b["best_lists_reader"]
+            ]["per_s"]["median"]
     if data.get("api"):
         ratios.update(api_section(data["api"])[1])  # type: ignore[arg-type]
     if data.get("worker"):

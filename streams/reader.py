@@ -10,15 +10,18 @@ entry still held).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from agentstream.protocol import cursor_key
 
-from .codec import decode_entry, decode_flat, entry_seq
+from .codec import decode_entries, decode_entry, decode_flat, entry_seq
 from .connection import RedisClient, raw_stream_client
 from .errors import InvalidCursor, TaskNotFound, UsageError
 from .events import EventFilter
@@ -156,6 +159,28 @@ class Follow:
         return out
 
 
+async def _reply(pool: Any, conn: Any) -> Any:
+    """The reply of the command ``conn`` has sent, then ``conn`` back to ``pool`` (a read
+    that fails leaves it disconnected: redis-py's read does)."""
+    try:
+        return await conn.read_response()
+    finally:
+        await pool.release(conn)
+
+
+async def _settle(fetch: asyncio.Task[Any]) -> None:
+    """Wait for a request nobody will read, so the pages close with no task behind.
+
+    It is not cancelled: its command is already sent, and a task cancelled before its
+    first step never runs the ``finally`` that hands the connection back. The wait is one
+    page's round trip, bounded by the socket timeout; a cancellation of the caller while
+    it waits is raised (``asyncio.wait`` does not swallow it), and the request then ends
+    on its own."""
+    await asyncio.wait((fetch,))
+    if not fetch.cancelled():
+        fetch.exception()  # read by nobody: retrieved, so asyncio does not log it
+
+
 def parse_cursor(cursor: str | None) -> str:
     """Normalise a cursor: ``None``/``""``/``"0"`` → ``"0-0"``, ``"<ms>"`` → ``"<ms>-0"``,
     ``"$"`` stays. Anything else raises :class:`InvalidCursor`."""
@@ -181,6 +206,7 @@ class Reader:
         self.keys = settings.keys
         self.hub = hub
         self._raw = raw_stream_client(redis)
+        self._pool = None if isinstance(redis, RedisCluster) else redis.connection_pool
 
     async def last_cursor(self, task_id: str) -> str | None:
         """Cursor of the newest entry, ``None`` for an empty or missing stream."""
@@ -284,25 +310,61 @@ class Reader:
                 gap = {"type": "gap", "task_id": shown, "first_cursor": first_cursor,
                        "first_seq": first_seq, "id": after}  # fmt: skip
                 items.append((after, gap))
-        items.extend((c, decode_entry(c, f, shown)) for c, f in page)
+        items.extend(decode_entries(page, shown))
         return _Start(after, items, len(page) >= self.settings.page_size, end)
 
-    async def _pages(self, task_id: str, after: str) -> AsyncIterator[list[Item]]:
-        """Decoded XRANGE pages strictly after ``after`` until the end of the stream."""
+    async def _pages(self, task_id: str, after: str, *, ahead: bool = False) -> AsyncIterator[list[Item]]:
+        """Decoded XRANGE pages strictly after ``after`` until the end of the stream.
+
+        ``ahead``: as soon as a page is in hand, the next one is asked for, before this one
+        is yielded, so Redis reads it while the caller works through this one; one request
+        at most is in flight, and the pages close only once it has ended (see
+        :func:`_settle`). The first page here (a replay's second) is asked for only when the
+        caller wants it, so a reader that stops within a replay's first page (a JSON page of
+        the API) costs Redis no extra page read.
+        """
         key = self.keys.events(task_id)
         size = self.settings.page_size
         shown = public_task_id(task_id)
-        while after != LAST_CURSOR:
-            page = await self._raw.xrange(key, min=f"({after}", count=size)
-            if not page:
-                return
-            if page and isinstance(page[0][1], list):
-                yield [(c, decode_flat(c, f, shown)) for c, f in page]
-            else:
-                yield [(c, decode_entry(c, f, shown)) for c, f in page]
-            after = page[-1][0]
-            if len(page) < size:
-                return
+        fetch: asyncio.Task[Any] | None = None
+        try:
+            while after != LAST_CURSOR:
+                if fetch is not None:
+                    # shielded: a cancelled reader must not cancel a request already sent
+                    page, fetch = await asyncio.shield(fetch), None
+                else:
+                    page = await self._raw.xrange(key, min=f"({after}", count=size)
+                if not page:
+                    return
+                after = page[-1][0]
+                full = len(page) >= size
+                if ahead and full and after != LAST_CURSOR:
+                    fetch = await self._request(key, after)
+                yield decode_entries(page, shown)
+                if not full:
+                    return
+        finally:
+            if fetch is not None:
+                await _settle(fetch)
+
+    async def _request(self, key: str, after: str) -> asyncio.Task[Any]:
+        """Send ``XRANGE key (after + COUNT page_size`` now; the task reads its reply.
+
+        The command is written before this returns: a task alone would not send it until
+        the caller next yields to the event loop, which a consumer of a replay may not do
+        for a whole page. The connection goes back to the pool once the reply is read.
+        """
+        query = ("XRANGE", key, f"({after}", "+", "COUNT", self.settings.page_size)
+        pool = self._pool
+        if pool is None:  # a cluster client picks the node's connection: sent when the loop runs
+            return asyncio.create_task(self._raw.execute_command(*query))
+        conn = await pool.get_connection()
+        try:
+            await conn.send_command(*query)
+        except BaseException:
+            await pool.release(conn)  # a failed send has disconnected it
+            raise
+        return asyncio.create_task(_reply(pool, conn))
 
     async def _catch_up(self, task_id: str, tracker: Tracker, flt: EventFilter) -> AsyncIterator[Item]:
         """What is stored after the tracker's cursor, filtered; ``completed`` ends it and
@@ -330,10 +392,15 @@ class Reader:
         if not full:
             return
         everything = flt.passes_everything
-        async for page in self._pages(task_id, after):
-            for cursor, event in page:
-                if everything or flt.matches(event):
-                    yield cursor, event
+        async with contextlib.aclosing(self._pages(task_id, after, ahead=True)) as pages:  # type: ignore[type-var]
+            async for page in pages:
+                if everything:
+                    for item in page:
+                        yield item
+                else:
+                    for item in page:
+                        if flt.matches(item[1]):
+                            yield item
 
     async def follow(self, task_id: str, after: str = "0", filter: EventFilter | None = None) -> Follow:
         """Start a :class:`Follow` of ``task_id`` after ``after`` (``"$"``: new events only):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -84,6 +85,26 @@ async def test_fencing_and_groups_on_a_cluster(cluster: Any, cluster_settings: S
     assert rest == [2, 3]
     assert (await group_info(cluster, cluster_settings, first.task_id))[0].pending == 0
     assert len(await c.dead_letters()) == 1
+
+
+async def test_a_replay_reads_its_pages_ahead_on_a_cluster_too(
+    cluster: Any, cluster_settings: StreamsSettings
+) -> None:
+    store = TaskStore(cluster, cluster_settings)
+    attempt = await new_task(store)
+    async with store.writer(attempt) as writer:
+        for event in tokens(60):
+            writer.append_nowait(event)
+        writer.append_nowait(COMPLETED)
+    whole = await _collect(Reader(cluster, cluster_settings).replay(attempt.task_id))
+    assert [e["seq"] for _, e in whole] == list(range(1, 63))
+    reader = Reader(cluster, dataclasses.replace(cluster_settings, page_size=7))
+    assert await _collect(reader.replay(attempt.task_id)) == whole
+    before = asyncio.all_tasks()
+    replay = reader.replay(attempt.task_id)
+    assert [await anext(replay) for _ in range(10)] == whole[:10]  # page 3 asked for
+    await replay.aclose()
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
 
 
 async def _collect(aiter: Any) -> list[Any]:
