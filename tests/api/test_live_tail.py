@@ -101,7 +101,9 @@ async def test_an_error_is_answered_as_the_route_answers_it(
     assert opened == ["declined", expected or "declined"], case
 
 
-async def test_unknown_tasks_and_ids_that_cannot_be_are_404(alice: httpx.AsyncClient, opened: list[str]) -> None:
+async def test_unknown_tasks_and_ids_that_cannot_be_are_404(
+    alice: httpx.AsyncClient, opened: list[str]
+) -> None:
     for task_id in ("no-such-task", "bad id!"):
         routed, plain = await routed_and_plain(alice, url(task_id), {}, {})
         assert routed.status_code == 404
