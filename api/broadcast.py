@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentstream.api.metrics import DeliveryWatch, Metrics
+from agentstream.api.serving import CONNECTION_LOSS, ConnectionLoss
 from agentstream.api.slots import Slot
 from agentstream.api.sse import OPTIONS_STATE_KEY, PING, FrameCache, SlowClient, SseOptions, cancel_all
 from agentstream.streams import EventFilter, Follow, Reader, ReaderHub, Subscription, Tracker
@@ -71,6 +73,7 @@ MAX_WRITE_BYTES = 64 * 1024
 RECENT = 256
 #: distinct filters the broadcast keeps one instance of
 MAX_FILTERS = 1024
+_NO_DEADLINE = contextlib.nullcontext()
 
 Entry = tuple[str, dict[str, Any]]
 
@@ -238,8 +241,12 @@ class Member:
         if not task.cancelled():
             if task.exception() is not None:
                 logger.info("SSE client's writer failed: %r", task.exception())
-            self.gone = True
-            self.leave(GONE)
+            self.lost()
+
+    def lost(self) -> None:
+        """The client went."""
+        self.gone = True
+        self.leave(GONE)
 
 
 def _write_all(members: dict[Member, None], payload: bytes, behind: list[Member]) -> None:
@@ -655,22 +662,31 @@ class LiveStream:
         """Stream to the client of ``scope`` (``send`` ends the response, unless it went)."""
         broadcast = self.broadcast
         sink: _Direct | _SendQueue | None = reach_transport(scope)
+        # The server tells of the client's going (api.serving); else a task waits for it.
+        loss: ConnectionLoss | None = scope.get(CONNECTION_LOSS) if isinstance(sink, _Direct) else None
         tasks: set[asyncio.Task[Any]] = set()
         member: Member | None = None
         try:
             if sink is None:
                 sink = _SendQueue(send, MAX_WRITE_BYTES)
                 tasks.add(asyncio.create_task(sink.run(), name="sse-send"))
-            tasks.add(asyncio.create_task(_watch(receive), name="sse-watch"))
+            if loss is None:
+                tasks.add(asyncio.create_task(_watch(receive), name="sse-watch"))
+            # no Timeout (and its dict) where there is no limit: it lives as long as the stream
+            deadline = asyncio.timeout(self.max_duration_s) if self.max_duration_s else None
             try:
-                async with asyncio.timeout(self.max_duration_s or None) as deadline:
+                async with deadline or _NO_DEADLINE:
                     follow = await broadcast.reader.follow(self.task_id, self.cursor, self.filter)
                     member = Member(sink.write, sink.flow, sink.chunked, follow, self.floor)
                     for task in tasks:  # the client went, or the fallback's send failed
                         task.add_done_callback(member.hang_up)
+                    if loss is not None:
+                        if isinstance(sink, _Direct) and sink.gone:
+                            member.gone = True  # it went while the stream was being read
+                        loss.callback = member.lost
                     await broadcast.follow(member)
             except TimeoutError:
-                if not deadline.expired():
+                if deadline is None or not deadline.expired():
                     raise
             if member is not None:
                 member.leave(GONE)
@@ -685,6 +701,8 @@ class LiveStream:
             logger.warning("SSE stream ended early: %r", exc)
             return
         finally:
+            if loss is not None:
+                loss.callback = None
             if member is not None:
                 member.leave(GONE)
             await cancel_all(tasks)
