@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentstream.api import create_app
@@ -215,3 +217,19 @@ async def test_another_middleware_sees_live_tails_through_the_route(
             events = [frame.event async for frame in sse_frames(response)]
     assert events == ["queued", "token", "token", "completed"]
     assert url(task_id) in seen and opened == []
+
+
+async def test_tails_set_up_at_most_as_many_at_once_as_redis_has_connections() -> None:
+    """The others wait their turn as long as for a pooled connection, then fail as that
+    wait does (answered 503 by the app's handler for Redis errors)."""
+    streams = SimpleNamespace(max_connections=2, command_timeout_s=0.2)
+    svc: Any = SimpleNamespace(settings=SimpleNamespace(streams=streams))
+    tail = LiveTail({})
+    async with tail._turn(svc), tail._turn(svc):
+        third = asyncio.create_task(tail._turn(svc).__aenter__())
+        await asyncio.sleep(0.05)
+        assert not third.done()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await third
+    async with tail._turn(svc), tail._turn(svc):  # both turns were given back
+        pass
