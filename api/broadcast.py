@@ -643,7 +643,7 @@ class LiveStream:
     until the task completed, the client went, or ``max_duration_s`` passed; gives the
     slot back however it ends (:meth:`discard` for one that is never run)."""
 
-    __slots__ = ("broadcast", "cursor", "filter", "floor", "max_duration_s", "slot", "task_id")
+    __slots__ = ("broadcast", "cursor", "filter", "floor", "max_duration_s", "slot", "started", "task_id")
 
     def __init__(self, broadcast: Broadcast, task_id: str, cursor: str, flt: EventFilter, floor: int | None,
                  slot: Slot, max_duration_s: float) -> None:  # fmt: skip
@@ -654,8 +654,16 @@ class LiveStream:
         self.floor = floor
         self.slot = slot
         self.max_duration_s = max_duration_s
+        #: called once the stream's first read is done (or it ended before)
+        self.started: Callable[[], object] | None = None
+
+    def _first_read_done(self) -> None:
+        started, self.started = self.started, None
+        if started is not None:
+            started()
 
     def discard(self) -> None:
+        self._first_read_done()
         self.slot.release()
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -677,6 +685,7 @@ class LiveStream:
             try:
                 async with deadline or _NO_DEADLINE:
                     follow = await broadcast.reader.follow(self.task_id, self.cursor, self.filter)
+                    self._first_read_done()
                     member = Member(sink.write, sink.flow, sink.chunked, follow, self.floor)
                     for task in tasks:  # the client went, or the fallback's send failed
                         task.add_done_callback(member.hang_up)
@@ -701,6 +710,7 @@ class LiveStream:
             logger.warning("SSE stream ended early: %r", exc)
             return
         finally:
+            self._first_read_done()
             if loss is not None:
                 loss.callback = None
             if member is not None:

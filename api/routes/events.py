@@ -334,8 +334,12 @@ class LiveTail:
         if not isinstance(svc, Services):
             return False
         try:
-            async with self._turn(svc):
+            turn = await self._turn(svc)
+            try:
                 response = await _live_response(scope, svc, match.group(1))
+            except BaseException:
+                turn.give_back()
+                raise
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
@@ -344,6 +348,7 @@ class LiveTail:
             await answer(scope, receive, send)
             return True
         if response is None:
+            turn.give_back()
             return False
         handoff: list[LiveStream] = []
         scope[HANDOFF] = handoff
@@ -351,16 +356,21 @@ class LiveTail:
             await response(scope, receive, send)
         finally:
             del scope[HANDOFF]
-        return handoff.pop() if handoff else True
+            if not handoff:
+                turn.give_back()
+        if not handoff:
+            return True
+        stream = handoff.pop()
+        stream.started = turn.give_back  # after its first read
+        return stream
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, svc: Services) -> AsyncIterator[None]:
-        """At most as many tails set up at once as the Redis pool has connections: the
-        others would only wait there, each holding its request's parsing and its Redis
-        command's frames, and in a burst of 1,000 that memory stayed, in holes no later
-        allocation filled (14.1 -> 12.4 KB of RSS per client, ``bench/sse_memory.py``).
-        A tail waits for its turn as long as for a pooled connection, and fails as that
-        wait does."""
+    async def _turn(self, svc: Services) -> _Turn:
+        """At most as many tails set up at once (to their first read) as the Redis pool
+        has connections: the others would only wait there, each holding its request's
+        parsing and its Redis commands' frames, and in a burst of 1,000 that memory
+        stayed, in holes no later allocation filled (14.1 -> 11.9 KB of RSS per client,
+        ``bench/sse_memory.py``). A tail waits for its turn as long as for a pooled
+        connection, and fails as that wait does."""
         streams = svc.settings.streams
         if self._turns is None:
             self._turns = asyncio.Semaphore(streams.max_connections)
@@ -369,10 +379,7 @@ class LiveTail:
                 await self._turns.acquire()
         except TimeoutError:
             raise RedisConnectionError("No connection available.") from None
-        try:
-            yield
-        finally:
-            self._turns.release()
+        return _Turn(self._turns)
 
     def _handler(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:
@@ -381,6 +388,20 @@ class LiveTail:
             if cls in self._handlers:
                 return self._handlers[cls]
         return None
+
+
+class _Turn:
+    """One tail's turn at setting up (:class:`LiveTail`), given back once."""
+
+    __slots__ = ("_turns",)
+
+    def __init__(self, turns: asyncio.Semaphore) -> None:
+        self._turns: asyncio.Semaphore | None = turns
+
+    def give_back(self) -> None:
+        turns, self._turns = self._turns, None
+        if turns is not None:
+            turns.release()
 
 
 async def _live_response(scope: Scope, svc: Services, task_id: str) -> LiveEventsResponse | None:

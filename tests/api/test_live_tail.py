@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -225,11 +226,34 @@ async def test_tails_set_up_at_most_as_many_at_once_as_redis_has_connections() -
     streams = SimpleNamespace(max_connections=2, command_timeout_s=0.2)
     svc: Any = SimpleNamespace(settings=SimpleNamespace(streams=streams))
     tail = LiveTail({})
-    async with tail._turn(svc), tail._turn(svc):
-        third = asyncio.create_task(tail._turn(svc).__aenter__())
-        await asyncio.sleep(0.05)
-        assert not third.done()
-        with pytest.raises(RedisConnectionError, match="No connection available"):
-            await third
-    async with tail._turn(svc), tail._turn(svc):  # both turns were given back
-        pass
+    first, second = await tail._turn(svc), await tail._turn(svc)
+    third = asyncio.create_task(tail._turn(svc))
+    await asyncio.sleep(0.05)
+    assert not third.done()
+    with pytest.raises(RedisConnectionError, match="No connection available"):
+        await third
+    first.give_back()
+    first.give_back()  # once only
+    second.give_back()
+    assert [await tail._turn(svc), await tail._turn(svc)]  # both turns were given back
+    with pytest.raises(RedisConnectionError):
+        await tail._turn(svc)
+
+
+async def test_a_tail_gives_its_turn_back_after_its_first_read(settings: StreamsSettings, redis: Any) -> None:
+    """Two turns (a pool of two connections) and three live tails held open: each got its
+    stream going, so none kept its turn past its first read."""
+    small = dataclasses.replace(settings, max_connections=2)
+    async with serve(api_settings(small)) as api, api.client() as alice:
+        task_id = await submit(alice)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(3):
+                response = await held.enter_async_context(alice.stream("GET", url(task_id)))
+                frames = sse_frames(response)
+                held.push_async_callback(frames.aclose)  # type: ignore[attr-defined]
+                assert (await anext(frames)).event == "queued"
+            await eventually(lambda: _members(api, 3))
+
+
+async def _members(api: Api, n: int) -> bool:
+    return api.services.broadcast.members == n
