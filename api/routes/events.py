@@ -407,7 +407,7 @@ class _Turn:
 async def _live_response(scope: Scope, svc: Services, task_id: str) -> LiveEventsResponse | None:
     """:func:`task_events` for a plain live tail: its response, or ``None`` when the route
     should answer (see :class:`LiveTail`)."""
-    headers = Headers(scope=scope)
+    headers = Headers(raw=scope["headers"])  # not scope=: that copies the list into the scope
     if "content-length" in headers or "transfer-encoding" in headers or wants_json(headers.get("accept")):
         return None
     query = QueryParams(scope["query_string"])
