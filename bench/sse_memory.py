@@ -294,7 +294,7 @@ async def _control(proc: asyncio.subprocess.Process, path: str) -> dict[str, Any
 
 
 async def one_run(url: str, clients: int, tasks: int, trace_frames: int, workdir: str, waves: int = 1,
-                  env_extra: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+                  env_extra: dict[str, str] | None = None, write_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """Idle, clients in, clients gone: the API's figures at each (see the module doc)."""
     import uuid
 
@@ -337,6 +337,8 @@ async def one_run(url: str, clients: int, tasks: int, trace_frames: int, workdir
             ready.append(await read_line(loads[-1], 120))
         await asyncio.sleep(1.0)  # as the fan-out bench: every live tail in the broadcast
         loaded = await _control(api, f"{tag}-loaded")
+        if write_s:
+            writing = await _write_phase(api, f"{tag}-writing", url, ids, loads, write_s)
         while loads:
             await stop_child(loads.pop())
         await asyncio.sleep(1.5)
@@ -349,13 +351,40 @@ async def one_run(url: str, clients: int, tasks: int, trace_frames: int, workdir
     connected = sum(int(line.split()[1]) for line in ready)
     result = {"connected": connected, "with_clients": figures_diff(idle, loaded, connected, 30),
               "left_after_close": figures_diff(idle, gone, connected, 10)}  # fmt: skip
+    if write_s:
+        result["writing"] = figures_diff(idle, writing, connected, 20)
     if trace_frames:
         result["traced"] = traced_diff(f"{tag}-idle", f"{tag}-loaded", connected, 40)
+        if write_s:
+            result["traced_writing"] = traced_diff(f"{tag}-loaded", f"{tag}-writing", connected, 30)
     return result
 
 
+async def _write_phase(api: asyncio.subprocess.Process, path: str, url: str, ids: list[str],
+                       loads: list[asyncio.subprocess.Process], write_s: float) -> dict[str, Any]:  # fmt: skip
+    """25 tokens/s on every task for ``write_s`` (``bench.sse_load.writer_child``), the
+    figures taken halfway through; then every stream completes and its client ends."""
+    from bench.procs import read_line, spawn
+
+    code = f"import asyncio, bench.sse_load as b; asyncio.run(b.writer_child({url!r}, 'sse', {ids!r}, 25.0, {write_s}))"
+    writer = await spawn("-c", code)
+    assert writer.stdin is not None
+    if await read_line(writer, 60) != "ready":
+        raise RuntimeError("the writer did not get ready")
+    for proc in (writer, *loads):
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    await asyncio.sleep(write_s / 2)
+    figures = await _control(api, path)
+    await read_line(writer, write_s + 60)
+    for load in loads:
+        await read_line(load, write_s + 120)  # its clients all saw ``completed``
+    return figures
+
+
 async def run(clients: int, tasks: int, trace_frames: int, trace_clients: int, waves: int = 1,
-              env_extra: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+              env_extra: dict[str, str] | None = None, write_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
     from bench.sse_load import raise_nofile
     from tests.redis_server import redis_node
 
@@ -364,10 +393,14 @@ async def run(clients: int, tasks: int, trace_frames: int, trace_clients: int, w
         redis_node("--maxclients", "20000") as url,
         tempfile.TemporaryDirectory(prefix="sse-memory-") as workdir,
     ):
-        untraced = await one_run(url, clients, tasks, 0, workdir, waves, env_extra)
+        untraced = await one_run(url, clients, tasks, 0, workdir, waves, env_extra, write_s)
         # fewer clients under the trace: it slows the API several times over, and a burst
         # of 1,000 then times out on Redis
-        traced = await one_run(url, trace_clients, tasks, trace_frames, workdir) if trace_frames else None
+        traced = (
+            await one_run(url, trace_clients, tasks, trace_frames, workdir, write_s=write_s)
+            if trace_frames
+            else None
+        )
     return {"clients": clients, "tasks": tasks, "trace_frames": trace_frames, "trace_clients": trace_clients, "untraced": untraced, "traced": traced,
             "sockstat": _sockstat()}  # fmt: skip
 
@@ -387,6 +420,12 @@ def report(result: dict[str, Any]) -> str:
     out.append("  who holds them (per client):")
     for kind, rows in u["held_by"].items():
         out.append(f"    {kind}: " + ", ".join(f"{k} {v}" for k, v in rows))
+    if "writing" in result["untraced"]:
+        w = result["untraced"]["writing"]
+        out.append(
+            f"  while events flow: VmRSS {w['rss_kb']} KB; glibc {w['mallinfo_b']}; pymalloc {w['pymalloc_b']}"
+        )
+        out += [f"    {name:60} {count:6} {size:8}" for name, count, size in w["types"][:12]]
     left = result["untraced"]["left_after_close"]
     out.append(
         f"  after the clients left: VmRSS {left['rss_kb']} KB, tasks {left['tasks']}, types {left['types'][:5]}"
@@ -401,6 +440,12 @@ def report(result: dict[str, Any]) -> str:
         out += [f"    {name:60} {b:8} {n:6}" for name, b, n in t["by_creator"]]
         out.append("  by allocating line:")
         out += [f"    {name:60} {b:8}" for name, b in t["by_line"]]
+        if "traced_writing" in result["traced"]:
+            t = result["traced"]["traced_writing"]
+            out.append(
+                f"\ntraced, added while events flow: {t['total_b_per_client']:.0f} B per client; by creator:"
+            )
+            out += [f"    {name:60} {b:8} {n:6}" for name, b, n in t["by_creator"]]
     return "\n".join(out)
 
 
@@ -415,6 +460,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trace-frames", type=int, default=12, help="tracemalloc depth; 0: no traced run")
     parser.add_argument("--trace-clients", type=int, default=200, help="clients of the traced run")
     parser.add_argument(
+        "--write-seconds",
+        type=float,
+        default=0.0,
+        help="then 25 tokens/s per task this long (figures halfway), and every stream completes",
+    )
+    parser.add_argument(
         "--waves", type=int, default=1, help="connect the clients in this many bursts, one after the other"
     )
     parser.add_argument(
@@ -425,7 +476,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--clients and --trace-clients must be multiples of --tasks")
     env_extra = dict(item.split("=", 1) for item in args.env)
     result = asyncio.run(
-        run(args.clients, args.tasks, args.trace_frames, args.trace_clients, args.waves, env_extra)
+        run(
+            args.clients,
+            args.tasks,
+            args.trace_frames,
+            args.trace_clients,
+            args.waves,
+            env_extra,
+            args.write_seconds,
+        )
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sse_memory.json").write_text(json.dumps(result, indent=1))
