@@ -4,6 +4,9 @@ Nothing connects at import time or in ``create_app``: the lifespan builds the Re
 the reader hub, the reader, the task store and the arq pool, hands them to every request
 as typed :class:`~api.state.Services`, and closes them in reverse order on shutdown.
 The live viewer (``/ui``) is static files served by the same app: no build step.
+A plain live tail of a task's events is served in front of FastAPI's middleware and
+routing (:class:`~agentstream.api.routes.events.LiveTail`) while the app has no
+middleware that should see it.
 """
 
 from __future__ import annotations
@@ -100,8 +103,9 @@ class _App(FastAPI):
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
         tail = self._live_tail
-        if tail is not None and scope["type"] == "http" and not self._telemetry_on():
-            opened = await tail.open(scope, receive, send)
+        task_id = tail.task_id(scope) if tail is not None and scope["type"] == "http" else None
+        if tail is not None and task_id is not None and not self._telemetry_on():
+            opened = await tail.open(scope, receive, send, task_id)
             if opened is True:
                 return
             if opened is not False:

@@ -29,6 +29,14 @@ middleware that rewrites response bodies, such as compression, must not be added
 app: these bodies would pass it by). Where no
 transport can be reached (another server, an in-process ASGI client), a member's frames go
 through the ASGI ``send`` from one writer task per member, with the same rules.
+
+A live client holds thousands of its kind in one process, so it holds little
+(``bench/sse_memory.py``): its :class:`LiveStream` runs outside the framework's request
+chain (:class:`~agentstream.api.routes.events.LiveTail` serves a plain tail before
+FastAPI's routing; :class:`LiveHandoff` runs one the route made once that chain returned),
+and on the deployed server it learns of the client's going from the connection itself
+(:class:`~agentstream.api.serving.ConnectionLoss`) instead of a task waiting in
+``receive()``.
 """
 
 from __future__ import annotations

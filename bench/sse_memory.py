@@ -14,8 +14,13 @@ idle, with the clients in, and after they left, twice:
   bytes each client added, grouped by the allocating line and by the first frame outside
   the standard library (who made it).
 
-The figures are per connected client (with-clients minus idle, divided by clients).
-Kernel socket buffers are not in VmRSS (``/proc/net/sockstat`` reports them apart).
+The figures are per connected client (with-clients minus idle, divided by the clients
+that got their stream going). Kernel socket buffers are not in VmRSS (``/proc/net/sockstat``
+reports them apart). ``--write-seconds W`` then appends 25 tokens/s to every task for W
+seconds and takes the figures again halfway (what events add: frames, decoded entries),
+before every stream completes. ``--waves K`` connects the clients in K bursts one after the
+other (what one burst leaves behind in the heaps, against what the clients hold);
+``--env NAME=VALUE`` sets the API's environment (``PYTHONMALLOC=malloc``).
 Writes ``bench/results/sse_memory.json`` and prints the tables.
 """
 
@@ -433,7 +438,8 @@ def report(result: dict[str, Any]) -> str:
     if result["traced"]:
         t = result["traced"]["traced"]
         out.append(
-            f"\ntraced ({result['trace_clients']} clients): {t['total_b_per_client']:.0f} B per client allocated through Python; by package:"
+            f"\ntraced ({result['traced']['connected']} of {result['trace_clients']} clients): "
+            f"{t['total_b_per_client']:.0f} B per client allocated through Python; by package:"
         )
         out += [f"    {name:40} {b:8}" for name, b in t["by_package"]]
         out.append("  by creator (innermost non-stdlib frame): bytes, blocks per client")

@@ -323,20 +323,26 @@ class LiveTail:
         self._handlers = handlers
         self._turns: asyncio.Semaphore | None = None
 
-    async def open(self, scope: Scope, receive: Receive, send: Send) -> LiveStream | bool:
-        """The stream to run, its head sent (the caller runs it: only the stream is kept
-        while it runs, not the response or this request's parsing); ``True``: an error
-        was answered; ``False``: nothing was sent, the app routes the request."""
-        match = _EVENTS_PATH.fullmatch(scope["path"]) if scope["method"] == "GET" else None
-        if match is None or scope.get("root_path"):
-            return False
+    @staticmethod
+    def task_id(scope: Scope) -> str | None:
+        """The task of a ``GET`` of its events, else ``None`` (the app routes it)."""
+        if scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        match = _EVENTS_PATH.fullmatch(scope["path"])
+        return match.group(1) if match else None
+
+    async def open(self, scope: Scope, receive: Receive, send: Send, task_id: str) -> LiveStream | bool:
+        """The stream of ``task_id`` (see :meth:`task_id`) to run, its head sent (the
+        caller runs it: only the stream is kept while it runs, not the response or this
+        request's parsing); ``True``: an error was answered; ``False``: nothing was sent,
+        the app routes the request."""
         svc = scope.get("state", {}).get(STATE_KEY)
         if not isinstance(svc, Services):
             return False
         try:
             turn = await self._turn(svc)
             try:
-                response = await _live_response(scope, svc, match.group(1))
+                response = await _live_response(scope, svc, task_id)
             except BaseException:
                 turn.give_back()
                 raise

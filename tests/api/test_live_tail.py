@@ -43,8 +43,8 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     original = LiveTail.open
 
-    async def spy(self: LiveTail, scope: Scope, receive: Receive, send: Send) -> Any:
-        result = await original(self, scope, receive, send)
+    async def spy(self: LiveTail, scope: Scope, receive: Receive, send: Send, task_id: str) -> Any:
+        result = await original(self, scope, receive, send, task_id)
         if scope["path"].endswith("/events"):
             seen.append("answered" if result is True else "declined" if result is False else "stream")
         return result
