@@ -257,3 +257,15 @@ async def test_a_tail_gives_its_turn_back_after_its_first_read(settings: Streams
 
 async def _members(api: Api, n: int) -> bool:
     return api.services.broadcast.members == n
+
+
+async def test_with_fastapis_telemetry_on_live_tails_take_the_route(
+    alice: httpx.AsyncClient, api: Api, opened: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its spans follow the route: a tail in front of it would have none."""
+    monkeypatch.setattr(type(api.app), "_telemetry_on", lambda self: True)
+    task_id = await submit(alice)
+    await run_worker(api.services.store, task_id, [*tokens(2), completed()])
+    async with alice.stream("GET", url(task_id)) as response:
+        events = [frame.event async for frame in sse_frames(response)]
+    assert events == ["queued", "token", "token", "completed"] and opened == []
