@@ -492,6 +492,9 @@ def main(argv: list[str] | None = None) -> None:
             args.write_seconds,
         )
     )
+    from bench import provenance
+
+    result |= provenance(False) | {"args": vars(args)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sse_memory.json").write_text(json.dumps(result, indent=1))
     print(report(result))

@@ -307,9 +307,10 @@ class LiveTail:
     not JSON), served before FastAPI's middleware, routing and dependency solving: the
     same steps as :func:`task_events` (bearer key or viewer session, the tenant's own
     task, filter, start cursor, slot) through the same functions, without the framework
-    around them. A burst of 1,000 clients held 1,000 copies of that chain at once while
-    they waited on Redis, and the memory they left behind was reused by nothing: 31 KB
-    of RSS per client against 16 KB when the same clients came 25 at a time
+    around them. Even with the chain let go once the stream runs (``LiveHandoff``), a
+    burst of 1,000 clients held 1,000 copies of it at once while they waited on Redis,
+    and the memory they left behind was reused by nothing: 31 KB of RSS per client
+    (16 KB when the same clients came 25 at a time); through this path, 16.7 KB
     (``bench/sse_memory.py``).
 
     What this path does not answer with certainty is left to the route, untouched: any
