@@ -4,6 +4,9 @@ Nothing connects at import time or in ``create_app``: the lifespan builds the Re
 the reader hub, the reader, the task store and the arq pool, hands them to every request
 as typed :class:`~api.state.Services`, and closes them in reverse order on shutdown.
 The live viewer (``/ui``) is static files served by the same app: no build step.
+A plain live tail of a task's events is served in front of FastAPI's middleware and
+routing (:class:`~agentstream.api.routes.events.LiveTail`) while the app has no
+middleware that should see it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentstream.api.auth import ApiKeys, UiSessions
-from agentstream.api.broadcast import SERVER_SEND, Broadcast
+from agentstream.api.broadcast import SERVER_SEND, Broadcast, LiveHandoff
 from agentstream.api.errors import install_error_handlers
 from agentstream.api.limits import BodyLimitMiddleware, RateLimiter
 from agentstream.api.metrics import Metrics
@@ -85,12 +88,44 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[Services]:
         )
 
 
+#: user middleware a live tail may pass by (:class:`~api.routes.events.LiveTail`): a
+#: request without a body goes through it untouched
+_BODY_ONLY = (BodyLimitMiddleware,)
+
+
 class _App(FastAPI):
+    _live_tail: events.LiveTail | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The server's own send, before any middleware wraps it: live event streams reach
         # the connection's transport through it (api.broadcast).
         scope[SERVER_SEND] = send
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        tail = self._live_tail
+        task_id = tail.task_id(scope) if tail is not None and scope["type"] == "http" else None
+        if tail is not None and task_id is not None and not self._telemetry_on():
+            opened = await tail.open(scope, receive, send, task_id)
+            if opened is True:
+                return
+            if opened is not False:
+                await opened.run(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+    def _telemetry_on(self) -> bool:
+        # FastAPI's native OpenTelemetry spans requests from its routing on: with it on,
+        # live tails take the route, so their spans stay what they were.
+        native = getattr(self, "_native_telemetry", None)
+        return native is not None and bool(native.enabled())
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # A live tail stands in front of the app's middleware only while that middleware
+        # has nothing to do with a request without a body; any other added turns it off.
+        plain = not self.root_path and all(m.cls in _BODY_ONLY for m in self.user_middleware)
+        self._live_tail = events.LiveTail(self.exception_handlers) if plain else None
+        # A live stream the route made runs in the outermost layer, once the chain let go.
+        return LiveHandoff(super().build_middleware_stack())
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

@@ -29,37 +29,65 @@ middleware that rewrites response bodies, such as compression, must not be added
 app: these bodies would pass it by). Where no
 transport can be reached (another server, an in-process ASGI client), a member's frames go
 through the ASGI ``send`` from one writer task per member, with the same rules.
+
+A live client holds thousands of its kind in one process, so it holds little
+(``bench/sse_memory.py``): its :class:`LiveStream` runs outside the framework's request
+chain (:class:`~agentstream.api.routes.events.LiveTail` serves a plain tail before
+FastAPI's routing; :class:`LiveHandoff` runs one the route made once that chain returned),
+and on the deployed server it learns of the client's going from the connection itself
+(:class:`~agentstream.api.serving.ConnectionLoss`) instead of a task waiting in
+``receive()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentstream.api.metrics import DeliveryWatch, Metrics
+from agentstream.api.serving import CONNECTION_LOSS, ConnectionLoss
 from agentstream.api.slots import Slot
 from agentstream.api.sse import OPTIONS_STATE_KEY, PING, FrameCache, SlowClient, SseOptions, cancel_all
+from agentstream.protocol import cursor_key
 from agentstream.streams import EventFilter, Follow, Reader, ReaderHub, Subscription, Tracker
 
-__all__ = ["SERVER_SEND", "Broadcast", "LiveEventsResponse", "before_floor", "chunk"]
+__all__ = [
+    "HANDOFF",
+    "SERVER_SEND",
+    "Broadcast",
+    "LiveEventsResponse",
+    "LiveHandoff",
+    "LiveStream",
+    "before_floor",
+    "chunk",
+]
 
 logger = logging.getLogger(__name__)
 
 #: the scope key under which the app keeps the server's own ``send`` (see the module doc)
 SERVER_SEND = "agentstream.server_send"
+#: the scope key of the list where a live response leaves its stream to :class:`LiveHandoff`
+HANDOFF = "agentstream.live_handoff"
 #: at most this many bytes of catch-up frames go in one write
 MAX_WRITE_BYTES = 64 * 1024
 #: entries a channel keeps of its latest: a member this close behind joins at once
 RECENT = 256
+#: ... and only those appended within this long of the newest: each holds a decoded
+#: event (about 0.7 KB), and 256 of them on each of 40 tasks at 25 events/s were 7 of
+#: the 8.5 MB a fan-out of 1,000 clients added while events flowed. A member's own read
+#: that comes back this late under load reads once more instead.
+RECENT_MS = 2_000
 #: distinct filters the broadcast keeps one instance of
 MAX_FILTERS = 1024
+_NO_DEADLINE = contextlib.nullcontext()
 
 Entry = tuple[str, dict[str, Any]]
 
@@ -95,6 +123,8 @@ class Flow(Protocol):
 
 class _Direct:
     """A reachable transport: how to write to it and whether its body is chunked."""
+
+    __slots__ = ("chunked", "cycle", "flow", "write")
 
     def __init__(self, cycle: Any, chunked: bool) -> None:
         self.cycle = cycle
@@ -225,8 +255,12 @@ class Member:
         if not task.cancelled():
             if task.exception() is not None:
                 logger.info("SSE client's writer failed: %r", task.exception())
-            self.gone = True
-            self.leave(GONE)
+            self.lost()
+
+    def lost(self) -> None:
+        """The client went."""
+        self.gone = True
+        self.leave(GONE)
 
 
 def _write_all(members: dict[Member, None], payload: bytes, behind: list[Member]) -> None:
@@ -377,6 +411,9 @@ class _Channel:
                 recent.append((cursor, event))
         if not items:
             return
+        oldest = cursor_key(recent[-1][0])[0] - RECENT_MS
+        while cursor_key(recent[0][0])[0] < oldest:
+            recent.popleft()
         ended = any(event["type"] == "completed" for _, event in items)
         now = asyncio.get_running_loop().time()
         for group in list(self.groups.values()):
@@ -575,7 +612,9 @@ class Broadcast:
 
 
 class LiveEventsResponse(Response):
-    """A task's live ``text/event-stream`` through the :class:`Broadcast`."""
+    """A task's live ``text/event-stream`` through the :class:`Broadcast`. It sends the
+    head, then hands its :class:`LiveStream` to :class:`LiveHandoff` when the app has one
+    (the chain that built it is then let go), else runs it in place."""
 
     media_type = "text/event-stream"
 
@@ -587,45 +626,93 @@ class LiveEventsResponse(Response):
         self.filter = broadcast.intern(flt)
         self.floor = floor
         self.slot = slot
-        weakref.finalize(self, slot.release)  # a response never run still gives its place back
+        # a response never run still gives its place back
+        self._unrun = weakref.finalize(self, slot.release)
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         options = scope.get("state", {}).get(OPTIONS_STATE_KEY)
+        options = options if isinstance(options, SseOptions) else SseOptions()
+        stream = LiveStream(self.broadcast, self.task_id, self.cursor, self.filter, self.floor, self.slot,
+                            options.max_duration_s)  # fmt: skip
+        self._unrun.detach()  # the stream gives the place back from here
         try:
-            await self._run(
-                scope, receive, send, options if isinstance(options, SseOptions) else SseOptions()
-            )
-        finally:
-            self.slot.release()
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send, options: SseOptions) -> None:
-        broadcast = self.broadcast
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if options.retry_ms:
             await send(
-                {"type": "http.response.body", "body": b"retry: %d\n\n" % options.retry_ms, "more_body": True}
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
+            if options.retry_ms:
+                retry = b"retry: %d\n\n" % options.retry_ms
+                await send({"type": "http.response.body", "body": retry, "more_body": True})
+        except BaseException:
+            stream.discard()
+            raise
+        handoff = scope.get(HANDOFF)
+        if handoff is not None:
+            handoff.append(stream)
+            return
+        await stream.run(scope, receive, send)
+
+
+class LiveStream:
+    """The body of one live response, once its head is sent: serves a :class:`Member`
+    until the task completed, the client went, or ``max_duration_s`` passed; gives the
+    slot back however it ends (:meth:`discard` for one that is never run)."""
+
+    __slots__ = ("broadcast", "cursor", "filter", "floor", "max_duration_s", "slot", "started", "task_id")
+
+    def __init__(self, broadcast: Broadcast, task_id: str, cursor: str, flt: EventFilter, floor: int | None,
+                 slot: Slot, max_duration_s: float) -> None:  # fmt: skip
+        self.broadcast = broadcast
+        self.task_id = task_id
+        self.cursor = cursor
+        self.filter = flt
+        self.floor = floor
+        self.slot = slot
+        self.max_duration_s = max_duration_s
+        #: called once the stream's first read is done (or it ended before)
+        self.started: Callable[[], object] | None = None
+
+    def _first_read_done(self) -> None:
+        started, self.started = self.started, None
+        if started is not None:
+            started()
+
+    def discard(self) -> None:
+        self._first_read_done()
+        self.slot.release()
+
+    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream to the client of ``scope`` (``send`` ends the response, unless it went)."""
+        broadcast = self.broadcast
         sink: _Direct | _SendQueue | None = reach_transport(scope)
+        # The server tells of the client's going (api.serving); else a task waits for it.
+        loss: ConnectionLoss | None = scope.get(CONNECTION_LOSS) if isinstance(sink, _Direct) else None
         tasks: set[asyncio.Task[Any]] = set()
-        if sink is None:
-            sink = _SendQueue(send, MAX_WRITE_BYTES)
-            tasks.add(asyncio.create_task(sink.run(), name="sse-send"))
-        watcher = asyncio.create_task(_watch(receive), name="sse-watch")
-        tasks.add(watcher)
         member: Member | None = None
         try:
+            if sink is None:
+                sink = _SendQueue(send, MAX_WRITE_BYTES)
+                tasks.add(asyncio.create_task(sink.run(), name="sse-send"))
+            if loss is None:
+                tasks.add(asyncio.create_task(_watch(receive), name="sse-watch"))
+            # no Timeout (and its dict) where there is no limit: it lives as long as the stream
+            deadline = asyncio.timeout(self.max_duration_s) if self.max_duration_s else None
             try:
-                async with asyncio.timeout(options.max_duration_s or None) as deadline:
+                async with deadline or _NO_DEADLINE:
                     follow = await broadcast.reader.follow(self.task_id, self.cursor, self.filter)
+                    self._first_read_done()
                     member = Member(sink.write, sink.flow, sink.chunked, follow, self.floor)
                     for task in tasks:  # the client went, or the fallback's send failed
                         task.add_done_callback(member.hang_up)
+                    if loss is not None:
+                        if isinstance(sink, _Direct) and sink.gone:
+                            member.gone = True  # it went while the stream was being read
+                        loss.callback = member.lost
                     await broadcast.follow(member)
             except TimeoutError:
-                if not deadline.expired():
+                if deadline is None or not deadline.expired():
                     raise
             if member is not None:
                 member.leave(GONE)
@@ -640,11 +727,48 @@ class LiveEventsResponse(Response):
             logger.warning("SSE stream ended early: %r", exc)
             return
         finally:
+            self._first_read_done()
+            if loss is not None:
+                loss.callback = None
             if member is not None:
                 member.leave(GONE)
             await cancel_all(tasks)
+            self.slot.release()
         if not (member is not None and member.gone) and not (isinstance(sink, _Direct) and sink.gone):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class LiveHandoff:
+    """The outermost layer of the app's middleware stack: a :class:`LiveStream` runs here,
+    after the routing, dependency and middleware chain that built its response returned.
+    Parked inside that chain, each live client held it for its whole life: 28 coroutine
+    frames, three exit stacks, two ``Request`` objects and their closures, 11 of the 23 KB
+    of Python objects it held (``bench/sse_memory.py``). What that chain added to the scope
+    goes too. Middleware above this layer (FastAPI's telemetry) still spans the stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        own = tuple(scope)
+        # a list, not the stream itself: a layer below that copies the scope shares it
+        handoff: list[LiveStream] = []
+        scope[HANDOFF] = handoff
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            for stream in handoff:
+                stream.discard()
+            raise
+        if not handoff:
+            return
+        stream = handoff.pop()
+        for key in [key for key in scope if key not in own]:
+            del scope[key]  # the route's, its dependencies' exit stacks (closed), FastAPI's, HANDOFF
+        await stream.run(scope, receive, send)
 
 
 async def _flushed(sink: _Direct | _SendQueue, timeout_s: float) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "Services",
     "ServicesDep",
     "Tenant",
+    "bearer",
     "owned_task",
     "require_key",
     "services",
@@ -71,7 +72,8 @@ async def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-_bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_API_KEYS")
+#: the bearer key of a request, or ``None`` (as a dependency: the OpenAPI security scheme)
+bearer = HTTPBearer(auto_error=False, description="an API key of AGENTSTREAM_API_KEYS")
 
 
 _READS = frozenset({"GET", "HEAD"})
@@ -82,7 +84,7 @@ _BY_SESSION = "authenticated_by_session"
 async def tenant(
     request: Request,
     svc: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """The caller's tenant: from the bearer key, else, for reads, from the viewer's session
     cookie (401 without either)."""

@@ -8,7 +8,8 @@ token events/s per task, the shape of ``bench/api_bench.py``):
   another process) writes one pre-encoded SSE frame per event to each of a task's 25
   transports, paced like the writer; CPU of that process / deliveries. Then the same with
   4 events joined per write (a tick every 4 event intervals).
-- **API**: a fresh API process (uvicorn as deployed) and N SSE clients that connect in one
+- **API**: a fresh API process (uvicorn as ``agentstream api`` runs it: uvloop, the
+  guarded httptools protocol of ``api.serving``) and N SSE clients that connect in one
   burst (all at once, as ``api_bench``) and follow their task while a
   writer process appends; the API's process CPU over the writing window / token events
   delivered, the delivery latency p99, the errors of the burst and RSS per connected client.
@@ -22,19 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from bench import api_bench, profile, provenance, sse_load
 from bench.procs import read_line, rss_kb, spawn, stop_child
-from tests.redis_server import redis_node
+from tests.redis_server import free_port, redis_node
 
 RESULTS = Path(__file__).parent / "results"
 PER_TASK = 25
@@ -136,10 +140,46 @@ async def floor(clients: int, seconds: float, join: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- API
 
+#: the API as ``agentstream api`` serves it (``api.serving.uvicorn_options``: the guarded
+#: httptools protocol, which also keeps a live client leaner than uvicorn's own)
+API_CODE = (
+    "import uvicorn; from agentstream.api.app import create_app; from agentstream.api.settings import ApiSettings; "
+    "from agentstream.api.serving import uvicorn_options; s = ApiSettings.from_env(); "
+    "uvicorn.run(create_app(s), **uvicorn_options(s), host='127.0.0.1', port={port}, log_level='warning', "
+    "timeout_graceful_shutdown=2)"
+)
+
+
+@contextlib.asynccontextmanager
+async def api_process(url: str) -> AsyncIterator[tuple[str, int]]:
+    """``api_bench.api_process`` with the deployed protocol: (base URL, pid) once healthy."""
+    port = free_port()
+    env = {
+        "REDIS_URL": url, "AGENTSTREAM_PREFIX": sse_load.PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
+        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT": "20000",
+        "AGENTSTREAM_API_KEYS": "",
+    }  # fmt: skip
+    proc = await spawn(
+        "-c", "import bench.sse_load as b; b.raise_nofile(); " + API_CODE.format(port=port), env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the API process exited with {proc.returncode}")
+                await asyncio.sleep(0.1)
+        yield base, proc.pid
+    finally:
+        await stop_child(proc)
+
 
 async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_profile: bool) -> dict[str, Any]:
     tasks = clients // PER_TASK
-    async with api_bench.api_process(url) as (base, api_pid):
+    async with api_process(url) as (base, api_pid):
         idle_kb = rss_kb(api_pid)
         sampling: list[profile.Sampling] = []
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from agentstream.api import ApiSettings, create_app
 from agentstream.api.app import open_services
 from agentstream.api.broadcast import LiveEventsResponse
+from agentstream.api.serving import uvicorn_options
 from agentstream.api.state import Services
 from agentstream.serving import InLoopServer
 from agentstream.streams import EventFilter, StreamsSettings
@@ -30,10 +31,12 @@ SEQS = b'"seq":'
 
 @contextlib.asynccontextmanager
 async def serve(settings: ApiSettings, http: str) -> AsyncIterator[Api]:
-    """The app under uvicorn with the given HTTP implementation (``httptools`` or ``h11``)."""
+    """The app under uvicorn with the given HTTP implementation: ``deployed`` (the guarded
+    httptools protocol of ``agentstream api``), ``httptools`` or ``h11``."""
     app: FastAPI = create_app(settings)
+    protocol: Any = uvicorn_options(settings)["http"] if http == "deployed" else http
     async with InLoopServer(
-        app, lifespan="on", log_level="warning", http=http, ws="none", timeout_graceful_shutdown=2
+        app, lifespan="on", log_level="warning", http=protocol, ws="none", timeout_graceful_shutdown=2
     ) as server:
         yield Api(server.url, app, settings)
 
@@ -71,7 +74,7 @@ def dechunk(raw: bytes) -> bytes:
     return bytes(body)
 
 
-@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("http", ["deployed", "httptools", "h11"])
 async def test_clients_of_different_filters_share_the_broadcast_and_get_only_their_events(
     settings: StreamsSettings, redis: Any, http: str
 ) -> None:
@@ -103,7 +106,7 @@ async def test_a_starting_after_beyond_the_head_hides_live_events_up_to_it(
 ) -> None:
     """``starting_after`` past what is stored: the client joins the broadcast at the head
     and is served apart until the stream passes its floor."""
-    async with serve(api_settings(settings), "httptools") as api, api.client() as client:
+    async with serve(api_settings(settings), "deployed") as api, api.client() as client:
         svc = api.services
         task_id = await submit(client)  # seq 1: queued
         await run_worker(svc.store, task_id, tokens(3))  # seqs 2-4 (the attempt's own events aside)
@@ -122,13 +125,14 @@ async def test_a_starting_after_beyond_the_head_hides_live_events_up_to_it(
         assert [f.json["seq"] for f in whole] == [e["seq"] for e in stored]
 
 
+@pytest.mark.parametrize("http", ["deployed", "httptools"])
 async def test_a_slow_client_leaves_the_broadcast_and_catches_up_without_loss(
-    settings: StreamsSettings, redis: Any
+    settings: StreamsSettings, redis: Any, http: str
 ) -> None:
     """A client that stops reading fills its socket and its transport: it leaves the
     broadcast (the others go on), and once it reads again it gets every event, seqs dense."""
     config = api_settings(settings, sse_slow_client_s=60.0)
-    async with serve(config, "httptools") as api, api.client() as client:
+    async with serve(config, http) as api, api.client() as client:
         svc = api.services
         task_id = await submit(client)
         path = f"/v1/tasks/{task_id}/events?mode=all"
@@ -160,7 +164,7 @@ async def test_a_burst_of_connections_all_join_without_error(settings: StreamsSe
     """Many clients connecting at once on a few tasks (the bench runs 1,000): every one gets
     its whole stream; one hub subscription per task."""
     clients, tasks = 120, 4
-    async with serve(api_settings(settings), "httptools") as api:
+    async with serve(api_settings(settings), "deployed") as api:
         limits = httpx.Limits(max_connections=clients + 10)
         async with httpx.AsyncClient(base_url=api.url, headers=ALICE, timeout=60.0, limits=limits) as client:
             svc = api.services
