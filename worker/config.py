@@ -52,7 +52,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("AGENTSTREAM_FEED_MAXLEN", "approximate cap of the task feed (default 100000)"),
     ("AGENTSTREAM_REDIS_TIMEOUT_S", "socket timeout of Redis commands (default 5)"),
     ("AGENTSTREAM_BLOCK_MS", "how long one blocking read waits before it is re-issued (default 5000)"),
-    ("AGENTSTREAM_FLUSH_LINGER_MS", "wait for other tasks' tokens before a busy Redis write (default 2)"),
+    ("AGENTSTREAM_FLUSH_LINGER_MS", "wait for other tasks' tokens before a busy Redis write (default 0)"),
     ("AGENTSTREAM_QUEUE", "arq queue name, the same on API and workers (default <prefix>:queue)"),
     ("AGENTSTREAM_QUEUE_URL", "Redis of the queue and the leases, if not REDIS_URL (not a Cluster)"),
     ("AGENTSTREAM_APP", "the application to serve, as module:attr (default: the built-in agents)"),

@@ -310,7 +310,7 @@ async def test_one_task_alone_is_never_held_back_however_fast_it_writes(
 
 
 def test_the_flush_linger_is_read_from_the_environment_and_checked() -> None:
-    assert StreamsSettings.from_env({"AGENTSTREAM_FLUSH_LINGER_MS": "0"}).flush_linger_ms == 0
-    assert StreamsSettings.from_env({}).flush_linger_ms == 2.0
+    assert StreamsSettings.from_env({"AGENTSTREAM_FLUSH_LINGER_MS": "2"}).flush_linger_ms == 2.0
+    assert StreamsSettings.from_env({}).flush_linger_ms == 0.0
     with pytest.raises(UsageError, match="flush_linger_ms must be between 0 and 100"):
         StreamsSettings(flush_linger_ms=500)
