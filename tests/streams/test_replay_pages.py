@@ -19,12 +19,13 @@ from agentstream.streams import EventFilter, Reader, StreamsSettings, TaskStore
 from agentstream.streams.codec import decode_entries, decode_entry, encode
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
-#: holds the server for ~0.3 s (a script runs alone), so a request sent meanwhile waits
+#: holds the server for ~1 s (a script runs alone), so a request sent meanwhile waits: long
+#: enough for a descheduled test process on a busy box to see it waiting
 BUSY = """
 local t0 = redis.call('TIME')
 repeat
   local t = redis.call('TIME')
-until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 300000
+until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1000000
 return 1
 """
 
@@ -126,7 +127,10 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
                 seen.append(item)
 
     reading = asyncio.create_task(drain())
-    await asyncio.sleep(0.05)
+    for _ in range(80):  # page 3 is read; the request for page 4 waits behind the script
+        if len(seen) == 30:
+            break
+        await asyncio.sleep(0.01)
     assert not reading.done() and len(seen) == 30  # stuck on page 4
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
