@@ -51,8 +51,9 @@ def lent(redis: Any) -> set[Any]:
 
 async def assert_pool_clean(redis: Any, lent_before: set[Any]) -> None:
     """No connection the replay took is still lent out, and none holds a reply meant for
-    another command (each of many concurrent ECHOs gets its own answer)."""
-    assert lent(redis) == lent_before
+    another command (each of many concurrent ECHOs gets its own answer). A connection lent
+    before may have come back meanwhile (the writer's flusher lets its own go after 1 s)."""
+    assert lent(redis) <= lent_before
     said = [f"echo-{i}" for i in range(12)]
     assert await asyncio.gather(*(redis.echo(word) for word in said)) == said
 
