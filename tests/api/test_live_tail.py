@@ -223,7 +223,7 @@ async def test_another_middleware_sees_live_tails_through_the_route(
 async def test_tails_set_up_at_most_as_many_at_once_as_redis_has_connections() -> None:
     """The others wait their turn as long as for a pooled connection, then fail as that
     wait does (answered 503 by the app's handler for Redis errors)."""
-    streams = SimpleNamespace(max_connections=2, command_timeout_s=0.2)
+    streams = SimpleNamespace(max_connections=2, command_timeout_s=1.0)  # a margin for a busy box
     svc: Any = SimpleNamespace(settings=SimpleNamespace(streams=streams))
     tail = LiveTail({})
     first, second = await tail._turn(svc), await tail._turn(svc)
