@@ -91,8 +91,9 @@ def last_user_text(run: RunAgentInput) -> str:
 
 def context_text(run: RunAgentInput) -> str | None:
     """The run's ``context`` entries (what the frontend shares, e.g. CopilotKit's readables)
-    as the agent's instructions for this task: one ``description: value`` line each."""
-    return "\n".join(f"{item.description}: {item.value}" for item in run.context) or None
+    as the agent's instructions for this task: one ``description: value`` line each. A
+    body that leaves ``context`` out has none (the model gives ``None``, not ``[]``)."""
+    return "\n".join(f"{item.description}: {item.value}" for item in run.context or ()) or None
 
 
 def task_for_run(run: RunAgentInput) -> SubmitTask:

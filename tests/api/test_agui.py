@@ -526,3 +526,18 @@ async def test_bad_ag_ui_requests_are_400(
     response = await alice.get(url(task_id), params=params, headers=headers)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_a_run_that_leaves_context_and_tools_out_becomes_a_task_without_instructions() -> None:
+    """Found by the schema fuzzer: ``context`` and ``tools`` may be absent (the model gives
+    ``None``), which made the route answer 500."""
+    from ag_ui.core import RunAgentInput
+
+    from agentstream.api.routes.agui import context_text, task_for_run
+
+    run = RunAgentInput.model_validate(
+        {"threadId": "th", "runId": "run-1", "messages": [{"id": "m", "role": "user", "content": "hi"}]}
+    )
+    assert run.context is None and run.tools is None
+    assert context_text(run) is None
+    assert task_for_run(run).input == "hi"
