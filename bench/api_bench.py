@@ -49,6 +49,7 @@ from bench.procs import (
     rss_kb,
     spawn,
     stop_child,
+    wait_healthy,
 )
 from bench.sse_load import PREFIX, raise_nofile
 from tests.redis_server import free_port, redis_node
@@ -91,14 +92,7 @@ async def api_process(url: str, extra_env: dict[str, str] | None = None) -> Asyn
     proc = await spawn("-c", code, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the API process exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
+        await wait_healthy(base, proc)
         yield base, proc.pid
     finally:
         await stop_child(proc)

@@ -33,11 +33,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from redis.asyncio import Redis
 
 from bench import api_bench, profile, provenance, sse_load
-from bench.procs import read_line, rss_kb, spawn, stop_child
+from bench.procs import read_line, rss_kb, spawn, stop_child, wait_healthy
 from tests.redis_server import free_port, redis_node
 
 RESULTS = Path(__file__).parent / "results"
@@ -164,14 +163,7 @@ async def api_process(url: str) -> AsyncIterator[tuple[str, int]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the API process exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
+        await wait_healthy(base, proc)
         yield base, proc.pid
     finally:
         await stop_child(proc)

@@ -89,3 +89,17 @@ def api_redis_sockets(pid: int, redis_port: int) -> int:
             if int(cols[2].rsplit(":", 1)[1], 16) == redis_port and cols[9] in inodes:
                 count += 1
     return count
+
+
+async def wait_healthy(base: str, proc: asyncio.subprocess.Process, timeout_s: float = 30) -> None:
+    """Wait until the API at ``base`` answers ``/healthz`` (its process exiting first raises)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http, asyncio.timeout(timeout_s):
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            if proc.returncode is not None:
+                raise RuntimeError(f"the API process exited with {proc.returncode}")
+            await asyncio.sleep(0.1)
