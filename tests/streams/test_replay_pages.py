@@ -19,15 +19,10 @@ from agentstream.streams import EventFilter, Reader, StreamsSettings, TaskStore
 from agentstream.streams.codec import decode_entries, decode_entry, encode
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
-#: holds the server for ~1 s (a script runs alone), so a request sent meanwhile waits: long
-#: enough for a descheduled test process on a busy box to see it waiting
-BUSY = """
-local t0 = redis.call('TIME')
-repeat
-  local t = redis.call('TIME')
-until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1000000
-return 1
-"""
+#: how long the server holds every client's commands (CLIENT PAUSE): its reply comes once the
+#: pause is in effect, so a request sent after it waits, however slow the box; long enough for
+#: a descheduled test process to see the request waiting
+PAUSE_MS = 3000
 
 
 async def finished_task(store: TaskStore, n: int) -> str:
@@ -119,8 +114,10 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
     await asyncio.gather(*(redis.ping() for _ in range(6)))
     replay = paged(redis, settings, 10).replay(task_id)
     seen = [await anext(replay) for _ in range(15)]  # page 3 asked for with page 2 in hand
-    busy = asyncio.create_task(redis.eval(BUSY, 0))
-    await asyncio.sleep(0.05)  # page 3 is in; the script runs: page 4, asked for next, waits
+    (page3,) = asyncio.all_tasks() - before
+    await asyncio.wait([page3], timeout=10)  # page 3 is in (not taken: the replay takes it)
+    assert page3.done()
+    await redis.execute_command("CLIENT", "PAUSE", PAUSE_MS, "ALL")  # from here a request waits
 
     async def drain() -> None:
         async with contextlib.aclosing(replay):
@@ -128,7 +125,7 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
                 seen.append(item)
 
     reading = asyncio.create_task(drain())
-    for _ in range(80):  # page 3 is read; the request for page 4 waits behind the script
+    for _ in range(200):  # page 3 is read; the request for page 4 waits for the pause to end
         if len(seen) == 30:
             break
         await asyncio.sleep(0.01)
@@ -137,9 +134,8 @@ async def test_a_replay_cancelled_while_its_next_page_is_in_flight_raises_and_cl
     with pytest.raises(asyncio.CancelledError):
         await reading
     assert reading.cancelled()
-    await busy
     assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
-    await assert_pool_clean(redis, lent_before)
+    await assert_pool_clean(redis, lent_before)  # its echoes wait for the pause to end
 
 
 async def test_an_error_on_a_page_read_ahead_reaches_the_reader_at_that_page(
@@ -150,7 +146,9 @@ async def test_an_error_on_a_page_read_ahead_reaches_the_reader_at_that_page(
     before = asyncio.all_tasks()
     replay = paged(redis, settings, 10).replay(task_id)
     seen = [await anext(replay) for _ in range(15)]  # page 3 is asked for already
-    await asyncio.sleep(0.2)  # and answered, before the stream goes
+    (page3,) = asyncio.all_tasks() - before
+    await asyncio.wait([page3], timeout=10)  # and answered, before the stream goes
+    assert page3.done()
     key = settings.keys.events(task_id)
     await redis.delete(key)
     await redis.set(key, "not a stream")  # the request for page 4 finds this
