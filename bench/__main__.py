@@ -7,7 +7,7 @@ resumable-stream), memory, CLI start-up and scale (2 workers + 2 APIs on a 3-nod
 benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
 plots under ``bench/results/``). Each bench prints its table and writes its JSON under
 ``bench/results/``; a bench that fails is reported and the others still run. The baselines,
-fan-out and real-pace benches run with ``--profile`` (py-spy), so that a missed ratio keeps
+fan-out and worker benches (throughput and real pace) run with ``--profile`` (py-spy), so that a missed ratio keeps
 its profile in RESULTS.md.
 """
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "api": lambda: api_bench.main(quick),
         "fanout": lambda: fanout_bench.main([*quick, "--profile"]),
         "worker": lambda: run_both(
-            lambda: worker_bench.main(quick), lambda: worker_pace.main([*quick, "--profile"])
+            lambda: worker_bench.main([*quick, "--profile"]), lambda: worker_pace.main([*quick, "--profile"])
         ),
         "latency": lambda: latency_bench.main(quick),
         "groups": lambda: groups_peer_bench.main(quick),
