@@ -1,8 +1,8 @@
 """``python -m bench [streams|baselines|api|fanout|worker|latency|groups|resume|memory|cli|scale|report|all] [--quick]``.
 
 ``all`` runs the streams core with modest sizes, the honest baselines (hand-packed RESP,
-fence-free Lua, XRANGE floor), then the API, the fan-out floor, the worker (throughput and
-at real pace), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel's
+fence-free Lua, XRANGE floor), then the API, the fan-out floor, the worker (throughput,
+at real pace, model client CPU per request), latency-matrix, consumer-group (vs FastStream), resume (vs Vercel's
 resumable-stream), memory, CLI start-up and scale (2 workers + 2 APIs on a 3-node cluster)
 benches at their defaults, then ``bench.report`` (``bench/RESULTS.md`` and PNG
 plots under ``bench/results/``). Each bench prints its table and writes its JSON under
@@ -27,6 +27,7 @@ from bench import (
     groups_peer_bench,
     latency_bench,
     memory_bench,
+    model_request_bench,
     report,
     resume_peer_bench,
     scale_bench,
@@ -73,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         "api": lambda: api_bench.main(quick),
         "fanout": lambda: fanout_bench.main([*quick, "--profile"]),
         "worker": lambda: run_both(
-            lambda: worker_bench.main([*quick, "--profile"]), lambda: worker_pace.main([*quick, "--profile"])
+            lambda: worker_bench.main([*quick, "--profile"]),
+            lambda: run_both(
+                lambda: worker_pace.main([*quick, "--profile"]), lambda: model_request_bench.main(quick)
+            ),
         ),
         "latency": lambda: latency_bench.main(quick),
         "groups": lambda: groups_peer_bench.main(quick),

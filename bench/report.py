@@ -343,10 +343,28 @@ def memory_md(d: dict[str, Any]) -> list[str]:
             md_table(HEAD, memory_section(d)), "", "![memory](results/memory.png)", ""]  # fmt: skip
 
 
+def model_request_md(d: dict[str, Any]) -> list[str]:
+    rows = [
+        (name, honest.spread(r["sdk_create_cpu_us"], 0, ""), honest.spread(r["agentstream_cpu_us"], 0, ""),
+         honest.spread(r["ratio"]))
+        for name, r in d["prompts"].items()
+    ]  # fmt: skip
+    return [
+        "## Model client CPU per request (`bench/model_request_bench.py`)", "", honest.provenance(d), "",
+        f"CPU of the worker's process per streamed model turn (a one-token answer from a loopback server in its own "
+        f"process), {d['requests']} requests per client per round, {d['rounds']} rounds interleaved; median (min-max), "
+        "the ratio paired within each round. SDK create: `chat.completions.with_streaming_response.create` with every "
+        "field as an argument, which the SDK walks against its TypedDicts in Python on each call (what the client did "
+        "before); agentstream: `OpenAIClient.stream_chat`, which passes the history, tools and options as `extra_body`. "
+        "Both through the SDK's aiohttp transport.", "",
+        *honest.md(("prompt", "SDK create, us", "agentstream, us", "agentstream / SDK"), rows), "",
+    ]  # fmt: skip
+
+
 #: every section in document order: the JSON it renders and how
 SECTIONS: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
     ("streams", streams_md), ("baselines", honest.baselines), ("api", api_md), ("fanout", honest.fanout),
-    ("worker", worker_md), ("worker_pace", honest.pace), ("scale", honest.scale), ("latency", latency_md),
+    ("worker", worker_md), ("worker_pace", honest.pace), ("model_request", model_request_md), ("scale", honest.scale), ("latency", latency_md),
     ("groups", groups_md), ("resume", resume_md), ("memory", memory_md),
 ]  # fmt: skip
 
