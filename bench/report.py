@@ -173,6 +173,13 @@ def worker_section(d: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
          f"{sp(sm['adds_p99_ms'], 3, '')} ms added", f"<= +{t.get('worker_adds_p99_ms_max', 1.0):g} ms", met(ok["latency"])),
         ("tasks that never ended (all rounds)", "", str(sm["never_ended"]), "", "0", met(ok["ended"])),
     ]  # fmt: skip
+    if "worker_to_redis_p50_ms" in sm:  # where the added latency is: before Redis, or after it
+        rows[4:4] = [
+            ("token -> Redis p50 ms (entry id: 1 ms resolution, truncated)", sp(sm["writer_to_redis_p50_ms"], 3, ""),
+             sp(sm["worker_to_redis_p50_ms"], 3, ""), "", "", ""),
+            ("token -> Redis p99 ms (entry id: 1 ms resolution, truncated)", sp(sm["writer_to_redis_p99_ms"], 3, ""),
+             sp(sm["worker_to_redis_p99_ms"], 3, ""), "", "", ""),
+        ]  # fmt: skip
     return rows, {"worker vs bare writer": sm["ratio_throughput"]["median"]}
 
 

@@ -247,8 +247,9 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
     results: dict[str, Any] = {}
     async with worker_stack(max(tasks, lat_tasks)) as (redis, settings, pool, model_pid, worker):
         async with worker:
-            # one small warm-up batch: connections, imports, the model's first reply
-            await worker_throughput(redis, settings, pool, model_pid, 4, 10)
+            # warm-up at the run's concurrency: imports, the model's first reply, and the
+            # connections (HTTP to the model, Redis) a worker running this many tasks keeps
+            await worker_throughput(redis, settings, pool, model_pid, tasks, 2)
             results["throughput_worker"] = await worker_throughput(
                 redis, settings, pool, model_pid, tasks, tokens
             )
@@ -290,7 +291,7 @@ async def profiled_throughput(tasks: int, tokens: int) -> dict[str, Any]:
     """py-spy samples of this process over one more throughput run, after the measured
     rounds (the sampler's own CPU competes on this box, so no measured figure comes from it)."""
     async with worker_stack(tasks) as (redis, settings, pool, model_pid, worker), worker:
-        await worker_throughput(redis, settings, pool, model_pid, 4, 10)
+        await worker_throughput(redis, settings, pool, model_pid, tasks, 2)
         sampling = await profile.start(os.getpid())
         await worker_throughput(redis, settings, pool, model_pid, tasks, tokens)
         return await profile.finish(sampling)
@@ -319,6 +320,10 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "writer_p50_ms": pick(lambda r: r["latency_writer"]["p50_ms"]),
         "worker_p99_ms": pick(lambda r: r["latency_worker"]["p99_ms"]),
         "writer_p99_ms": pick(lambda r: r["latency_writer"]["p99_ms"]),
+        "worker_to_redis_p50_ms": pick(lambda r: r["latency_worker"]["to_redis_ms_resolution"]["p50_ms"]),
+        "writer_to_redis_p50_ms": pick(lambda r: r["latency_writer"]["to_redis_ms_resolution"]["p50_ms"]),
+        "worker_to_redis_p99_ms": pick(lambda r: r["latency_worker"]["to_redis_ms_resolution"]["p99_ms"]),
+        "writer_to_redis_p99_ms": pick(lambda r: r["latency_writer"]["to_redis_ms_resolution"]["p99_ms"]),
         "adds_p50_ms": pick(lambda r: r["worker_adds_p50_ms"]),
         "adds_p99_ms": pick(lambda r: r["worker_adds_p99_ms"]),
         "never_ended": sum(len(r["throughput_worker"]["never_ended"]) for r in runs),

@@ -35,9 +35,10 @@ RESULTS = Path(__file__).parent / "results"
 TARGET_CPU_US_PER_EVENT = 150.0
 
 
-async def warm_up(redis: Any, settings: StreamsSettings, pool: ArqRedis) -> None:
-    """Two short tasks first: connections, imports, the model's first reply."""
-    ids = await wc.create_tasks(TaskStore(redis, settings), 2, wc.prompt(5))
+async def warm_up(redis: Any, settings: StreamsSettings, pool: ArqRedis, tasks: int) -> None:
+    """Short tasks first, as many as the run's: imports, the model's first reply, and the
+    connections (HTTP to the model, Redis) a worker running this many tasks keeps."""
+    ids = await wc.create_tasks(TaskStore(redis, settings), tasks, wc.prompt(5))
     after = await wc.feed_position(redis, settings)
     for task_id in ids:
         await enqueue_task(pool, task_id)
@@ -121,7 +122,7 @@ async def run(tasks: int, tokens: int, slow_ms: int, with_profile: bool = False)
     async with wc.worker_stack(tasks, poll_delay_s=WorkerConfig().poll_delay_s) as stack:
         redis, settings, pool, model_pid, worker_running = stack
         async with worker_running:
-            await warm_up(redis, settings, pool)
+            await warm_up(redis, settings, pool, tasks)
             sampling = await profile.start(os.getpid()) if with_profile else None
             worker = await worker_at_pace(redis, settings, pool, model_pid, tasks, tokens, slow_ms)
             if sampling is not None:
