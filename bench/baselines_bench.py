@@ -331,6 +331,12 @@ def replay_runs(
             count += 1
         return count
 
+    async def reader_replay_pages() -> int:
+        count = 0
+        async for page in reader.replay_pages(task_id):
+            count += len(page)
+        return count
+
     return {
         "lists_bytes_protocol": lists_bytes_protocol,
         "lists_str_protocol": lists_str_protocol,
@@ -339,6 +345,7 @@ def replay_runs(
         "lists_bytes_held_conn": lists_bytes_held_conn,
         "xrange_redis_py": xrange_redis_py,
         "reader_replay": reader_replay,
+        "reader_replay_pages": reader_replay_pages,
     }
 
 
@@ -403,7 +410,12 @@ async def run(
             if "replay" in parts:
                 task_id = await finished_task(TaskStore(redis, settings), replay_events)
                 replays = replay_runs(redis, settings, task_id)
-                replay = summarise(await rounds(redis, replays, n_rounds), "reader_replay")
+                replay_rounds = await rounds(redis, replays, n_rounds)
+                replay = summarise(replay_rounds, "reader_replay")
+                # the same events a page at a time (Reader.replay_pages), against every column
+                replay["pages_ratios_over"] = summarise(replay_rounds, "reader_replay_pages")[
+                    "ratios_ours_over"
+                ]
                 best = max(REPLAY_FLOORS, key=lambda k: replay["columns"][k]["per_s"]["median"])
                 out |= {"replay": replay, "best_lists_reader": best}
                 if with_profile:
@@ -444,6 +456,8 @@ def table(results: dict[str, Any]) -> str:
             f"\nreplay target judged against the best parsed-lists reader of this run ({best}): "
             f"ours {fmt_spread(ratio)}, target >= {target:g}x: {'met' if ratio['median'] >= target else 'missed'}"
         )
+        pages = results["replay"]["pages_ratios_over"][best]["per_s"]
+        lines.append(f"Reader.replay_pages (a page at a time) against it: {fmt_spread(pages)}")
     return "\n".join(lines)
 
 

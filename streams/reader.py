@@ -382,25 +382,32 @@ class Reader:
         self, task_id: str, after: str = "0", filter: EventFilter | None = None
     ) -> AsyncIterator[Item]:
         """Every stored event after ``after`` (``"0"``: from the start), then stop."""
+        pages = self.replay_pages(task_id, after, filter)
+        async with contextlib.aclosing(pages):  # type: ignore[type-var]
+            async for page in pages:
+                for item in page:
+                    yield item
+
+    async def replay_pages(
+        self, task_id: str, after: str = "0", filter: EventFilter | None = None
+    ) -> AsyncIterator[list[Item]]:
+        """:meth:`replay` a page at a time: the events of each XRANGE page that pass
+        ``filter`` (a page may be empty when the filter takes none of its events; ``gap``
+        markers lead the first), for a reader that works on batches (an export, a page of
+        the API), which then pays no per-event step of an async generator. The next page
+        is read while the caller works through this one."""
         flt = filter or _ALL
+        everything = flt.passes_everything
         start = await self._start(task_id, after)
         after, items, full = start.after, start.items, start.full
         for cursor, event in items:
-            if flt.matches(event):
-                yield cursor, event
             after = cursor if event["type"] != "gap" else after
+        yield items if everything else [item for item in items if flt.matches(item[1])]
         if not full:
             return
-        everything = flt.passes_everything
         async with contextlib.aclosing(self._pages(task_id, after, ahead=True)) as pages:  # type: ignore[type-var]
             async for page in pages:
-                if everything:
-                    for item in page:
-                        yield item
-                else:
-                    for item in page:
-                        if flt.matches(item[1]):
-                            yield item
+                yield page if everything else [item for item in page if flt.matches(item[1])]
 
     async def follow(self, task_id: str, after: str = "0", filter: EventFilter | None = None) -> Follow:
         """Start a :class:`Follow` of ``task_id`` after ``after`` (``"$"``: new events only):

@@ -69,6 +69,38 @@ async def test_pages_read_ahead_give_the_same_events_at_any_page_size(
     await assert_pool_clean(redis, lent_before)
 
 
+async def test_replay_pages_give_replays_events_a_page_at_a_time(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    task_id = await finished_task(store, 95)
+    lent_before = lent(redis)
+    core = EventFilter.parse("core")
+    for size in (1, 10, 97, 98, 1000):
+        reader = paged(redis, settings, size)
+        for after, flt in (("0", None), ("0", core), ("1-0", None)):
+            pages = [page async for page in reader.replay_pages(task_id, after, flt)]
+            items = await collect(reader.replay(task_id, after, flt))
+            assert [i for page in pages for i in page] == items
+            assert all(len(page) <= size for page in pages)
+            if flt is None:  # a page of the stream each, none empty
+                assert len(pages) == -(-len(items) // size) and all(pages)
+    await assert_pool_clean(redis, lent_before)
+
+
+async def test_replay_pages_closed_early_leave_no_task_and_no_reply_behind(
+    store: TaskStore, redis: Any, settings: StreamsSettings
+) -> None:
+    task_id = await finished_task(store, 95)
+    lent_before = lent(redis)
+    before = asyncio.all_tasks()
+    pages = paged(redis, settings, 10).replay_pages(task_id)
+    assert [len(await anext(pages)) for _ in range(2)] == [10, 10]  # page 3 asked for
+    assert len(asyncio.all_tasks() - before) == 1
+    await pages.aclose()
+    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
+    await assert_pool_clean(redis, lent_before)
+
+
 async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
     return [item async for item in aiter]
 
