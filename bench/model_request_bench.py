@@ -1,7 +1,7 @@
 """CPU the model client spends per request before the first token (issue 14, the worker).
 
 Run: ``python -m bench.model_request_bench [--requests 200] [--rounds 5]``. A loopback HTTP
-server in a child process answers every ``/chat/completions`` with a one-token SSE stream;
+server in a child process (``agentstream.worker.scripted.recording``) answers every ``/chat/completions`` with a one-token SSE stream;
 this process streams ``--requests`` turns through two clients, interleaved over the
 rounds, for a short prompt (2 messages) and an agent's history (31 messages: 15 tool calls
 and their results, 5 tools):
@@ -24,7 +24,6 @@ import asyncio
 import functools
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,40 +35,6 @@ from bench import provenance
 from bench.procs import read_line, spawn, stop_child
 
 RESULTS = Path(__file__).parent / "results"
-SSE = (
-    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
-    b'"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
-    b"data: [DONE]\n\n"
-)
-REPLY = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (
-    len(SSE),
-    SSE,
-)
-
-
-async def serve() -> None:
-    """Child process: answer every request with the one-token stream; print the port."""
-
-    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                writer.write(REPLY)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(one, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.to_thread(sys.stdin.read)  # until the parent closes stdin
 
 
 def history(turns: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -129,7 +94,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 async def run(requests: int, rounds: int) -> dict[str, Any]:
-    proc = await spawn("-c", "import asyncio, bench.model_request_bench as b; asyncio.run(b.serve())")
+    proc = await spawn("-m", "agentstream.worker.scripted.recording")
     try:
         base_url = f"http://127.0.0.1:{int(await read_line(proc, 20))}/v1"
         settings = ModelSettings(base_url=base_url, model="m", max_retries=0)

@@ -87,20 +87,6 @@ async def test_replay_pages_give_replays_events_a_page_at_a_time(
     await assert_pool_clean(redis, lent_before)
 
 
-async def test_replay_pages_closed_early_leave_no_task_and_no_reply_behind(
-    store: TaskStore, redis: Any, settings: StreamsSettings
-) -> None:
-    task_id = await finished_task(store, 95)
-    lent_before = lent(redis)
-    before = asyncio.all_tasks()
-    pages = paged(redis, settings, 10).replay_pages(task_id)
-    assert [len(await anext(pages)) for _ in range(2)] == [10, 10]  # page 3 asked for
-    assert len(asyncio.all_tasks() - before) == 1
-    await pages.aclose()
-    assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
-    await assert_pool_clean(redis, lent_before)
-
-
 async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
     return [item async for item in aiter]
 
@@ -121,18 +107,24 @@ async def test_a_replay_stopping_within_its_first_page_reads_nothing_ahead(
     assert await xranges(redis) - calls == 2  # the first page and the oldest entry, no more
 
 
+@pytest.mark.parametrize("by_page", [False, True], ids=["replay", "replay_pages"])
 async def test_a_replay_closed_early_leaves_no_task_and_no_reply_behind(
-    store: TaskStore, redis: Any, settings: StreamsSettings
+    store: TaskStore, redis: Any, settings: StreamsSettings, by_page: bool
 ) -> None:
     task_id = await finished_task(store, 95)
     lent_before = lent(redis)
     before = asyncio.all_tasks()
-    replay = paged(redis, settings, 10).replay(task_id)
-    seen = [await anext(replay) for _ in range(15)]  # page 2 in hand, page 3 asked for
+    reader = paged(redis, settings, 10)
+    if by_page:
+        replay: Any = reader.replay_pages(task_id)
+        seen = [item for _ in range(2) for item in await anext(replay)]  # page 3 asked for
+    else:
+        replay = reader.replay(task_id)
+        seen = [await anext(replay) for _ in range(15)]  # page 2 in hand, page 3 asked for
     assert len(asyncio.all_tasks() - before) == 1  # the request in flight
     await replay.aclose()
     assert not asyncio.all_tasks() - before  # (the writer's flusher may end meanwhile)
-    assert [e["seq"] for _, e in seen] == list(range(1, 16))
+    assert [e["seq"] for _, e in seen] == list(range(1, len(seen) + 1))
     await assert_pool_clean(redis, lent_before)
 
 

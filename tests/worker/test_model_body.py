@@ -4,7 +4,6 @@ SDK's own ``chat.completions.create`` sends for the same request, on both transp
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,57 +12,7 @@ import openai
 import pytest
 
 from agentstream.worker.model import ModelSettings, OpenAIClient
-
-SSE = (
-    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
-    b'"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
-    b"data: [DONE]\n\n"
-)
-
-
-class CaptureServer:
-    """An HTTP/1.1 server on loopback that keeps each request's JSON body and answers
-    every request with a one-token SSE stream."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self._server: asyncio.Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
-
-    async def __aenter__(self) -> CaptureServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                self.bodies.append(json.loads(await reader.readexactly(length)))
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                    + f"content-length: {len(SSE)}\r\n\r\n".encode()
-                    + SSE
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
+from agentstream.worker.scripted.recording import RecordingServer
 
 TOOLS = [
     {
@@ -112,8 +61,8 @@ OPTIONS: dict[str, Any] = {
 
 
 @pytest.fixture
-async def capture() -> AsyncIterator[CaptureServer]:
-    async with CaptureServer() as server:
+async def capture() -> AsyncIterator[RecordingServer]:
+    async with RecordingServer() as server:
         yield server
 
 
@@ -122,7 +71,7 @@ async def capture() -> AsyncIterator[CaptureServer]:
     ("tools", "options"), [(None, None), (TOOLS, None), (TOOLS, OPTIONS)], ids=["plain", "tools", "options"]
 )
 async def test_the_body_is_the_one_the_sdks_create_sends(
-    capture: CaptureServer, http: str, tools: list[dict[str, Any]] | None, options: dict[str, Any] | None
+    capture: RecordingServer, http: str, tools: list[dict[str, Any]] | None, options: dict[str, Any] | None
 ) -> None:
     settings = ModelSettings(base_url=capture.base_url, model="m", http=http, max_retries=0)
     async with OpenAIClient(settings) as client:
@@ -144,7 +93,7 @@ async def test_the_body_is_the_one_the_sdks_create_sends(
     assert ours["messages"] == HISTORY  # and both are what the agent built
 
 
-async def test_a_request_does_not_change_the_callers_history_or_options(capture: CaptureServer) -> None:
+async def test_a_request_does_not_change_the_callers_history_or_options(capture: RecordingServer) -> None:
     settings = ModelSettings(base_url=capture.base_url, model="m", max_retries=0)
     history, options = json.loads(json.dumps(HISTORY)), dict(OPTIONS)
     async with OpenAIClient(settings) as client:
