@@ -167,6 +167,9 @@ def worker_section(d: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
         ("client CPU us/event", sp(sm["writer_cpu_us_per_event"], 1, ""), sp(sm["worker_cpu_us_per_event"], 1, ""),
          sp(sm["ratio_cpu"]), f"<= {t.get('cpu_ratio_max', 1.5):g}x", met(ok["cpu"])),
         ("model server CPU us/event (own process)", "", sp(sm["model_server_cpu_us_per_event"], 1, ""), "", "", ""),
+        *([("worker CPU split: per task us / per token event us (share of per-task)", "",
+            f"{sp(sm['per_task_us'], 0, '')} / {sp(sm['per_token_event_us'], 1, '')} "
+            f"({sp(sm['per_task_share'], 2, '')})", "", "", "")] if "per_task_us" in sm else []),
         ("token -> tail p50 ms", sp(sm["writer_p50_ms"], 3, ""), sp(sm["worker_p50_ms"], 3, ""),
          f"{sp(sm['adds_p50_ms'], 3, '')} ms added", "", ""),
         ("token -> tail p99 ms", sp(sm["writer_p99_ms"], 3, ""), sp(sm["worker_p99_ms"], 3, ""),

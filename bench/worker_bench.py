@@ -72,6 +72,9 @@ MEANING = {
     "events / wall time from the first enqueue to the last `ended` entry in the task feed; cpu_us_per_item = "
     "this process's CPU (worker + the bench's enqueue/feed loop) per event; model_server/redis CPU per event "
     "are those processes' CPU over the same window",
+    "throughput_worker_short": "the same tasks with [tokens:2], right after, on the same worker",
+    "split": "the worker's CPU as a cost per task plus one per token event, solved from the two runs "
+    "(per_task_share: the per-task part of the long run's CPU)",
     "throughput_writer_interleaved": "TaskStore.writer alone, same task count and events, each task yielding "
     "to the loop after each append (one event per wake-up, as a worker's tasks)",
     "throughput_writer_burst": "the same without yielding: every task appends all its events at once, so "
@@ -253,6 +256,10 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
             results["throughput_worker"] = await worker_throughput(
                 redis, settings, pool, model_pid, tasks, tokens
             )
+            # the same tasks with 2 tokens each: what a task costs apart from its tokens
+            results["throughput_worker_short"] = await worker_throughput(
+                redis, settings, pool, model_pid, tasks, 2
+            )
             results["latency_worker"] = await worker_latency(
                 redis, settings, pool, lat_tasks, lat_tokens, slow_ms
             )
@@ -272,6 +279,7 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
         "worker_vs_writer_burst_throughput": tw["per_s"] / wb["per_s"],
         "worker_vs_writer_interleaved_cpu": tw["cpu_us_per_item"] / wi["cpu_us_per_item"],
     }
+    results["split"] = cost_split(tw, results["throughput_worker_short"])
     results["worker_adds_p99_ms"] = lw["p99_ms"] - lb["p99_ms"]
     results["worker_adds_p50_ms"] = lw["p50_ms"] - lb["p50_ms"]
     results["target"] = TARGET
@@ -285,6 +293,20 @@ async def run(tasks: int, tokens: int, lat_tasks: int, lat_tokens: int, slow_ms:
     }
     results["machine"] = machine()
     return results
+
+
+def cost_split(long: dict[str, Any], short: dict[str, Any]) -> dict[str, float]:
+    """The worker's CPU split into a cost per task and one per token, from two runs of the
+    same tasks that differ only in their token count (events counted the same way)."""
+    cpu_long = long["cpu_us_per_item"] * long["events"]
+    cpu_short = short["cpu_us_per_item"] * short["events"]
+    per_event = (cpu_long - cpu_short) / (long["events"] - short["events"])
+    per_task = (cpu_short - per_event * short["events"]) / short["tasks"]
+    return {
+        "per_task_us": per_task,
+        "per_token_event_us": per_event,
+        "per_task_share": per_task * long["tasks"] / cpu_long,
+    }
 
 
 async def profiled_throughput(tasks: int, tokens: int) -> dict[str, Any]:
@@ -326,6 +348,9 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "writer_to_redis_p99_ms": pick(lambda r: r["latency_writer"]["to_redis_ms_resolution"]["p99_ms"]),
         "adds_p50_ms": pick(lambda r: r["worker_adds_p50_ms"]),
         "adds_p99_ms": pick(lambda r: r["worker_adds_p99_ms"]),
+        "per_task_us": pick(lambda r: r["split"]["per_task_us"]),
+        "per_token_event_us": pick(lambda r: r["split"]["per_token_event_us"]),
+        "per_task_share": pick(lambda r: r["split"]["per_task_share"]),
         "never_ended": sum(len(r["throughput_worker"]["never_ended"]) for r in runs),
     }
     out["met"] = {
