@@ -53,8 +53,39 @@ async def start(pid: int, seconds: float | None = None, rate: int = 200) -> Samp
     return Sampling(proc, out)
 
 
-async def finish(sampling: Sampling, timeout_s: float = 60) -> dict[str, Any]:
-    """Stop the sampler (SIGINT: py-spy then writes what it has) and summarise it."""
+#: a category of samples: its name, the leaf frames (innermost) and the frames anywhere on
+#: the stack that put a sample in it (prefixes of "function (file)"; the first rule wins)
+Rule = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def categorise(raw: str, rules: list[Rule]) -> dict[str, float]:
+    """Each rule's share of the samples in percent (the first matching rule takes a
+    sample; the rest is "other")."""
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        name = next(
+            (
+                name
+                for name, leaves, anywhere in rules
+                if frames[-1].startswith(leaves) or any(f.startswith(anywhere) for f in frames)
+            ),
+            "other",
+        )
+        counts[name] += int(count)
+    total = sum(counts.values())
+    order = [name for name, _, _ in rules] + ["other"]
+    return {name: round(100 * counts[name] / total, 1) for name in order} if total else {}
+
+
+async def finish(
+    sampling: Sampling, timeout_s: float = 60, rules: list[Rule] | None = None
+) -> dict[str, Any]:
+    """Stop the sampler (SIGINT: py-spy then writes what it has) and summarise it (with
+    ``rules``: also the share of each category, :func:`categorise`)."""
     if sampling.proc is not None:
         if sampling.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -69,7 +100,8 @@ async def finish(sampling: Sampling, timeout_s: float = 60) -> dict[str, Any]:
             sampling.error = err.decode(errors="replace").strip()[-300:]
     text = sampling.out.read_text() if sampling.out.exists() else ""
     sampling.out.unlink(missing_ok=True)
-    return summarise(text) | ({"error": sampling.error} if sampling.error else {})
+    out = summarise(text) | ({"error": sampling.error} if sampling.error else {})
+    return out | ({"categories": categorise(text, rules)} if rules else {})
 
 
 def summarise(raw: str, top: int = TOP) -> dict[str, Any]:

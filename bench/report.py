@@ -302,7 +302,15 @@ def worker_md(d: dict[str, Any]) -> list[str]:
         md_table(HEAD, worker_section(d)[0]), "",
     ]  # fmt: skip
     if not (ok.get("throughput") and ok.get("cpu")):
-        out += honest.profile_block(d.get("profile"), "the worker process, throughput run",
+        prof = d.get("profile") or {}
+        if prof.get("categories"):
+            long, short = prof["categories"], prof.get("short_tasks_categories", {})
+            out += [f"Where the worker's samples went, by what is on their stack ({p['tokens']}-token tasks, then the "
+                    "same tasks with 2 tokens: what a task costs apart from its tokens; `PROFILE_RULES` in the bench); "
+                    "% of samples. \"other\": stacks py-spy cut short (asyncio internals only) and other threads.", "",
+                    *honest.md(("category", f"{p['tokens']} tokens", "2 tokens"),
+                               [(k, f"{v:.1f}", f"{short[k]:.1f}" if k in short else "") for k, v in long.items()]), ""]  # fmt: skip
+        out += honest.profile_block(prof or None, "the worker process, throughput run",
                                     "python -m bench.worker_bench --profile",
                                     "over one more throughput run after the measured rounds")  # fmt: skip
     return out

@@ -327,14 +327,41 @@ def cost_split(long: dict[str, Any], short: dict[str, Any]) -> dict[str, float]:
     }
 
 
+#: where the worker's samples go, by what is on their stack (first rule wins)
+PROFILE_RULES: list[profile.Rule] = [
+    ("event loop waiting for I/O", ("select (", "EpollSelector.select", "Runner.run"), ()),
+    ("the bench's own feed reads, task creation and enqueues", (),
+     ("wait_ended", "enqueue_cost", "appended_events", "enqueue_task", "create_tasks")),
+    ("model request: SDK, from create to the response's headers", (),
+     ("AsyncResponseContextManager.__aenter__", "ClientResponse.start", "ClientSession._request")),
+    ("model body: received, read and parsed into deltas", (),
+     ("OpenAIClient.stream_chat", "ResponseHandler.data_received")),
+    ("flusher: batches sent to Redis", (), ("Flusher.",)),
+    ("task set-up and end (lease, attempt, inbox, meta, ended)", (),
+     ("run_task (worker", "AttemptRunner._run ", "AttemptRunner._finished", "Lease", "TaskInbox.", "BaseAgent.take_input")),
+    ("agent and runner: an event per delta, appended", (),
+     ("AttemptRunner.", "LLMAgent.", "ToolAgent.", "HybridAgent.", "BaseAgent.", "StreamWriter.append")),
+    ("arq: claiming, running and finishing jobs", (), ("Worker.", "ResilientWorker.")),
+    ("Redis client I/O whose caller is not on the sampled stack", (),
+     ("AbstractConnection.", "_AsyncHiredisParser.", "Redis.", "Pipeline.", "Retry.", "BlockingConnectionPool.",
+      "ConnectionPool.")),
+]  # fmt: skip
+
+
 async def profiled_throughput(tasks: int, tokens: int) -> dict[str, Any]:
-    """py-spy samples of this process over one more throughput run, after the measured
-    rounds (the sampler's own CPU competes on this box, so no measured figure comes from it)."""
+    """py-spy samples of this process over one more throughput run, then one of the same
+    tasks with 2 tokens each, after the measured rounds (the sampler's own CPU competes on
+    this box, so no measured figure comes from it); each with its categories."""
     async with worker_stack(tasks) as (redis, settings, pool, model_pid, worker), worker:
         await worker_throughput(redis, settings, pool, model_pid, tasks, 2)
         sampling = await profile.start(os.getpid())
         await worker_throughput(redis, settings, pool, model_pid, tasks, tokens)
-        return await profile.finish(sampling)
+        out = await profile.finish(sampling, rules=PROFILE_RULES)
+        sampling = await profile.start(os.getpid())
+        for _ in range(3):  # 2-token tasks end fast: three runs for enough samples
+            await worker_throughput(redis, settings, pool, model_pid, tasks, 2)
+        short = await profile.finish(sampling, rules=PROFILE_RULES)
+        return out | {"short_tasks_categories": short.get("categories", {})}
 
 
 def spread(values: list[float]) -> dict[str, float]:
