@@ -227,7 +227,8 @@ async def test_agent_crash_ends_failed(
 async def test_task_timeout(
     config: WorkerConfig, llm: ScriptedLLMServer, store: TaskStore, reader: Reader, arq_pool: ArqRedis
 ) -> None:
-    async with running_worker(dataclasses.replace(config, task_timeout_s=1.0), llm):
+    # 3 s for a 10 s stream: time for its first tokens however loaded the machine
+    async with running_worker(dataclasses.replace(config, task_timeout_s=3.0), llm):
         task_id = await submit_task(store, arq_pool, input="[slow:100] [tokens:100] go", agent="llm")
         events = await until_completed(reader, task_id)
     completed = assert_well_formed(events)
