@@ -110,7 +110,7 @@ class WorkerProcess(Child):
             args = [sys.executable, "-m", "agentstream.cli", "worker", "--app", app]
         super().__init__(args, env, log_path, cwd)
 
-    async def ready(self, timeout_s: float = 20.0) -> None:
+    async def ready(self, timeout_s: float = 30.0) -> None:
         """Once the worker logged its start (it serves its queue from then on)."""
         async with asyncio.timeout(timeout_s):
             while "agentstream worker" not in self.log():
@@ -128,7 +128,7 @@ class ApiProcess(Child):
                 "--log-level", log_level]  # fmt: skip
         super().__init__(args, env, log_path)
 
-    async def ready(self, timeout_s: float = 20.0) -> None:
+    async def ready(self, timeout_s: float = 30.0) -> None:
         """Once ``/healthz`` answers 200."""
         async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=1.0) as client:
             while True:

@@ -64,6 +64,19 @@ async def scrape_when_idle(client: httpx.AsyncClient, url: str) -> dict[str, lis
             await asyncio.sleep(0.02)
 
 
+async def scrape_when_done(client: httpx.AsyncClient, url: str) -> dict[str, list[Any]]:
+    """The worker's scrape once its attempt has ended: the ``completed`` the client saw is
+    stored before the attempt returns, so a loaded worker may not have counted it out yet."""
+    async with asyncio.timeout(20):
+        while True:
+            scrape = await client.get(f"{url}/metrics")
+            assert scrape.status_code == 200
+            found = samples(scrape.text)
+            if value(found, "agentstream_worker_tasks_running") == 0:
+                return found
+            await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def scripted() -> AsyncIterator[ScriptedLLMServer]:
     async with ScriptedLLMServer(token_delay_s=0.0) as server:
@@ -104,9 +117,7 @@ async def test_a_task_through_real_processes_is_measured_and_logged_as_json(
                 assert frames[-1].json["status"] == "succeeded", [f.event for f in frames]
                 assert [f.event for f in frames].count("retry") == 1
                 api_scrape = await scrape_when_idle(client, api.url)
-                scrape = await client.get(f"http://127.0.0.1:{worker_port}/metrics")
-                assert scrape.status_code == 200
-                worker_scrape = samples(scrape.text)
+                worker_scrape = await scrape_when_done(client, f"http://127.0.0.1:{worker_port}")
 
     # the API: append -> delivery for every live event, submit -> first event once
     live = len([f for f in frames if f.event != "queued"])

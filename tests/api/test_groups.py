@@ -12,6 +12,7 @@ import httpx
 from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import Frame, completed, key_id, read_sse, run_worker, sse_frames, tokens
 from tests.api.server import Api, api_settings, serve, submit
+from tests.harness import eventually
 
 
 def url(task_id: str) -> str:
@@ -63,6 +64,14 @@ async def test_two_consumers_share_the_stream_disjointly(alice: httpx.AsyncClien
     task_id = await submit(alice)
     first = asyncio.create_task(consume_and_ack(alice, task_id, "c1"))
     second = asyncio.create_task(consume_and_ack(alice, task_id, "c2"))
+
+    async def both_reading() -> bool:
+        groups = (await alice.get(f"/v1/tasks/{task_id}/groups")).json()["groups"]
+        return bool(groups) and groups[0]["consumers"] == 2
+
+    # both in the group before the writes: a consumer that joined late would find the
+    # other had taken everything
+    await eventually(both_reading, timeout_s=20)
     store: TaskStore = api.services.store
     attempt = await store.open_attempt(key_id(task_id))
     async with store.writer(attempt) as writer:

@@ -12,6 +12,7 @@ import pytest
 from agentstream.streams import StreamsSettings, TaskStore
 from tests.api.helpers import completed, key_id, read_sse, result, run_worker, tokens
 from tests.api.server import Api, submit
+from tests.harness import eventually
 
 USAGE = {"type": "usage", "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 JSON = {"Accept": "application/json"}
@@ -118,10 +119,7 @@ async def test_starting_after_beyond_a_running_streams_end_waits_for_later_event
         for event in tokens(3):  # seqs 2-4
             await writer.write(event)
         reading = asyncio.create_task(read_sse(alice, url(task_id), params={"starting_after": "6"}))
-        for _ in range(500):
-            if api.services.hub.subscriptions == 1:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: _true(api.services.hub.subscriptions == 1), timeout_s=20)  # it waits
         for event in [*tokens(4, start=3), completed()]:  # seqs 5-9
             await writer.write(event)
     frames = await asyncio.wait_for(reading, 10)
@@ -148,3 +146,7 @@ async def test_starting_after_trimmed_history_gets_a_gap_first(
     assert await read_sse(alice, url(task_id), params={"starting_after": str(first_seq)}) == full[first_seq:]
     page = (await alice.get(url(task_id), params={"starting_after": "10"}, headers=JSON)).json()
     assert page["events"][0]["type"] == "gap" and page["events"][1]["sequence_number"] == first_seq
+
+
+async def _true(value: bool) -> bool:
+    return value

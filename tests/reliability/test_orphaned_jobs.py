@@ -32,7 +32,9 @@ from tests.reliability.paused_worker import TAKEN
 
 pytestmark = pytest.mark.reliability
 
-LEASE_S = 2
+#: 5 s: the taken job's key must still be there when the test reads its TTL, after the
+#: paused worker's report reached the test through its log (a loaded machine may be slow)
+LEASE_S = 5
 #: how long past the lease a second worker may take to finish the task: its start-up, one
 #: queue poll and a short scripted run, with room for a loaded 2-core machine. Without the
 #: fix the job stayed blocked for arq's job timeout + 10 s (680 s by default).

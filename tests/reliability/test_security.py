@@ -131,7 +131,7 @@ async def test_http_get_refuses_loopback_and_private_addresses_unless_allow_list
                                           or "only http" in outcome.error or "resolve" in outcome.error), outcome.error  # fmt: skip
                 refused += 1
         assert counter.connections == 0, "a refused fetch reached the loopback server"
-        allowed = default_registry(ToolSettings(http_get_allow=("127.0.0.1",), http_get_timeout_s=2))
+        allowed = default_registry(ToolSettings(http_get_allow=("127.0.0.1",), http_get_timeout_s=10))
         outcome = await allowed.call("http_get", {"url": f"http://127.0.0.1:{port}/"})
         assert outcome.success, outcome
         assert counter.connections == 1

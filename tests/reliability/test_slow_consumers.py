@@ -48,8 +48,10 @@ def stalled_client(port: int, task_id: str) -> socket.socket:
 
 
 def closed_by_server(sock: socket.socket, deadline_s: float = 10.0) -> bool:
-    """Drain the socket; ``True`` if the server ended the response (EOF)."""
-    sock.settimeout(0.5)
+    """Drain the socket; ``True`` if the server ended the response (EOF). A client is
+    counted as cut off just before its connection is closed: a loaded API process may
+    take a moment between the two, so a silence of up to 2 s is waited out."""
+    sock.settimeout(2.0)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:

@@ -21,6 +21,7 @@ from agentstream.streams import (
     UsageError,
 )
 from agentstream.streams.hub import _Shard
+from tests.harness import eventually
 from tests.streams.helpers import COMPLETED, lose_last, new_task, tokens
 
 
@@ -38,6 +39,10 @@ async def finished_task(store: TaskStore, n: int) -> str:
 
 async def collect(aiter: Any) -> list[tuple[str, dict[str, Any]]]:
     return [item async for item in aiter]
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_replay_pages_through_everything(
@@ -118,15 +123,16 @@ async def test_tail_follows_a_live_writer_to_completed(store: TaskStore, reader:
     assert seen[-1][1]["type"] == "completed"
 
 
-async def test_tail_dollar_sees_only_new_events(store: TaskStore, reader: Reader) -> None:
+async def test_tail_dollar_sees_only_new_events(store: TaskStore, reader: Reader, hub: ReaderHub) -> None:
     attempt = await new_task(store)
     writer = store.writer(attempt)
     await writer.write({"type": "token", "content": "old"})
     tail = reader.tail(attempt.task_id, after="$")
     first = asyncio.create_task(anext(tail))
-    await asyncio.sleep(0.05)
+    # subscribed: "$" was resolved before, so "new" is written after the point it names
+    await eventually(lambda: _true(hub.subscriptions == 1))
     await writer.write({"type": "token", "content": "new"})
-    _cursor, event = await asyncio.wait_for(first, 5)
+    _cursor, event = await asyncio.wait_for(first, 10)
     assert event["content"] == "new"
     await writer.append(COMPLETED)
     await writer.aclose()
@@ -137,11 +143,7 @@ async def test_tail_dollar_sees_only_new_events(store: TaskStore, reader: Reader
 async def test_many_tails_share_a_few_connections(store: TaskStore, reader: Reader, hub: ReaderHub) -> None:
     attempts = [await new_task(store) for _ in range(200)]
     tails = [asyncio.create_task(collect(reader.tail(a.task_id))) for a in attempts for _ in range(2)]
-    for _ in range(200):
-        if hub.subscriptions == len(tails):
-            break
-        await asyncio.sleep(0.01)
-    assert hub.subscriptions == len(tails)
+    await eventually(lambda: _true(hub.subscriptions == len(tails)), timeout_s=30)
     assert hub.connections <= 1  # 400 live readers, one blocking XREAD
     writers = [store.writer(a) for a in attempts]
     for round_ in range(5):
@@ -217,12 +219,13 @@ async def test_a_tail_survives_its_hub_connection_being_killed(
     tail = asyncio.create_task(collect(reader.tail(attempt.task_id)))
     writer = store.writer(attempt)
     await writer.write({"type": "token", "content": "before"})
-    for _ in range(200):
+
+    async def connected() -> bool:
         shard = next(iter(hub._shards.values()), None)
-        if shard is not None and shard.client_id is not None:
-            break
-        await asyncio.sleep(0.01)
-    assert shard is not None and shard.client_id is not None
+        return shard is not None and shard.client_id is not None
+
+    await eventually(connected, timeout_s=20)
+    shard = next(iter(hub._shards.values()))
     await redis.client_kill_filter(_id=shard.client_id)
     for event in tokens(20):
         await writer.append(event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from agentstream.streams import (
 )
 from agentstream.streams.flusher import flusher_for
 from agentstream.streams.writer import StreamWriter
+from tests.harness import eventually
 from tests.streams.helpers import COMPLETED, new_task, tokens
 
 
@@ -61,11 +61,11 @@ async def test_a_lone_event_goes_out_without_waiting_for_flush(
     attempt = await new_task(store)
     writer = store.writer(attempt)
     writer.append_nowait({"type": "token", "content": "now"})
-    for _ in range(200):
-        if await redis.xlen(settings.keys.events(attempt.task_id)) == 2:
-            break
-        await asyncio.sleep(0.005)
-    assert await redis.xlen(settings.keys.events(attempt.task_id)) == 2
+
+    async def stored() -> bool:
+        return await redis.xlen(settings.keys.events(attempt.task_id)) == 2
+
+    await eventually(stored)
     await writer.aclose()
 
 

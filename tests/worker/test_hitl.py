@@ -163,8 +163,9 @@ async def test_a_worker_killed_after_the_input_loses_nothing_and_runs_the_tool_o
 ) -> None:
     first = start_worker("first")
     async with api.client() as client:
-        # [slow:300]: the answer after the tool streams slowly, so the kill lands mid-answer
-        task_id = await submit(client, f"{DELETE} [slow:300]")
+        # [slow:300] [tokens:12]: the answer after the tool streams for 3.6 s, so the kill
+        # lands mid-answer even if this test is held up a few seconds after the first token
+        task_id = await submit(client, f"{DELETE} [slow:300] [tokens:12]")
         await wait_status(client, first, task_id, "waiting")
         meta = await api.services.store.meta(f"alice/{task_id}")
         assert meta is not None

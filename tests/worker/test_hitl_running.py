@@ -165,13 +165,15 @@ async def test_a_worker_killed_after_the_model_was_given_a_message_does_not_give
                     return
                 await asyncio.sleep(0.02)
 
-    # [slow:300]: the answer to the message streams slowly, so the kill lands in it
+    # [slow:300]: the answer to the message (15 words) streams for 4.5 s, so the kill lands
+    # in it even if this test is held up a few seconds after the first token
+    words = "slowly and steadily, a word at a time, to the end"
     seen, kinds = await message_across_a_kill(
-        api, start_worker, tmp_path, "[slow:300] slowly", before_kill=until_answering
+        api, start_worker, tmp_path, f"[slow:300] {words}", before_kill=until_answering
     )
     assert kinds.count("input_delivered") == 1 and kinds.count("retry") == 1
     assert kinds.index("input_delivered") < kinds.index("retry")
-    assert next(e for e in seen if e["type"] == "result")["output"] == "Turn 2: you said slowly."
+    assert next(e for e in seen if e["type"] == "result")["output"] == f"Turn 2: you said {words}."
 
 
 async def test_a_tool_that_asks_waits_without_a_worker_and_resumes_with_the_answers(

@@ -32,8 +32,14 @@ SLOW_PROMPT = "What is 17 * 23? [slow:100] [tokens:60]"
 
 
 @pytest.fixture
-def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer) -> dict[str, str]:
-    return child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(LEASE_S))
+def lease_s() -> float:
+    """The workers' lease (a test parametrizes it to have its own)."""
+    return LEASE_S
+
+
+@pytest.fixture
+def worker_env(settings: StreamsSettings, llm: ScriptedLLMServer, lease_s: float) -> dict[str, str]:
+    return child_env(settings.redis_url, settings.prefix, llm.base_url, AGENTSTREAM_LEASE_S=str(lease_s))
 
 
 @pytest.fixture
@@ -111,14 +117,17 @@ async def test_sigkilled_worker_task_is_recovered_by_the_other(
         else:  # the survivor ran it from the start
             assert [e["type"] for e in events].count("completed") == 1
     # the survivor clears its lease from the meta once the job returns (polled: no event)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):
         while await store.redis.hget(store.keys.meta(task_ids[0]), "lease_owner"):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     assert survivor.proc.poll() is None
 
 
+# A lease long enough that a handover (about the 1 s grace) and a lapse (a lease after the
+# last renewal, which came at most a third of it before the stop) are 10 s apart.
+@pytest.mark.parametrize("lease_s", [20.0])
 async def test_sigterm_hands_the_task_over_without_waiting_for_the_lease(
-    workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis
+    workers: list[WorkerProcess], store: TaskStore, reader: Reader, arq_pool: ArqRedis, lease_s: float
 ) -> None:
     await asyncio.gather(*(w.ready() for w in workers))
     task_id = await submit_task(store, arq_pool, input=SLOW_PROMPT, agent="hybrid")
@@ -129,7 +138,7 @@ async def test_sigterm_hands_the_task_over_without_waiting_for_the_lease(
     # arq gives the task the 1 s grace to finish (it cannot), then cancels it: the attempt
     # flushes, arq deletes the in-progress key and leaves the job queued, so the other
     # worker resumes it at once instead of after the lease
-    assert await seconds_until_retry(reader, task_id, stopped_at) < LEASE_S
+    assert await seconds_until_retry(reader, task_id, stopped_at) < lease_s / 2
     assert await victim.exited(10) == 0
     events = await until_completed(reader, task_id, 30)
     assert_recovered_stream(events)
