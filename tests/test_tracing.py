@@ -4,6 +4,7 @@ OpenTelemetry's in-memory exporter; and tracing that does nothing without OpenTe
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -166,3 +167,34 @@ def test_the_exporter_setting_is_checked() -> None:
     assert configure_tracing("svc", {}) is False
     with pytest.raises(ValueError, match="console, otlp or none"):
         configure_tracing("svc", {"AGENTSTREAM_OTEL_EXPORTER": "jaeger"})
+
+
+FRESH_PROVIDER = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from agentstream.telemetry import tracing
+assert not tracing.tracing_enabled()  # no provider yet (and the fast answer says so)
+trace.set_tracer_provider(TracerProvider())
+assert tracing.tracing_enabled()  # at once, no delay
+print("ok")
+"""
+
+ENV_PROVIDER = """
+from agentstream.telemetry import tracing
+assert tracing.tracing_enabled()  # the provider the environment names is loaded when asked
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "env"),
+    [(FRESH_PROVIDER, {}), (ENV_PROVIDER, {"OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"})],
+    ids=["set-in-code", "named-by-the-environment"],
+)
+def test_tracing_is_on_as_soon_as_a_provider_is_set_or_named(code: str, env: dict[str, str]) -> None:
+    clean = {k: v for k, v in os.environ.items() if k != "OTEL_PYTHON_TRACER_PROVIDER"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean | env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
