@@ -49,6 +49,9 @@ ENVELOPE: frozenset[str] = frozenset({"type", "task_id", "seq", "attempt", "time
 #: types whose payload is the bare ``content`` string (the hot path of a stream)
 RAW_TYPES: frozenset[str] = frozenset({"token", "thinking_token"})
 
+#: the keys of a raw event that its entry's fixed fields hold
+_RAW_PLAIN: frozenset[str] = ENVELOPE | {"content"}
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TYPE_LEN = 64
 
@@ -123,7 +126,9 @@ def encode(event: Mapping[str, Any]) -> EncodedEvent:
         content = event.get("content")
         if not isinstance(content, str):
             raise InvalidEvent(f"{kind} event needs a string 'content'")
-        rest = {k: v for k, v in event.items() if k not in ENVELOPE and k != "content"}
+        if event.keys() <= _RAW_PLAIN:  # a plain token: nothing beside content to keep
+            return EncodedEvent(kind, ts_us, agent, content, "")
+        rest = {k: v for k, v in event.items() if k not in _RAW_PLAIN}
         return EncodedEvent(kind, ts_us, agent, content, _dumps(rest) if rest else "")
     payload = {k: v for k, v in event.items() if k not in ENVELOPE}
     return EncodedEvent(kind, ts_us, agent, _dumps(payload), "")
