@@ -41,6 +41,11 @@ class TurnAccumulator:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
 
+    def add_text(self, content: str) -> str:
+        """Record a text delta's content (what :meth:`feed` does for a `TextDelta`)."""
+        self._text.append(content)
+        return content
+
     def feed(self, delta: ModelDelta) -> dict[str, Any] | None:
         """Record a delta; return `{"type": ..., fields...}` for its event, if it has one."""
         match delta:
