@@ -81,14 +81,18 @@ async def client_list_count(redis: Any) -> int:
 
 
 @contextlib.asynccontextmanager
-async def api_process(url: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[tuple[str, int]]:
+async def api_process(
+    url: str, extra_env: dict[str, str] | None = None, code: str = API_CODE
+) -> AsyncIterator[tuple[str, int]]:
+    """An API process on a free port (``code``: how it starts, ``{port}`` filled in),
+    with this bench's limits: (base URL, pid) once healthy."""
     port = free_port()
     env = {
         "REDIS_URL": url, "AGENTSTREAM_PREFIX": PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
         "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT": "20000",
         "AGENTSTREAM_API_KEYS": "", **(extra_env or {}),
     }  # fmt: skip
-    code = "import bench.sse_load as b; b.raise_nofile(); " + API_CODE.format(port=port)
+    code = "import bench.sse_load as b; b.raise_nofile(); " + code.format(port=port)
     proc = await spawn("-c", code, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

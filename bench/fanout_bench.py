@@ -29,15 +29,14 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bench import api_bench, profile, provenance, sse_load
-from bench.procs import read_line, rss_kb, spawn, stop_child, wait_healthy
-from tests.redis_server import free_port, redis_node
+from bench.procs import read_line, rss_kb, spawn, stop_child
+from tests.redis_server import redis_node
 
 RESULTS = Path(__file__).parent / "results"
 PER_TASK = 25
@@ -149,24 +148,9 @@ API_CODE = (
 )
 
 
-@contextlib.asynccontextmanager
-async def api_process(url: str) -> AsyncIterator[tuple[str, int]]:
+def api_process(url: str) -> contextlib.AbstractAsyncContextManager[tuple[str, int]]:
     """``api_bench.api_process`` with the deployed protocol: (base URL, pid) once healthy."""
-    port = free_port()
-    env = {
-        "REDIS_URL": url, "AGENTSTREAM_PREFIX": sse_load.PREFIX, "AGENTSTREAM_RATE_LIMIT": "0",
-        "AGENTSTREAM_MAX_SSE_CLIENTS": "20000", "AGENTSTREAM_MAX_SSE_CLIENTS_PER_TENANT": "20000",
-        "AGENTSTREAM_API_KEYS": "",
-    }  # fmt: skip
-    proc = await spawn(
-        "-c", "import bench.sse_load as b; b.raise_nofile(); " + API_CODE.format(port=port), env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(base, proc)
-        yield base, proc.pid
-    finally:
-        await stop_child(proc)
+    return api_bench.api_process(url, code=API_CODE)
 
 
 async def api_run(url: str, redis: Redis, clients: int, seconds: float, with_profile: bool) -> dict[str, Any]:

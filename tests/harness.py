@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from arq import ArqRedis, create_pool
+from arq import ArqRedis, Worker, create_pool
 
 from agentstream.streams import Reader, TaskStore
 from agentstream.worker.config import WorkerConfig
@@ -80,3 +80,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, f"condition not reached in {timeout_s} s"
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def worker_task(worker: Worker, poll_delay_s: float) -> AsyncIterator[asyncio.Task[None]]:
+    """Run an in-process arq ``worker``; yields the task running it. On exit it stops as
+    arq's SIGTERM handling and ``Worker.run()`` do: stop taking jobs, end the poll loop once
+    its current iteration is over (cancelling it inside arq's WATCH pipeline in
+    ``start_jobs`` leaks that pipeline's connection), and only then let ``close()`` cancel
+    the running jobs and close the pool."""
+    main = asyncio.create_task(worker.async_run())
+    try:
+        yield main
+    finally:
+        worker.allow_pick_jobs = False
+        await asyncio.sleep(poll_delay_s * 3)
+        main.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.wait([main])
+            await worker.close()

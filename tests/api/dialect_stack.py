@@ -15,6 +15,7 @@ from agentstream.worker.jobs import DEPS_KEY
 from agentstream.worker.scripted_llm import ScriptedLLMServer
 from agentstream.worker.settings import WorkerConfig, create_worker
 from tests.api.server import Api, api_settings, serve
+from tests.harness import worker_task
 
 _STARTUP_S = 20.0
 
@@ -28,23 +29,13 @@ async def running_worker(settings: StreamsSettings, queue: str, model_url: str) 
         env, streams=settings, queue_name=queue, poll_delay_s=0.05, retry_backoff_s=0.05
     )
     worker = create_worker(config, handle_signals=False)
-    main = asyncio.create_task(worker.async_run())
-    try:
+    async with worker_task(worker, config.poll_delay_s) as main:
         async with asyncio.timeout(_STARTUP_S):
             while DEPS_KEY not in worker.ctx:
                 if main.done():
                     main.result()
                 await asyncio.sleep(0.01)
         yield
-    finally:
-        # As arq's own SIGTERM handling: stop taking jobs, let the poll loop finish its
-        # iteration, then cancel it and close (which cancels running jobs).
-        worker.allow_pick_jobs = False
-        await asyncio.sleep(config.poll_delay_s * 3)
-        main.cancel()
-        async with asyncio.timeout(10):
-            await asyncio.wait([main])
-            await worker.close()
 
 
 @contextlib.asynccontextmanager

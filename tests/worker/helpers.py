@@ -3,7 +3,6 @@ a finished task's stream, and an openai client to the scripted model."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from agentstream.worker.llm import ModelSettings, OpenAIClient
 from agentstream.worker.scripted import ScriptedLLMServer
 from agentstream.worker.settings import create_worker
 from agentstream.worker.tools import ToolRegistry, ToolSettings, default_registry
-from tests.harness import Events
+from tests.harness import Events, worker_task
 
 # --------------------------------------------------------------------------- arq worker
 
@@ -52,20 +51,8 @@ async def running_worker(
         )
 
     worker = create_worker(config, handle_signals=False, on_startup=on_startup)
-    main = asyncio.create_task(worker.async_run())
-    try:
+    async with worker_task(worker, config.poll_delay_s):
         yield worker
-    finally:
-        # As arq's SIGTERM handling and Worker.run() do: stop taking jobs, end the poll loop
-        # once its current iteration is over (cancelling it inside arq's WATCH pipeline in
-        # start_jobs leaks that pipeline's connection), and only then let close() cancel the
-        # running jobs and close the pool.
-        worker.allow_pick_jobs = False
-        await asyncio.sleep(config.poll_delay_s * 3)
-        main.cancel()
-        async with asyncio.timeout(10):
-            await asyncio.wait([main])
-            await worker.close()
 
 
 def assert_well_formed(events: Events) -> dict[str, Any]:
