@@ -50,8 +50,7 @@ class TurnAccumulator:
         """Record a delta; return `{"type": ..., fields...}` for its event, if it has one."""
         match delta:
             case TextDelta(content=content):
-                self._text.append(content)
-                return {"type": "token", "content": content}
+                return {"type": "token", "content": self.add_text(content)}
             case ThinkingDelta(content=content):
                 self._thinking.append(content)
                 return {"type": "thinking_token", "content": content}
