@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,3 +21,8 @@ def provenance(quick: bool) -> dict[str, Any]:
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_end": os.getloadavg(),
     }
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min, max and count of repeated measurements (each bench's rounds)."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}

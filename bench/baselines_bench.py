@@ -48,7 +48,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import time
 import uuid
 from collections import deque
@@ -63,7 +62,7 @@ from redis.client import NEVER_DECODE
 
 from agentstream.streams import Reader, StreamsSettings, TaskStore, create_redis
 from agentstream.streams.codec import EncodedEvent, encode
-from bench import profile, provenance
+from bench import profile, provenance, spread
 from bench.streams_bench import BATCH, fenced_writer, finished_task, redis_py_xrange, token
 from tests.redis_server import redis_node
 
@@ -347,10 +346,6 @@ def replay_runs(
         "reader_replay": reader_replay,
         "reader_replay_pages": reader_replay_pages,
     }
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 async def rounds(

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench import api_bench, profile, provenance, sse_load
+from bench import api_bench, profile, provenance, spread, sse_load
 from bench.procs import read_line, rss_kb, spawn, stop_child
 from tests.redis_server import redis_node
 
@@ -192,10 +191,6 @@ async def one_cell(url: str, redis: Redis, n: int, seconds: float, with_profile:
     cell["ratio_api_vs_floor_4"] = api_us / cell["floor_4"]["cpu_us_per_delivery"]
     cell["loadavg_after"] = os.getloadavg()
     return cell
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def summarise(cells: list[dict[str, Any]], n: int) -> dict[str, Any]:

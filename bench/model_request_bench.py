@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import functools
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import openai
 
 from agentstream.worker.model import ModelSettings, OpenAIClient
-from bench import provenance
+from bench import provenance, spread
 from bench.procs import read_line, spawn, stop_child
 
 RESULTS = Path(__file__).parent / "results"
@@ -87,10 +86,6 @@ async def timed(n: int, call: Any) -> float:
     for _ in range(n):
         await call()
     return (time.process_time() - cpu0) / n * 1e6
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 async def run(requests: int, rounds: int) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import sys
 import time
 import uuid
@@ -46,7 +45,7 @@ from arq.connections import ArqRedis
 from agentstream.streams import Reader, ReaderHub, StreamsSettings, TaskStore, create_redis
 from agentstream.streams.codec import now_us
 from agentstream.worker.enqueue import enqueue_task
-from bench import machine, profile, provenance
+from bench import machine, profile, provenance, spread
 from bench.procs import process_cpu_s, read_line, redis_cpu_s, render, spawn, stop_child
 from bench.streams_bench import percentiles
 from bench.worker_common import (
@@ -362,10 +361,6 @@ async def profiled_throughput(tasks: int, tokens: int) -> dict[str, Any]:
             await worker_throughput(redis, settings, pool, model_pid, tasks, 2)
         short = await profile.finish(sampling, rules=PROFILE_RULES)
         return out | {"short_tasks_categories": short.get("categories", {})}
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

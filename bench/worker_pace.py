@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from arq.connections import ArqRedis
 from agentstream.streams import StreamsSettings, TaskStore
 from agentstream.worker.config import WorkerConfig
 from agentstream.worker.enqueue import enqueue_task
-from bench import procs, profile, provenance
+from bench import procs, profile, provenance, spread
 from bench import worker_common as wc
 
 RESULTS = Path(__file__).parent / "results"
@@ -134,10 +133,6 @@ async def run(tasks: int, tokens: int, slow_ms: int, with_profile: bool = False)
         "writer (writer column) from the first enqueue / append to the last `ended`, per event appended "
         "(status, tokens, usage, result, completed); the scripted model runs in its own process",
     }  # fmt: skip
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 def sizes_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
