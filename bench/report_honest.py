@@ -108,17 +108,15 @@ def replay_rows(d: dict[str, Any]) -> list[str]:
     rc, rr, best = rep["columns"], rep["ratios_ours_over"], d["best_lists_reader"]
     target = d["targets"]["replay_vs_best_lists_reader_min"]
     floor = rr[best]["per_s"]
-    pr = rep.get("pages_ratios_over", {})
-    pages = pr.get(best, {}).get("per_s")
+    pr = rep["pages_ratios_over"]
+    pages = pr[best]["per_s"]
     rows = []
     for name, label in REPLAY_LABELS.items():
-        if name not in rc:  # a JSON from before this column
-            continue
         c, r, q = rc[name], rr.get(name), pr.get(name)
         mark = (f">= {target:g}x", verdict(floor["median"] >= target)) if name == best else ("", "")
         rows.append((label + (" **(best floor)**" if name == best else ""), spread(c["per_s"], 0, ""),
                      spread(c["client_cpu_us"], 2, ""), spread(r["per_s"]) if r else "(ours)",
-                     spread(q["per_s"]) if q else ("(ours)" if pr else ""), *mark))  # fmt: skip
+                     spread(q["per_s"]) if q else "(ours)", *mark))  # fmt: skip
     out = [
         f"Replay of one finished stream of {p['replay_events']:,} events, pages of {p.get('page_size', 1000):,} "
         "entries in every column (`--page-size`; why this size: `REPLAY_PAGE` in the bench), "
@@ -131,7 +129,7 @@ def replay_rows(d: dict[str, Any]) -> list[str]:
              "Reader.replay_pages/this events/s", "target", "met?"), rows), "",
         f"Against the best parsed-lists reader of this run ({REPLAY_LABELS[best]}): Reader.replay {spread(floor)} "
         f"of its throughput; target >= {target:g}x: {verdict(floor['median'] >= target)}"
-        + (f". Reader.replay_pages, the same events a page at a time: {spread(pages)}." if pages else "."), "",
+        + f". Reader.replay_pages, the same events a page at a time: {spread(pages)}.", "",
     ]  # fmt: skip
     if floor["median"] < target:
         out += profile_block(d.get("replay_profile"), "Reader.replay (this bench's process)",
